@@ -1,0 +1,300 @@
+"""The command line: `mnist-tui run|list|runs|show|diff`, and the TUI with no command.
+
+A thin face over the core: it parses options, calls runner/catalog/diff, and prints.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+
+from mnist_tui import fmt
+from mnist_tui.errors import MnistTuiError
+
+app = typer.Typer(
+    name="mnist-tui",
+    help="Terminal experiment console for MNIST / Fashion-MNIST studies. "
+    "With no command, opens the interactive console.",
+    no_args_is_help=False,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode="rich",
+)
+console = Console()
+err = Console(stderr=True)
+
+DataDir = Annotated[
+    Path | None,
+    typer.Option("--data-dir", help="Dataset root (torchvision layout). Env: MNIST_TUI_DATA.",
+                 show_default=False),
+]
+RunsDir = Annotated[
+    Path | None,
+    typer.Option("--runs-dir", help="Run store. Env: MNIST_TUI_RUNS. Default: ./runs",
+                 show_default=False),
+]
+ExpDir = Annotated[
+    Path | None,
+    typer.Option("--experiments-dir", help="Experiment definitions. Env: MNIST_TUI_EXPERIMENTS.",
+                 show_default=False),
+]
+JsonOut = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
+
+
+def _dirs(experiments_dir: Path | None, runs_dir: Path | None) -> tuple[Path, Any]:
+    from mnist_tui.spec import default_experiments_dir
+    from mnist_tui.store import RunStore, default_runs_dir
+
+    return experiments_dir or default_experiments_dir(), RunStore(default_runs_dir(runs_dir))
+
+
+def _print_json(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, indent=2, sort_keys=True, default=str) + "\n")
+
+
+@app.callback(invoke_without_command=True)
+def _root(
+    ctx: typer.Context,
+    data_dir: DataDir = None,
+    runs_dir: RunsDir = None,
+    experiments_dir: ExpDir = None,
+) -> None:
+    if ctx.invoked_subcommand is not None:
+        # the global directory options also apply to subcommands that leave them unset
+        ctx.obj = {"data_dir": data_dir, "runs_dir": runs_dir, "experiments_dir": experiments_dir}
+        return
+    try:
+        from mnist_tui.tui.app import run_app
+    except ImportError as exc:  # pragma: no cover - textual is a dependency
+        raise MnistTuiError(f"the console needs textual: {exc}") from None
+    run_app(data_dir=data_dir, runs_dir=runs_dir, experiments_dir=experiments_dir)
+
+
+def _global(ctx: typer.Context, key: str, value: Any) -> Any:
+    if value is not None:
+        return value
+    return (ctx.obj or {}).get(key) if ctx.obj else None
+
+
+# ----------------------------------------------------------------------------- run
+
+
+@app.command()
+def run(
+    ctx: typer.Context,
+    experiments: Annotated[list[str], typer.Argument(help="Experiment names or TOML files.")],
+    set_: Annotated[
+        list[str] | None,
+        typer.Option("-S", "--set", help="Override a key, e.g. -S optim.lr=0.01 (repeatable)."),
+    ] = None,
+    epochs: Annotated[int | None, typer.Option(help="Shortcut for -S train.epochs=N.")] = None,
+    seed: Annotated[int | None, typer.Option(help="Shortcut for -S train.seed=N.")] = None,
+    device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",
+    data_dir: DataDir = None,
+    runs_dir: RunsDir = None,
+    experiments_dir: ExpDir = None,
+    download: Annotated[
+        bool, typer.Option("--download/--no-download", help="Download missing datasets.")
+    ] = True,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
+    json_out: JsonOut = False,
+) -> None:
+    """Train experiments and store the runs; prints reported vs reproduced accuracy."""
+    from mnist_tui.render import RunProgress, run_summary_table
+    from mnist_tui.runner import run_experiment
+    from mnist_tui.spec import load_experiment
+
+    exp_dir, store = _dirs(
+        _global(ctx, "experiments_dir", experiments_dir), _global(ctx, "runs_dir", runs_dir)
+    )
+    data_dir = _global(ctx, "data_dir", data_dir)
+    overrides = list(set_ or [])
+    if epochs is not None:
+        overrides.append(f"train.epochs={epochs}")
+    if seed is not None:
+        overrides.append(f"train.seed={seed}")
+    # validate everything before training anything
+    specs = [load_experiment(e, exp_dir, overrides) for e in experiments]
+    results = []
+    failed = False
+    for spec in specs:
+        progress = RunProgress(console, enabled=not quiet and not json_out)
+        try:
+            with progress:
+                info = run_experiment(
+                    spec, store, device=device, data_dir=data_dir, download=download,
+                    on_event=progress.on_event,
+                )
+        except KeyboardInterrupt:
+            err.print("[yellow]interrupted[/]: the run is stored as killed")
+            raise typer.Exit(130) from None
+        results.append((spec, info))
+        if info.status != "completed":
+            failed = True
+            err.print(f"[red]{info.experiment}/{info.id} {info.status}[/]: "
+                      f"{escape(str(info.summary.get('reason', '')))}")
+    if json_out:
+        _print_json([{"experiment": s.name, "run": i.id, **i.summary} for s, i in results])
+    else:
+        console.print(run_summary_table(results))
+    if failed:
+        raise typer.Exit(1)
+
+
+# ----------------------------------------------------------------------------- list / runs
+
+
+@app.command("list")
+def list_(
+    ctx: typer.Context,
+    runs_dir: RunsDir = None,
+    experiments_dir: ExpDir = None,
+    json_out: JsonOut = False,
+) -> None:
+    """Experiments with dataset, model, parameters, epochs, reported and best reproduced accuracy."""
+    from mnist_tui.catalog import experiment_rows
+    from mnist_tui.render import experiments_table
+
+    exp_dir, store = _dirs(
+        _global(ctx, "experiments_dir", experiments_dir), _global(ctx, "runs_dir", runs_dir)
+    )
+    rows = experiment_rows(exp_dir, store)
+    if json_out:
+        _print_json([
+            {
+                "name": r.name,
+                "error": r.error,
+                "dataset": r.spec.data.dataset if r.spec else None,
+                "model": r.spec.model.name if r.spec else None,
+                "parameters": r.parameters,
+                "epochs": r.spec.train.epochs if r.spec else None,
+                "reported_test_acc": r.spec.reference.test_accuracy if r.spec else None,
+                "best_test_acc": r.best_run.final("test_acc") if r.best_run else None,
+                "best_run": r.best_run.id if r.best_run else None,
+                "runs": len(r.runs),
+            }
+            for r in rows
+        ])
+        return
+    console.print(experiments_table(rows))
+    broken = [r for r in rows if r.error]
+    for r in broken:
+        err.print(f"[red]{r.name}[/]: {escape(r.error or '')}")
+    if broken:
+        raise typer.Exit(2)
+
+
+@app.command()
+def runs(
+    ctx: typer.Context,
+    experiment: Annotated[str | None, typer.Argument(help="Only this experiment's runs.")] = None,
+    runs_dir: RunsDir = None,
+    limit: Annotated[int, typer.Option(help="Show at most N runs (0 = all).")] = 0,
+    json_out: JsonOut = False,
+) -> None:
+    """Stored runs, newest first (ids accept a unique prefix; 1 = newest)."""
+    from mnist_tui.render import runs_table
+
+    _, store = _dirs(None, _global(ctx, "runs_dir", runs_dir))
+    infos = store.runs(experiment)
+    if limit:
+        infos = infos[:limit]
+    if json_out:
+        _print_json([{**r.summary, "id": r.id, "experiment": r.experiment, "status": r.status}
+                     for r in infos])
+        return
+    console.print(runs_table(infos))
+    for path in store.damaged():
+        err.print(f"[yellow]skipped damaged run directory[/] {path}")
+
+
+# ----------------------------------------------------------------------------- show / diff
+
+
+@app.command()
+def show(
+    ctx: typer.Context,
+    ref: Annotated[str, typer.Argument(help="Experiment name, TOML file, run id or recency (1 = newest).")],
+    runs_dir: RunsDir = None,
+    experiments_dir: ExpDir = None,
+    json_out: JsonOut = False,
+) -> None:
+    """An experiment's resolved definition and runs, or a run's epochs, classes and confusion."""
+    from mnist_tui.catalog import resolve_subject
+    from mnist_tui.render import show_subject
+
+    exp_dir, store = _dirs(
+        _global(ctx, "experiments_dir", experiments_dir), _global(ctx, "runs_dir", runs_dir)
+    )
+    subject = resolve_subject(ref, exp_dir, store)
+    if json_out:
+        out: dict[str, Any] = {"kind": subject.kind, "label": subject.label,
+                               "spec": subject.spec.to_dict()}
+        if subject.run is not None:
+            out["summary"] = {**subject.run.summary, "status": subject.run.status}
+            out["metrics"] = subject.run.metrics()
+        else:
+            out["inherited"] = sorted(subject.spec.inherited)
+            out["runs"] = [{**r.summary, "status": r.status} for r in store.runs(subject.spec.name)]
+        _print_json(out)
+        return
+    show_subject(console, subject, store)
+
+
+@app.command()
+def diff(
+    ctx: typer.Context,
+    a: Annotated[str, typer.Argument(help="Experiment or run.")],
+    b: Annotated[str, typer.Argument(help="Experiment or run.")],
+    all_: Annotated[bool, typer.Option("--all", help="Show unchanged keys too.")] = False,
+    runs_dir: RunsDir = None,
+    experiments_dir: ExpDir = None,
+    json_out: JsonOut = False,
+    md: Annotated[bool, typer.Option("--md", help="Markdown output.")] = False,
+) -> None:
+    """What differs between two experiments or runs: definition keys and results."""
+    from mnist_tui.catalog import resolve_subject
+    from mnist_tui.diff import MISSING, diff_definitions, result_deltas
+    from mnist_tui.render import diff_markdown, print_diff
+
+    exp_dir, store = _dirs(
+        _global(ctx, "experiments_dir", experiments_dir), _global(ctx, "runs_dir", runs_dir)
+    )
+    sa, sb = resolve_subject(a, exp_dir, store), resolve_subject(b, exp_dir, store)
+    changes = diff_definitions(sa.spec.definition(), sb.spec.definition(), include_same=all_)
+    deltas = result_deltas(sa.results(), sb.results())
+    if json_out:
+        _print_json({
+            "a": sa.label,
+            "b": sb.label,
+            "definition": [
+                {"key": c.key, "a": None if c.a is MISSING else c.a,
+                 "b": None if c.b is MISSING else c.b, "changed": c.changed}
+                for c in changes
+            ],
+            "results": [{"figure": d.label, "a": d.a, "b": d.b, "delta": d.delta} for d in deltas],
+        })
+        return
+    if md:
+        sys.stdout.write(diff_markdown(sa, sb, changes, deltas))
+        return
+    print_diff(console, sa, sb, changes, deltas)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console entry point: user errors print one clear message and exit non-zero."""
+    try:
+        app(args=argv, prog_name="mnist-tui")
+    except MnistTuiError as exc:
+        err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False)
+        raise SystemExit(exc.exit_code) from None
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,356 @@
+"""The run store: one directory per run, written so that readers never see half a file.
+
+    runs/<experiment>/<run-id>/
+        spec.toml        resolved experiment (the exact definition that ran)
+        summary.json     status, figures, timings (rewritten atomically)
+        metrics.jsonl    one line per epoch, appended and flushed
+        env.json         versions, device, seed, command line, git commit
+        best.pt last.pt  checkpoints (weights + spec; last also optimizer and RNG state)
+
+Statuses: queued, running, completed, failed, killed, interrupted. A run whose summary
+says running but whose process is gone reads as interrupted.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import platform
+import re
+import secrets
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from mnist_tui.errors import StoreError, did_you_mean
+
+STATUSES = ("queued", "running", "completed", "failed", "killed", "interrupted")
+ACTIVE = ("queued", "running")
+RUN_ID = re.compile(r"^[0-9a-f]{8}$")
+SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
+
+
+def default_runs_dir(explicit: str | Path | None = None) -> Path:
+    """`--runs-dir`, else `MNIST_TUI_RUNS`, else ./runs."""
+    if explicit:
+        return Path(explicit).expanduser()
+    return Path(os.environ.get("MNIST_TUI_RUNS") or "runs")
+
+
+def write_json_atomic(path: Path, data: Any) -> None:
+    """Write to a temporary file, fsync, then rename over: readers see old or new, never half."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with tmp.open("w", encoding="utf-8") as fh:
+            json.dump(data, fh, indent=1, sort_keys=True, allow_nan=True)
+            fh.write("\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise StoreError(f"cannot write {path}: {exc.strerror or exc}") from None
+
+
+def read_json(path: Path) -> Any:
+    with path.open(encoding="utf-8") as fh:
+        return json.load(fh)
+
+
+def read_metrics(path: Path) -> list[dict[str, Any]]:
+    """Rows of metrics.jsonl; a torn last line (a run killed mid-write) is ignored."""
+    rows: list[dict[str, Any]] = []
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return rows
+    for line in text.splitlines():
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(row, dict):
+            rows.append(row)
+    return rows
+
+
+def pid_alive(pid: int) -> bool:
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # a zombie (exited, not yet reaped) is gone for our purposes
+    with contextlib.suppress(OSError):
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        if stat.rsplit(")", 1)[-1].split()[0] == "Z":
+            return False
+    return True
+
+
+@dataclass
+class RunInfo:
+    """A run as read from disk."""
+
+    id: str
+    experiment: str
+    path: Path
+    summary: dict[str, Any]
+
+    @property
+    def status(self) -> str:
+        s = self.summary.get("status", "interrupted")
+        if s == "running" and self.summary.get("host") == socket.gethostname():
+            pid = self.summary.get("pid")
+            if not isinstance(pid, int) or not pid_alive(pid):
+                return "interrupted"
+        return s
+
+    @property
+    def created(self) -> float:
+        return float(self.summary.get("created", 0.0))
+
+    @property
+    def group(self) -> str | None:
+        return self.summary.get("group")
+
+    @property
+    def seed(self) -> int | None:
+        return self.summary.get("seed")
+
+    def final(self, key: str) -> float | None:
+        return (self.summary.get("final") or {}).get(key)
+
+    def best(self, key: str) -> float | None:
+        return (self.summary.get("best") or {}).get(key)
+
+    def metrics(self) -> list[dict[str, Any]]:
+        return read_metrics(self.path / "metrics.jsonl")
+
+    def spec_path(self) -> Path:
+        return self.path / "spec.toml"
+
+    def duration(self) -> float | None:
+        return self.summary.get("wall_seconds")
+
+
+class RunHandle:
+    """Writes one run's files. Every write leaves the directory readable."""
+
+    def __init__(self, path: Path, summary: dict[str, Any]) -> None:
+        self.path = path
+        self.id = path.name
+        self.summary = summary
+
+    def update(self, **fields: Any) -> None:
+        self.summary.update(fields)
+        write_json_atomic(self.path / "summary.json", self.summary)
+
+    def append_metrics(self, row: dict[str, Any]) -> None:
+        line = json.dumps(row, sort_keys=True) + "\n"
+        try:
+            with (self.path / "metrics.jsonl").open("a", encoding="utf-8") as fh:
+                fh.write(line)
+                fh.flush()
+                os.fsync(fh.fileno())
+        except OSError as exc:
+            raise StoreError(f"cannot append to {self.path / 'metrics.jsonl'}: {exc.strerror}") from None
+
+    def save_checkpoint(self, kind: str, state: dict[str, Any]) -> None:
+        import torch
+
+        target = self.path / f"{kind}.pt"
+        tmp = target.with_name(f".{kind}.pt.tmp")
+        try:
+            torch.save(state, tmp)
+            os.replace(tmp, target)
+        except (OSError, RuntimeError) as exc:
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+            raise StoreError(f"cannot write checkpoint {target}: {exc}") from None
+
+    def info(self) -> RunInfo:
+        return RunInfo(self.id, self.summary.get("experiment", ""), self.path, self.summary)
+
+
+def git_commit(cwd: Path | None = None) -> str | None:
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            cwd=cwd,
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=False,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    if out.returncode != 0:
+        return None
+    commit = out.stdout.strip()
+    dirty = subprocess.run(
+        ["git", "status", "--porcelain", "--untracked-files=no"],
+        cwd=cwd, capture_output=True, text=True, timeout=5, check=False,
+    ).stdout.strip()
+    return commit + ("-dirty" if dirty else "")
+
+
+def environment(device: str, seed: int) -> dict[str, Any]:
+    import torch
+    import torchvision
+
+    from mnist_tui import __version__
+
+    return {
+        "mnist_tui": __version__,
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "torchvision": torchvision.__version__,
+        "cuda": torch.version.cuda,
+        "device": device,
+        "seed": seed,
+        "host": socket.gethostname(),
+        "platform": platform.platform(),
+        "command": sys.argv,
+        "cwd": str(Path.cwd()),
+        "git_commit": git_commit(),
+    }
+
+
+class RunStore:
+    """All runs under one root directory."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+
+    def _ensure_root(self) -> None:
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StoreError(f"cannot create the runs directory {self.root}: {exc.strerror}") from None
+        if not os.access(self.root, os.W_OK):
+            raise StoreError(f"the runs directory {self.root} is not writable")
+
+    def create(
+        self,
+        experiment: str,
+        spec_toml: str,
+        *,
+        status: str = "running",
+        seed: int = 0,
+        group: str | None = None,
+        extra: dict[str, Any] | None = None,
+    ) -> RunHandle:
+        """Make a new run directory with its spec and a first summary."""
+        if not SAFE_NAME.match(experiment):
+            raise StoreError(f"'{experiment}' cannot name a run directory")
+        self._ensure_root()
+        exp_dir = self.root / experiment
+        for _ in range(100):
+            run_id = secrets.token_hex(4)
+            path = exp_dir / run_id
+            try:
+                path.mkdir(parents=True, exist_ok=False)
+                break
+            except FileExistsError:
+                continue
+            except OSError as exc:
+                raise StoreError(f"cannot create {path}: {exc.strerror}") from None
+        else:  # pragma: no cover - 100 collisions of 32 random bits
+            raise StoreError("could not allocate a run id")
+        try:
+            (path / "spec.toml").write_text(spec_toml, encoding="utf-8")
+        except OSError as exc:
+            raise StoreError(f"cannot write {path / 'spec.toml'}: {exc.strerror}") from None
+        summary: dict[str, Any] = {
+            "id": run_id,
+            "experiment": experiment,
+            "status": status,
+            "created": time.time(),
+            "seed": seed,
+            "group": group,
+            "pid": os.getpid(),
+            "host": socket.gethostname(),
+            **(extra or {}),
+        }
+        handle = RunHandle(path, summary)
+        handle.update()
+        return handle
+
+    def handle(self, info: RunInfo) -> RunHandle:
+        return RunHandle(info.path, dict(info.summary))
+
+    def iter_runs(self, experiment: str | None = None) -> Iterator[RunInfo]:
+        """Every readable run; damaged directories are skipped (see `damaged`)."""
+        if not self.root.is_dir():
+            return
+        exp_dirs = [self.root / experiment] if experiment else sorted(self.root.iterdir())
+        for exp_dir in exp_dirs:
+            if not exp_dir.is_dir() or exp_dir.name.startswith("."):
+                continue
+            for run_dir in exp_dir.iterdir():
+                info = self._read(run_dir)
+                if info is not None:
+                    yield info
+
+    def damaged(self) -> list[Path]:
+        """Run directories whose summary cannot be read."""
+        out = []
+        if not self.root.is_dir():
+            return out
+        for exp_dir in self.root.iterdir():
+            if exp_dir.is_dir() and not exp_dir.name.startswith("."):
+                out += [
+                    d for d in exp_dir.iterdir() if RUN_ID.match(d.name) and self._read(d) is None
+                ]
+        return out
+
+    @staticmethod
+    def _read(run_dir: Path) -> RunInfo | None:
+        if not RUN_ID.match(run_dir.name) or not run_dir.is_dir():
+            return None
+        try:
+            summary = read_json(run_dir / "summary.json")
+        except (OSError, ValueError):
+            return None
+        if not isinstance(summary, dict):
+            return None
+        return RunInfo(run_dir.name, run_dir.parent.name, run_dir, summary)
+
+    def runs(self, experiment: str | None = None) -> list[RunInfo]:
+        """Runs, newest first."""
+        return sorted(self.iter_runs(experiment), key=lambda r: r.created, reverse=True)
+
+    def resolve(self, ref: str) -> RunInfo:
+        """A run by id prefix, or by recency: "1" (or "@1") is the newest, "2" the one before."""
+        ref = ref.strip()
+        runs = self.runs()
+        recency = ref[1:] if ref.startswith("@") else ref
+        if recency.isdigit() and len(recency) <= 3:
+            k = int(recency)
+            if 1 <= k <= len(runs):
+                return runs[k - 1]
+            if ref.startswith("@"):
+                raise StoreError(f"run @{k}: there are only {len(runs)} runs in {self.root}")
+        if not re.fullmatch(r"[0-9a-f]{1,8}", ref):
+            hint = did_you_mean(ref, [r.id for r in runs])
+            raise StoreError(f"'{ref}' is not a run id (8 hex digits, or a unique prefix).{hint}")
+        matches = [r for r in runs if r.id.startswith(ref)]
+        if not matches:
+            raise StoreError(f"no run '{ref}' in {self.root}")
+        if len(matches) > 1:
+            ids = ", ".join(f"{r.id} ({r.experiment})" for r in matches[:6])
+            raise StoreError(f"run prefix '{ref}' is ambiguous: {ids}")
+        return matches[0]

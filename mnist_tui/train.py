@@ -1,0 +1,381 @@
+"""The training loop: one experiment, one seed, one device; emits plain-data events.
+
+Data lives on the device (see data.py), so an epoch is `randperm` + indexing + the
+step. Host syncs happen once per epoch (metrics), not per batch.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from mnist_tui import models
+from mnist_tui.augment import augment_batch
+from mnist_tui.data import DeviceData, batch_indices
+from mnist_tui.errors import TrainingError
+from mnist_tui.events import BatchProgress, EpochEnded, EpochMetrics, Event, RunEnded, RunStarted
+from mnist_tui.spec import ExperimentSpec
+
+EventSink = Callable[[Event], None]
+Checkpointer = Callable[[str, dict[str, Any]], None]
+
+
+class Cancelled(Exception):
+    """Raised inside the loop when the caller asked the run to stop."""
+
+
+def resolve_device(name: str = "auto") -> torch.device:
+    """"auto" -> cuda when present, else cpu; anything else must be usable here."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise TrainingError(f"--device: '{name}' is not a device (try auto, cpu, cuda, cuda:1)") from None
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise TrainingError(f"--device {name}: CUDA is not available on this machine; use cpu")
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise TrainingError(
+                f"--device {name}: only {torch.cuda.device_count()} CUDA device(s) here"
+            )
+    elif device.type != "cpu":
+        raise TrainingError(f"--device {name}: only cpu and cuda are supported")
+    return device
+
+
+def device_name(device: torch.device) -> str:
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return f"cpu ({torch.get_num_threads()} threads)"
+
+
+def make_optimizer(spec: ExperimentSpec, params: Any) -> torch.optim.Optimizer:
+    o = spec.optim
+    if o.name == "sgd":
+        return torch.optim.SGD(
+            params, lr=o.lr, momentum=o.momentum, nesterov=o.nesterov, weight_decay=o.weight_decay
+        )
+    if o.name == "adam":
+        return torch.optim.Adam(
+            params, lr=o.lr, betas=(o.beta1, o.beta2), eps=o.eps, weight_decay=o.weight_decay
+        )
+    if o.name == "adagrad":
+        return torch.optim.Adagrad(
+            params,
+            lr=o.lr,
+            eps=o.eps,
+            weight_decay=o.weight_decay,
+            initial_accumulator_value=o.initial_accumulator,
+        )
+    if o.name == "adadelta":
+        return torch.optim.Adadelta(params, lr=o.lr, rho=o.rho, eps=o.eps, weight_decay=o.weight_decay)
+    if o.name == "rmsprop":
+        return torch.optim.RMSprop(
+            params, lr=o.lr, alpha=o.rho, eps=o.eps, momentum=o.momentum, weight_decay=o.weight_decay
+        )
+    raise AssertionError(o.name)  # pragma: no cover - the schema admits no other
+
+
+def monitored_metric(spec: ExperimentSpec) -> str:
+    m = spec.schedule.monitor
+    if m == "auto":
+        return "val_loss" if spec.data.val_split > 0 else "train_loss"
+    return m
+
+
+def best_metric(spec: ExperimentSpec) -> str:
+    m = spec.train.best_metric
+    if m == "auto":
+        return "val_loss" if spec.data.val_split > 0 else "test_acc"
+    return m
+
+
+def make_scheduler(spec: ExperimentSpec, opt: torch.optim.Optimizer) -> Any:
+    s = spec.schedule
+    if s.name == "reduce_on_plateau":
+        mode = "min" if monitored_metric(spec).endswith("loss") else "max"
+        return torch.optim.lr_scheduler.ReduceLROnPlateau(
+            opt, mode=mode, factor=s.factor, patience=s.patience, min_lr=s.min_lr
+        )
+    if s.name == "step":
+        return torch.optim.lr_scheduler.StepLR(opt, step_size=s.step_size, gamma=s.gamma)
+    if s.name == "cosine":
+        return torch.optim.lr_scheduler.CosineAnnealingLR(
+            opt, T_max=spec.train.epochs, eta_min=s.min_lr
+        )
+    return None
+
+
+@dataclass
+class Evaluation:
+    loss: float
+    acc: float
+    confusion: torch.Tensor  # (classes, classes), rows = true, columns = predicted
+
+    def per_class(self) -> list[float]:
+        totals = self.confusion.sum(1).clamp(min=1)
+        return (self.confusion.diag().double() / totals).tolist()
+
+
+@torch.inference_mode()
+def evaluate(
+    model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int, num_classes: int = 10
+) -> Evaluation:
+    """Loss, accuracy and confusion matrix in large batches (one host sync at the end)."""
+    was_training = model.training
+    model.eval()
+    loss_sum = torch.zeros((), device=x.device, dtype=torch.float64)
+    confusion = torch.zeros(num_classes * num_classes, device=x.device, dtype=torch.long)
+    for start in range(0, len(y), batch_size):
+        xb, yb = x[start : start + batch_size], y[start : start + batch_size]
+        out = model(xb)
+        loss_sum += F.cross_entropy(out.float(), yb, reduction="sum").double()
+        confusion += torch.bincount(yb * num_classes + out.argmax(1), minlength=num_classes**2)
+    model.train(was_training)
+    confusion = confusion.view(num_classes, num_classes).cpu()
+    n = max(len(y), 1)
+    return Evaluation(
+        loss=float(loss_sum) / n,
+        acc=float(confusion.diag().sum()) / n,
+        confusion=confusion,
+    )
+
+
+@dataclass
+class TrainState:
+    """Everything that changes during a run, enough to resume it."""
+
+    epoch: int = 0  # epochs finished
+    best_epoch: int = 0
+    best_value: float | None = None
+    history: list[EpochMetrics] = field(default_factory=list)
+
+
+def _better(metric: str, value: float, best: float | None) -> bool:
+    if best is None or math.isnan(best):
+        return not math.isnan(value)
+    return value < best if metric.endswith("loss") else value > best
+
+
+class Trainer:
+    """Trains one spec on one device; `run()` emits events and returns the summary."""
+
+    def __init__(
+        self,
+        spec: ExperimentSpec,
+        data: DeviceData,
+        device: torch.device,
+        run_id: str = "",
+        on_event: EventSink | None = None,
+        should_stop: Callable[[], bool] | None = None,
+        checkpoint: Checkpointer | None = None,
+        progress_every: int = 20,
+    ) -> None:
+        self.spec = spec
+        self.data = data
+        self.device = device
+        self.run_id = run_id
+        self.emit = on_event or (lambda _e: None)
+        self.should_stop = should_stop or (lambda: False)
+        self.checkpoint = checkpoint or (lambda _kind, _state: None)
+        self.progress_every = max(1, progress_every)
+        self.num_classes = len(data.classes)
+
+        torch.manual_seed(spec.train.seed)
+        self.model = spec.build_model().to(device)
+        self.optimizer = make_optimizer(spec, self.model.parameters())
+        self.scheduler = make_scheduler(spec, self.optimizer)
+        self.generator = torch.Generator(device=device).manual_seed(spec.train.seed)
+        self.state = TrainState()
+        self.best_metric = best_metric(spec)
+        self.parameters = models.count_parameters(self.model)
+
+    # -- resumable state -------------------------------------------------------------
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict() if self.scheduler is not None else None,
+            "generator": self.generator.get_state(),
+            "torch_rng": torch.get_rng_state(),
+            "cuda_rng": torch.cuda.get_rng_state(self.device)
+            if self.device.type == "cuda"
+            else None,
+            "epoch": self.state.epoch,
+            "best_epoch": self.state.best_epoch,
+            "best_value": self.state.best_value,
+            "history": [m.to_json() for m in self.state.history],
+            "spec": self.spec.to_toml(),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        if self.scheduler is not None and state.get("scheduler") is not None:
+            self.scheduler.load_state_dict(state["scheduler"])
+        self.generator.set_state(state["generator"])
+        torch.set_rng_state(state["torch_rng"])
+        if self.device.type == "cuda" and state.get("cuda_rng") is not None:
+            torch.cuda.set_rng_state(state["cuda_rng"], self.device)
+        self.state = TrainState(
+            epoch=state["epoch"],
+            best_epoch=state["best_epoch"],
+            best_value=state["best_value"],
+            history=[EpochMetrics.from_json(m) for m in state["history"]],
+        )
+
+    # -- the loop --------------------------------------------------------------------
+
+    def steps_per_epoch(self) -> int:
+        return math.ceil(len(self.data.train_y) / self.spec.train.batch_size)
+
+    def train_epoch(self, epoch: int) -> tuple[float, float]:
+        """One pass over the training set; returns (mean loss, accuracy)."""
+        spec, data = self.spec, self.data
+        model, opt = self.model, self.optimizer
+        model.train()
+        n = len(data.train_y)
+        steps = self.steps_per_epoch()
+        loss_sum = torch.zeros((), device=self.device)
+        correct = torch.zeros((), device=self.device, dtype=torch.long)
+        for step, idx in enumerate(
+            batch_indices(n, spec.train.batch_size, self.generator, self.device), start=1
+        ):
+            xb = augment_batch(
+                data.train_x[idx], spec.augment, self.generator, data.background, data.pixel_scale
+            )
+            yb = data.train_y[idx]
+            out = model(xb)
+            loss = F.cross_entropy(out, yb, label_smoothing=spec.train.label_smoothing)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            loss_sum += loss.detach() * len(idx)
+            correct += (out.argmax(1) == yb).sum()
+            if step % self.progress_every == 0 or step == steps:
+                self.emit(BatchProgress(epoch, step, steps))
+                if self.should_stop():
+                    raise Cancelled
+        return float(loss_sum) / n, float(correct) / n
+
+    def run(self) -> dict[str, Any]:
+        spec, data = self.spec, self.data
+        start_epoch = self.state.epoch + 1
+        self.emit(
+            RunStarted(
+                run_id=self.run_id,
+                experiment=spec.name,
+                device=device_name(self.device),
+                parameters=self.parameters,
+                epochs=spec.train.epochs,
+                steps_per_epoch=self.steps_per_epoch(),
+                train_size=len(data.train_y),
+                start_epoch=start_epoch,
+            )
+        )
+        started = time.perf_counter()
+        last_eval: Evaluation | None = None
+        try:
+            for epoch in range(start_epoch, spec.train.epochs + 1):
+                t0 = time.perf_counter()
+                lr = self.optimizer.param_groups[0]["lr"]
+                train_loss, train_acc = self.train_epoch(epoch)
+                if self.device.type == "cuda":
+                    torch.cuda.synchronize(self.device)
+                train_seconds = time.perf_counter() - t0
+                if not math.isfinite(train_loss):
+                    return self._end("failed", f"non-finite training loss ({train_loss}) in epoch {epoch}", started, last_eval)
+                bs = spec.train.eval_batch_size
+                val = (
+                    evaluate(self.model, data.val_x, data.val_y, bs, self.num_classes)
+                    if data.val_x is not None and data.val_y is not None
+                    else None
+                )
+                test = evaluate(self.model, data.test_x, data.test_y, bs, self.num_classes)
+                last_eval = test
+                metrics = EpochMetrics(
+                    epoch=epoch,
+                    train_loss=train_loss,
+                    train_acc=train_acc,
+                    val_loss=val.loss if val else None,
+                    val_acc=val.acc if val else None,
+                    test_loss=test.loss,
+                    test_acc=test.acc,
+                    lr=lr,
+                    seconds=time.perf_counter() - t0,
+                    train_seconds=train_seconds,
+                    images_per_s=len(data.train_y) / max(train_seconds, 1e-9),
+                    test_per_class=test.per_class(),
+                )
+                self._step_scheduler(metrics)
+                value = getattr(metrics, self.best_metric)
+                improved = _better(self.best_metric, value, self.state.best_value)
+                if improved:
+                    self.state.best_value, self.state.best_epoch = value, epoch
+                self.state.epoch = epoch
+                self.state.history.append(metrics)
+                if improved:
+                    self.checkpoint("best", {"model": self.model.state_dict(), "epoch": epoch,
+                                             "spec": spec.to_toml()})
+                self.checkpoint("last", self.state_dict())
+                self.emit(EpochEnded(metrics, self.state.best_epoch, improved))
+                if self.should_stop():
+                    raise Cancelled
+        except Cancelled:
+            return self._end("killed", "cancelled by the user", started, last_eval)
+        except torch.cuda.OutOfMemoryError as exc:
+            return self._end("failed", f"out of memory on {self.device}: {str(exc).splitlines()[0]}", started, last_eval)
+        return self._end("completed", "", started, last_eval)
+
+    def _step_scheduler(self, m: EpochMetrics) -> None:
+        if self.scheduler is None:
+            return
+        if isinstance(self.scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
+            self.scheduler.step(getattr(m, monitored_metric(self.spec)))
+        else:
+            self.scheduler.step()
+
+    def _end(
+        self, status: str, reason: str, started: float, last_eval: Evaluation | None
+    ) -> dict[str, Any]:
+        summary = summarize(self.state, last_eval, self.data.classes, self.best_metric)
+        summary.update(
+            status=status,
+            reason=reason,
+            parameters=self.parameters,
+            train_seconds=sum(m.train_seconds for m in self.state.history),
+            wall_seconds=time.perf_counter() - started,
+        )
+        self.emit(RunEnded(status, reason, summary))
+        return summary
+
+
+def summarize(
+    state: TrainState, last_eval: Evaluation | None, classes: tuple[str, ...], best_metric: str
+) -> dict[str, Any]:
+    """The figures a run is judged by: final and best epoch, per class, confusion."""
+    out: dict[str, Any] = {"epochs_done": state.epoch, "best_metric": best_metric}
+    if not state.history:
+        return out
+    final = state.history[-1]
+    best = next((m for m in state.history if m.epoch == state.best_epoch), final)
+    out["final"] = {k: v for k, v in final.to_json().items() if k != "test_per_class"}
+    out["best"] = {k: v for k, v in best.to_json().items() if k != "test_per_class"}
+    out["best_epoch"] = best.epoch
+    out["classes"] = list(classes)
+    if final.test_per_class:
+        out["per_class_acc"] = final.test_per_class
+        worst = min(range(len(final.test_per_class)), key=final.test_per_class.__getitem__)
+        out["hardest_class"] = classes[worst]
+    if last_eval is not None:
+        out["confusion"] = last_eval.confusion.tolist()
+    return out
