@@ -17,7 +17,9 @@ import torch.nn.functional as F
 from mnist_tui.spec import AugmentSpec
 
 
-def _uniform(n: int, lo: float, hi: float, g: torch.Generator, device: torch.device) -> torch.Tensor:
+def _uniform(
+    n: int, lo: float, hi: float, g: torch.Generator, device: torch.device
+) -> torch.Tensor:
     return torch.rand(n, generator=g, device=device) * (hi - lo) + lo
 
 

@@ -79,6 +79,8 @@ def resolve_subject(ref: str, experiments_dir: Path, store: RunStore) -> Subject
         hint = did_you_mean(ref, names)
         if hint:
             raise StoreError(f"'{ref}' is neither an experiment nor a run.{hint}") from None
-        raise StoreError(f"'{ref}' is neither an experiment in {experiments_dir} nor a run: {exc}") from None
+        raise StoreError(
+            f"'{ref}' is neither an experiment in {experiments_dir} nor a run: {exc}"
+        ) from None
     spec = load_spec_file(run.spec_path())
     return Subject("run", f"{run.experiment}/{run.id}", spec, run)

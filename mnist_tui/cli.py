@@ -14,7 +14,6 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from mnist_tui import fmt
 from mnist_tui.errors import MnistTuiError
 
 app = typer.Typer(
@@ -31,18 +30,25 @@ err = Console(stderr=True)
 
 DataDir = Annotated[
     Path | None,
-    typer.Option("--data-dir", help="Dataset root (torchvision layout). Env: MNIST_TUI_DATA.",
-                 show_default=False),
+    typer.Option(
+        "--data-dir",
+        help="Dataset root (torchvision layout). Env: MNIST_TUI_DATA.",
+        show_default=False,
+    ),
 ]
 RunsDir = Annotated[
     Path | None,
-    typer.Option("--runs-dir", help="Run store. Env: MNIST_TUI_RUNS. Default: ./runs",
-                 show_default=False),
+    typer.Option(
+        "--runs-dir", help="Run store. Env: MNIST_TUI_RUNS. Default: ./runs", show_default=False
+    ),
 ]
 ExpDir = Annotated[
     Path | None,
-    typer.Option("--experiments-dir", help="Experiment definitions. Env: MNIST_TUI_EXPERIMENTS.",
-                 show_default=False),
+    typer.Option(
+        "--experiments-dir",
+        help="Experiment definitions. Env: MNIST_TUI_EXPERIMENTS.",
+        show_default=False,
+    ),
 ]
 JsonOut = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
 
@@ -128,7 +134,11 @@ def run(
         try:
             with progress:
                 info = run_experiment(
-                    spec, store, device=device, data_dir=data_dir, download=download,
+                    spec,
+                    store,
+                    device=device,
+                    data_dir=data_dir,
+                    download=download,
                     on_event=progress.on_event,
                 )
         except KeyboardInterrupt:
@@ -137,8 +147,10 @@ def run(
         results.append((spec, info))
         if info.status != "completed":
             failed = True
-            err.print(f"[red]{info.experiment}/{info.id} {info.status}[/]: "
-                      f"{escape(str(info.summary.get('reason', '')))}")
+            err.print(
+                f"[red]{info.experiment}/{info.id} {info.status}[/]: "
+                f"{escape(str(info.summary.get('reason', '')))}"
+            )
     if json_out:
         _print_json([{"experiment": s.name, "run": i.id, **i.summary} for s, i in results])
     else:
@@ -157,7 +169,7 @@ def list_(
     experiments_dir: ExpDir = None,
     json_out: JsonOut = False,
 ) -> None:
-    """Experiments with dataset, model, parameters, epochs, reported and best reproduced accuracy."""
+    """Experiments: dataset, model, parameters, epochs, reported and best reproduced accuracy."""
     from mnist_tui.catalog import experiment_rows
     from mnist_tui.render import experiments_table
 
@@ -166,21 +178,23 @@ def list_(
     )
     rows = experiment_rows(exp_dir, store)
     if json_out:
-        _print_json([
-            {
-                "name": r.name,
-                "error": r.error,
-                "dataset": r.spec.data.dataset if r.spec else None,
-                "model": r.spec.model.name if r.spec else None,
-                "parameters": r.parameters,
-                "epochs": r.spec.train.epochs if r.spec else None,
-                "reported_test_acc": r.spec.reference.test_accuracy if r.spec else None,
-                "best_test_acc": r.best_run.final("test_acc") if r.best_run else None,
-                "best_run": r.best_run.id if r.best_run else None,
-                "runs": len(r.runs),
-            }
-            for r in rows
-        ])
+        _print_json(
+            [
+                {
+                    "name": r.name,
+                    "error": r.error,
+                    "dataset": r.spec.data.dataset if r.spec else None,
+                    "model": r.spec.model.name if r.spec else None,
+                    "parameters": r.parameters,
+                    "epochs": r.spec.train.epochs if r.spec else None,
+                    "reported_test_acc": r.spec.reference.test_accuracy if r.spec else None,
+                    "best_test_acc": r.best_run.final("test_acc") if r.best_run else None,
+                    "best_run": r.best_run.id if r.best_run else None,
+                    "runs": len(r.runs),
+                }
+                for r in rows
+            ]
+        )
         return
     console.print(experiments_table(rows))
     broken = [r for r in rows if r.error]
@@ -206,8 +220,12 @@ def runs(
     if limit:
         infos = infos[:limit]
     if json_out:
-        _print_json([{**r.summary, "id": r.id, "experiment": r.experiment, "status": r.status}
-                     for r in infos])
+        _print_json(
+            [
+                {**r.summary, "id": r.id, "experiment": r.experiment, "status": r.status}
+                for r in infos
+            ]
+        )
         return
     console.print(runs_table(infos))
     for path in store.damaged():
@@ -220,7 +238,9 @@ def runs(
 @app.command()
 def show(
     ctx: typer.Context,
-    ref: Annotated[str, typer.Argument(help="Experiment name, TOML file, run id or recency (1 = newest).")],
+    ref: Annotated[
+        str, typer.Argument(help="Experiment name, TOML file, run id or recency (1 = newest).")
+    ],
     runs_dir: RunsDir = None,
     experiments_dir: ExpDir = None,
     json_out: JsonOut = False,
@@ -234,8 +254,11 @@ def show(
     )
     subject = resolve_subject(ref, exp_dir, store)
     if json_out:
-        out: dict[str, Any] = {"kind": subject.kind, "label": subject.label,
-                               "spec": subject.spec.to_dict()}
+        out: dict[str, Any] = {
+            "kind": subject.kind,
+            "label": subject.label,
+            "spec": subject.spec.to_dict(),
+        }
         if subject.run is not None:
             out["summary"] = {**subject.run.summary, "status": subject.run.status}
             out["metrics"] = subject.run.metrics()
@@ -270,16 +293,24 @@ def diff(
     changes = diff_definitions(sa.spec.definition(), sb.spec.definition(), include_same=all_)
     deltas = result_deltas(sa.results(), sb.results())
     if json_out:
-        _print_json({
-            "a": sa.label,
-            "b": sb.label,
-            "definition": [
-                {"key": c.key, "a": None if c.a is MISSING else c.a,
-                 "b": None if c.b is MISSING else c.b, "changed": c.changed}
-                for c in changes
-            ],
-            "results": [{"figure": d.label, "a": d.a, "b": d.b, "delta": d.delta} for d in deltas],
-        })
+        _print_json(
+            {
+                "a": sa.label,
+                "b": sb.label,
+                "definition": [
+                    {
+                        "key": c.key,
+                        "a": None if c.a is MISSING else c.a,
+                        "b": None if c.b is MISSING else c.b,
+                        "changed": c.changed,
+                    }
+                    for c in changes
+                ],
+                "results": [
+                    {"figure": d.label, "a": d.a, "b": d.b, "delta": d.delta} for d in deltas
+                ],
+            }
+        )
         return
     if md:
         sys.stdout.write(diff_markdown(sa, sb, changes, deltas))

@@ -21,8 +21,12 @@ import torch.nn.functional as F
 
 from mnist_tui.errors import DataError
 
-FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte",
-         "t10k-labels-idx1-ubyte")
+FILES = (
+    "train-images-idx3-ubyte",
+    "train-labels-idx1-ubyte",
+    "t10k-images-idx3-ubyte",
+    "t10k-labels-idx1-ubyte",
+)
 
 
 @dataclass(frozen=True)
@@ -46,32 +50,58 @@ DATASETS: dict[str, DatasetInfo] = {
         std=0.3081,
         md5={
             "train-images-idx3-ubyte": (
-                "f68b3c2dcbeaaa9fbdd348bbdeb94873", "6bbc9ace898e44ae57da46a324031adb"),
+                "f68b3c2dcbeaaa9fbdd348bbdeb94873",
+                "6bbc9ace898e44ae57da46a324031adb",
+            ),
             "train-labels-idx1-ubyte": (
-                "d53e105ee54ea40749a09fcbcd1e9432", "a25bea736e30d166cdddb491f175f624"),
+                "d53e105ee54ea40749a09fcbcd1e9432",
+                "a25bea736e30d166cdddb491f175f624",
+            ),
             "t10k-images-idx3-ubyte": (
-                "9fb629c4189551a2d022fa330f9573f3", "2646ac647ad5339dbf082846283269ea"),
+                "9fb629c4189551a2d022fa330f9573f3",
+                "2646ac647ad5339dbf082846283269ea",
+            ),
             "t10k-labels-idx1-ubyte": (
-                "ec29112dd5afa0611ce80d1b7f02629c", "27ae3e4e09519cfbb04c329615203637"),
+                "ec29112dd5afa0611ce80d1b7f02629c",
+                "27ae3e4e09519cfbb04c329615203637",
+            ),
         },
     ),
     "fashion_mnist": DatasetInfo(
         key="fashion_mnist",
         folder="FashionMNIST",
         title="Fashion-MNIST",
-        classes=("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt",
-                 "Sneaker", "Bag", "Ankle boot"),
+        classes=(
+            "T-shirt/top",
+            "Trouser",
+            "Pullover",
+            "Dress",
+            "Coat",
+            "Sandal",
+            "Shirt",
+            "Sneaker",
+            "Bag",
+            "Ankle boot",
+        ),
         mean=0.2860,
         std=0.3530,
         md5={
             "train-images-idx3-ubyte": (
-                "8d4fb7e6c68d591d4c3dfef9ec88bf0d", "f4a8712d7a061bf5bd6d2ca38dc4d50a"),
+                "8d4fb7e6c68d591d4c3dfef9ec88bf0d",
+                "f4a8712d7a061bf5bd6d2ca38dc4d50a",
+            ),
             "train-labels-idx1-ubyte": (
-                "25c81989df183df01b3e8a0aad5dffbe", "9018921c3c673c538a1fc5bad174d6f9"),
+                "25c81989df183df01b3e8a0aad5dffbe",
+                "9018921c3c673c538a1fc5bad174d6f9",
+            ),
             "t10k-images-idx3-ubyte": (
-                "bef4ecab320f06d8554ea6380940ec79", "8181f5470baa50b63fa0f6fddb340f0a"),
+                "bef4ecab320f06d8554ea6380940ec79",
+                "8181f5470baa50b63fa0f6fddb340f0a",
+            ),
             "t10k-labels-idx1-ubyte": (
-                "bb300cfdad3c16e7a12a480ee83cd310", "15d484375f8d13e6eb1aabb0c3f46965"),
+                "bb300cfdad3c16e7a12a480ee83cd310",
+                "15d484375f8d13e6eb1aabb0c3f46965",
+            ),
         },
     ),
 }
@@ -291,7 +321,9 @@ class DeviceData:
         return self.info.classes
 
 
-def _to_float(x: torch.Tensor, pad: int, mean: float, std: float, device: torch.device) -> torch.Tensor:
+def _to_float(
+    x: torch.Tensor, pad: int, mean: float, std: float, device: torch.device
+) -> torch.Tensor:
     x = x.to(device).unsqueeze(1).float().div_(255.0)
     if pad:
         x = F.pad(x, (pad, pad, pad, pad))

@@ -25,13 +25,18 @@ class Change:
 def _same(a: Any, b: Any) -> bool:
     if isinstance(a, float) and isinstance(b, float):
         return a == b or (math.isnan(a) and math.isnan(b))
-    return type(a) is type(b) and a == b or (
-        isinstance(a, int | float) and isinstance(b, int | float) and not isinstance(a, bool)
-        and not isinstance(b, bool) and a == b
+    return (type(a) is type(b) and a == b) or (
+        isinstance(a, int | float)
+        and isinstance(b, int | float)
+        and not isinstance(a, bool)
+        and not isinstance(b, bool)
+        and a == b
     )
 
 
-def diff_definitions(a: dict[str, Any], b: dict[str, Any], include_same: bool = False) -> list[Change]:
+def diff_definitions(
+    a: dict[str, Any], b: dict[str, Any], include_same: bool = False
+) -> list[Change]:
     """Dotted-key comparison of two nested dicts (lists compare as whole values)."""
     fa, fb = flatten(a), flatten(b)
     out = []

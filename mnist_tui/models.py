@@ -9,6 +9,7 @@ writing one function.
 from __future__ import annotations
 
 import inspect
+import itertools
 import math
 import typing
 from collections.abc import Callable
@@ -76,7 +77,7 @@ def _dense_stack(
 ) -> list[nn.Module]:
     """Linear layers sizes[0] -> sizes[1] -> ... each followed by [BN], act, [dropout]."""
     layers: list[nn.Module] = []
-    for a, b in zip(sizes[:-1], sizes[1:], strict=True):
+    for a, b in itertools.pairwise(sizes):
         layers.append(nn.Linear(a, b))
         if batch_norm:
             layers.append(nn.BatchNorm1d(b))
@@ -120,8 +121,9 @@ def custom_mlp(
     """The LeNet-5 study's MLP of about LeNet-5's size: 1024-44-120-84-10 (needs 32x32)."""
     if math.prod(in_shape) != 1024:
         raise ModelConfigError(
-            "data.pad", f"custom_mlp expects 32x32 inputs (1024 pixels), got {in_shape[1]}x"
-            f"{in_shape[2]}; set data.pad = 2"
+            "data.pad",
+            f"custom_mlp expects 32x32 inputs (1024 pixels), got {in_shape[1]}x"
+            f"{in_shape[2]}; set data.pad = 2",
         )
     layers: list[nn.Module] = [nn.Flatten()]
     layers += _dense_stack([1024, 44, 120, 84], activation, dropout)
@@ -184,7 +186,7 @@ def cnn(
             )
     layers.append(nn.Flatten())
     sizes = [channels * h * w, *dense]
-    for a, b in zip(sizes[:-1], sizes[1:], strict=True):
+    for a, b in itertools.pairwise(sizes):
         layers += [nn.Linear(a, b), _act(activation)]
         if dropout:
             layers.append(nn.Dropout(dropout))

@@ -35,6 +35,9 @@ STATUS_STYLE = {
 }
 
 
+DATASET_SHORT = {"mnist": "MNIST", "fashion_mnist": "Fashion"}
+
+
 def status_text(status: str) -> Text:
     return Text(status, style=STATUS_STYLE.get(status, ""))
 
@@ -89,9 +92,7 @@ class RunProgress:
             )
         elif isinstance(event, EpochEnded):
             m = event.metrics
-            val = (
-                f"  val {m.val_loss:.4f} {fmt.pct(m.val_acc)}" if m.val_loss is not None else ""
-            )
+            val = f"  val {m.val_loss:.4f} {fmt.pct(m.val_acc)}" if m.val_loss is not None else ""
             star = " *" if event.improved else ""
             self.console.print(
                 f"epoch {m.epoch:>3}/{self.epochs}  train {m.train_loss:.4f} "
@@ -142,9 +143,17 @@ def run_summary_table(results: list[tuple[ExperimentSpec, RunInfo]]) -> Group:
 
 def experiments_table(rows: list[ExperimentRow]) -> Table:
     t = Table(title=f"{len(rows)} experiments", title_justify="left")
-    for col, just in (("name", "left"), ("dataset", "left"), ("model", "left"),
-                      ("params", "right"), ("epochs", "right"), ("reported", "right"),
-                      ("best reproduced", "right"), ("runs", "right"), ("latest", "left")):
+    for col, just in (
+        ("name", "left"),
+        ("data", "left"),
+        ("model", "left"),
+        ("params", "right"),
+        ("ep", "right"),
+        ("reported", "right"),
+        ("best run", "right"),
+        ("runs", "right"),
+        ("latest", "left"),
+    ):
         t.add_column(col, justify=just)  # type: ignore[arg-type]
     for r in rows:
         if r.spec is None:
@@ -153,7 +162,7 @@ def experiments_table(rows: list[ExperimentRow]) -> Table:
         best = r.best_run
         t.add_row(
             r.name,
-            r.spec.data.dataset,
+            DATASET_SHORT.get(r.spec.data.dataset, r.spec.data.dataset),
             r.spec.model.name,
             fmt.count(r.parameters),
             str(r.spec.train.epochs),
@@ -167,9 +176,18 @@ def experiments_table(rows: list[ExperimentRow]) -> Table:
 
 def runs_table(infos: list[RunInfo]) -> Table:
     t = Table(title=f"{len(infos)} runs", title_justify="left")
-    for col, just in (("#", "right"), ("id", "left"), ("experiment", "left"), ("status", "left"),
-                      ("seed", "right"), ("epochs", "right"), ("test acc", "right"),
-                      ("best acc", "right"), ("duration", "right"), ("started", "left")):
+    for col, just in (
+        ("#", "right"),
+        ("id", "left"),
+        ("experiment", "left"),
+        ("status", "left"),
+        ("seed", "right"),
+        ("epochs", "right"),
+        ("test acc", "right"),
+        ("best acc", "right"),
+        ("duration", "right"),
+        ("started", "left"),
+    ):
         t.add_column(col, justify=just)  # type: ignore[arg-type]
     for i, r in enumerate(infos, 1):
         done = r.summary.get("epochs_done", 0)
@@ -200,8 +218,11 @@ def spec_table(spec: ExperimentSpec) -> Table:
     for key, value in flatten(spec.definition()).items():
         inherited = key in spec.inherited
         style = "dim" if inherited else ""
-        t.add_row(Text(key, style=style), Text(fmt.value(value), style=style),
-                  Text("inherited" if inherited else "", style="dim"))
+        t.add_row(
+            Text(key, style=style),
+            Text(fmt.value(value), style=style),
+            Text("inherited" if inherited else "", style="dim"),
+        )
     return t
 
 
@@ -213,7 +234,9 @@ def per_class_table(classes: list[str], acc: list[float]) -> Table:
     worst = min(range(len(acc)), key=acc.__getitem__) if acc else -1
     for i, (c, a) in enumerate(zip(classes, acc, strict=False)):
         bar = "█" * round(a * 30)
-        t.add_row(Text(c, style="bold red" if i == worst else ""), fmt.pct(a), Text(bar, style="cyan"))
+        t.add_row(
+            Text(c, style="bold red" if i == worst else ""), fmt.pct(a), Text(bar, style="cyan")
+        )
     return t
 
 
@@ -223,7 +246,9 @@ def confusion_table(classes: list[str], confusion: list[list[int]]) -> Table:
     short = [c[:6] for c in classes]
     for c in short:
         t.add_column(c, justify="right")
-    peak = max((v for i, row in enumerate(confusion) for j, v in enumerate(row) if i != j), default=1)
+    peak = max(
+        (v for i, row in enumerate(confusion) for j, v in enumerate(row) if i != j), default=1
+    )
     for i, row in enumerate(confusion):
         cells = []
         for j, v in enumerate(row):
@@ -250,8 +275,13 @@ def epochs_table(rows: list[dict[str, Any]]) -> Table:
         cells = [str(r["epoch"]), fmt.num(r["train_loss"]), fmt.pct(r["train_acc"])]
         if has_val:
             cells += [fmt.num(r.get("val_loss")), fmt.pct(r.get("val_acc"))]
-        cells += [fmt.num(r["test_loss"]), fmt.pct(r["test_acc"]), f"{r['lr']:.3g}",
-                  f"{r['seconds']:.1f}", f"{r['images_per_s']:,.0f}"]
+        cells += [
+            fmt.num(r["test_loss"]),
+            fmt.pct(r["test_acc"]),
+            f"{r['lr']:.3g}",
+            f"{r['seconds']:.1f}",
+            f"{r['images_per_s']:,.0f}",
+        ]
         t.add_row(*cells)
     return t
 
@@ -278,7 +308,8 @@ def show_subject(console: Console, subject: Subject, store: RunStore) -> None:
     run = subject.run
     s = run.summary
     console.print(
-        f"[bold]{escape(subject.label)}[/]  ", status_text(run.status),
+        f"[bold]{escape(subject.label)}[/]  ",
+        status_text(run.status),
         f"  seed {s.get('seed')}  on {escape(str(s.get('device', '?')))}  "
         f"{s.get('epochs_done', 0)}/{s.get('epochs', '?')} epochs  "
         f"{fmt.seconds(s.get('wall_seconds'))}",
@@ -316,8 +347,11 @@ def print_diff(
     for c in changes:
         style = "" if c.changed else "dim"
         changed += c.changed
-        t.add_row(Text(c.key, style="bold" if c.changed else "dim"),
-                  Text(_cell(c.a), style=style or "red"), Text(_cell(c.b), style=style or "green"))
+        t.add_row(
+            Text(c.key, style="bold" if c.changed else "dim"),
+            Text(_cell(c.a), style=style or "red"),
+            Text(_cell(c.b), style=style or "green"),
+        )
     if changes:
         console.print(t)
     if not changed:
@@ -333,8 +367,10 @@ def print_diff(
             dtext = Text("—")
             if delta is not None:
                 good = (delta > 0) == d.higher_is_better
-                dtext = Text(fmt.pp(delta) if is_acc else f"{delta:+.4f}",
-                             style="green" if good and delta else "red" if delta else "")
+                dtext = Text(
+                    fmt.pp(delta) if is_acc else f"{delta:+.4f}",
+                    style="green" if good and delta else "red" if delta else "",
+                )
             r.add_row(d.label, show(d.a), show(d.b), dtext)
         console.print(r)
     for s in (a, b):
@@ -352,4 +388,3 @@ def diff_markdown(a: Subject, b: Subject, changes: list[Change], deltas: list[Fi
             delta = fmt.pp(d.delta) if "acc" in d.label else fmt.num(d.delta)
             lines.append(f"| {d.label} | {show(d.a)} | {show(d.b)} | {delta} |")
     return "\n".join(lines) + "\n"
-

@@ -45,8 +45,11 @@ def run_experiment(
     def sink(event: Event) -> None:
         if isinstance(event, EpochEnded):
             handle.append_metrics(event.metrics.to_json())
-            handle.update(epochs_done=event.metrics.epoch, best_epoch=event.best_epoch,
-                          last=asdict(event.metrics))
+            handle.update(
+                epochs_done=event.metrics.epoch,
+                best_epoch=event.best_epoch,
+                last=asdict(event.metrics),
+            )
         elif isinstance(event, RunEnded):
             handle.update(**event.summary)
         if on_event is not None:

@@ -53,9 +53,7 @@ class DataSpec:
         float, Range(ge=0, lt=1), Help("fraction of the training set held out for validation")
     ] = 0.0
     split_seed: Annotated[int, Help("seed of the validation split and subsets")] = 0
-    subset: Annotated[
-        int, Range(ge=0), Help("train on this many (stratified) images; 0 = all")
-    ] = 0
+    subset: Annotated[int, Range(ge=0), Help("train on this many (stratified) images; 0 = all")] = 0
     test_subset: Annotated[int, Range(ge=0), Help("evaluate on this many test images; 0 = all")] = 0
 
 
@@ -78,7 +76,9 @@ class ScheduleSpec:
     name: Literal["none", "reduce_on_plateau", "step", "cosine"] = "none"
     monitor: Annotated[
         Literal["auto", "val_loss", "val_acc", "test_loss", "test_acc", "train_loss", "train_acc"],
-        Help("reduce_on_plateau's metric; auto = val_loss with a validation split, else train_loss"),
+        Help(
+            "reduce_on_plateau's metric; auto = val_loss with a validation split, else train_loss"
+        ),
     ] = "auto"
     patience: Annotated[int, Range(ge=0)] = 10
     factor: Annotated[float, Range(gt=0, lt=1)] = 0.1
@@ -263,7 +263,14 @@ def default_experiments_dir() -> Path:
 def experiment_names(experiments_dir: Path) -> list[str]:
     if not experiments_dir.is_dir():
         return []
-    return sorted(p.stem for p in experiments_dir.glob("*.toml"))
+    return sorted((p.stem for p in experiments_dir.glob("*.toml")), key=natural_key)
+
+
+def natural_key(name: str) -> list[Any]:
+    """Sort task2 before task10."""
+    import re
+
+    return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", name)]
 
 
 def _display(path: Path) -> str:
@@ -321,6 +328,18 @@ def _merge(
     """Deep-merge `top` into `base` in place, recording which file set each key."""
     for k, v in top.items():
         key = f"{prefix}{k}"
+        replaces_model = (
+            key == "model"
+            and isinstance(v, Mapping)
+            and isinstance(base.get(k), dict)
+            and "name" in v
+            and v["name"] != base[k].get("name")
+        )
+        if replaces_model:
+            # another architecture: the parent's model parameters do not carry over
+            for old in [o for o in origins if o.startswith("model.")]:
+                del origins[old]
+            base[k] = {}
         if isinstance(v, Mapping) and isinstance(base.get(k), dict):
             _merge(base[k], v, origins, source, key + ".")
         else:
@@ -344,9 +363,7 @@ def load_experiment(
         resolved = current.resolve()
         if resolved in seen:
             names = " -> ".join(p.stem for p in [*seen, resolved])
-            raise SpecError(
-                [SpecProblem(_display(path), "extends", f"cycle in extends: {names}")]
-            )
+            raise SpecError([SpecProblem(_display(path), "extends", f"cycle in extends: {names}")])
         seen.append(resolved)
         raw = _read_toml(current)
         chain.append((current, raw))
@@ -422,9 +439,7 @@ def _apply_overrides(raw: dict[str, Any], origins: dict[str, str], overrides: li
         for part in parts[:-1]:
             nxt = target.setdefault(part, {})
             if not isinstance(nxt, dict):
-                raise SpecError(
-                    [SpecProblem(f"-S {text}", key, f"'{part}' is not a table")]
-                )
+                raise SpecError([SpecProblem(f"-S {text}", key, f"'{part}' is not a table")])
             target = nxt
         target[parts[-1]] = value
         origins[key] = f"-S {text}"
@@ -457,7 +472,9 @@ def _validate_fields(
             fields[f.name] = (hints[f.name], default)
     if not isinstance(raw, Mapping):
         problems.append(
-            SpecProblem(origins.get(section, fallback), section, f"expected a table, got {show(raw)}")
+            SpecProblem(
+                origins.get(section, fallback), section, f"expected a table, got {show(raw)}"
+            )
         )
         raw = {}
     out: dict[str, Any] = {}
@@ -500,7 +517,9 @@ def _validate(
             )
     description = raw.get("description", "")
     if not isinstance(description, str):
-        problems.append(SpecProblem(source, "description", f"expected a string, got {show(description)}"))
+        problems.append(
+            SpecProblem(source, "description", f"expected a string, got {show(description)}")
+        )
         description = ""
 
     sections = {
@@ -569,7 +588,7 @@ def _check_combinations(spec: ExperimentSpec, origins: Mapping[str, str], source
         problems.append(SpecProblem(origins.get(key, source), key, message))
 
     if spec.optim.nesterov and (spec.optim.name != "sgd" or spec.optim.momentum <= 0):
-        add("optim.nesterov", "nesterov needs optim.name = \"sgd\" and optim.momentum > 0")
+        add("optim.nesterov", 'nesterov needs optim.name = "sgd" and optim.momentum > 0')
     for key in ("crop_scale", "scale"):
         lo, hi = getattr(spec.augment, key)
         if lo > hi:

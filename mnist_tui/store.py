@@ -166,7 +166,9 @@ class RunHandle:
                 fh.flush()
                 os.fsync(fh.fileno())
         except OSError as exc:
-            raise StoreError(f"cannot append to {self.path / 'metrics.jsonl'}: {exc.strerror}") from None
+            raise StoreError(
+                f"cannot append to {self.path / 'metrics.jsonl'}: {exc.strerror}"
+            ) from None
 
     def save_checkpoint(self, kind: str, state: dict[str, Any]) -> None:
         import torch
@@ -202,7 +204,11 @@ def git_commit(cwd: Path | None = None) -> str | None:
     commit = out.stdout.strip()
     dirty = subprocess.run(
         ["git", "status", "--porcelain", "--untracked-files=no"],
-        cwd=cwd, capture_output=True, text=True, timeout=5, check=False,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=5,
+        check=False,
     ).stdout.strip()
     return commit + ("-dirty" if dirty else "")
 
@@ -239,7 +245,9 @@ class RunStore:
         try:
             self.root.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
-            raise StoreError(f"cannot create the runs directory {self.root}: {exc.strerror}") from None
+            raise StoreError(
+                f"cannot create the runs directory {self.root}: {exc.strerror}"
+            ) from None
         if not os.access(self.root, os.W_OK):
             raise StoreError(f"the runs directory {self.root} is not writable")
 

@@ -32,13 +32,15 @@ class Cancelled(Exception):
 
 
 def resolve_device(name: str = "auto") -> torch.device:
-    """"auto" -> cuda when present, else cpu; anything else must be usable here."""
+    """ "auto" -> cuda when present, else cpu; anything else must be usable here."""
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:
         device = torch.device(name)
     except RuntimeError:
-        raise TrainingError(f"--device: '{name}' is not a device (try auto, cpu, cuda, cuda:1)") from None
+        raise TrainingError(
+            f"--device: '{name}' is not a device (try auto, cpu, cuda, cuda:1)"
+        ) from None
     if device.type == "cuda":
         if not torch.cuda.is_available():
             raise TrainingError(f"--device {name}: CUDA is not available on this machine; use cpu")
@@ -76,10 +78,17 @@ def make_optimizer(spec: ExperimentSpec, params: Any) -> torch.optim.Optimizer:
             initial_accumulator_value=o.initial_accumulator,
         )
     if o.name == "adadelta":
-        return torch.optim.Adadelta(params, lr=o.lr, rho=o.rho, eps=o.eps, weight_decay=o.weight_decay)
+        return torch.optim.Adadelta(
+            params, lr=o.lr, rho=o.rho, eps=o.eps, weight_decay=o.weight_decay
+        )
     if o.name == "rmsprop":
         return torch.optim.RMSprop(
-            params, lr=o.lr, alpha=o.rho, eps=o.eps, momentum=o.momentum, weight_decay=o.weight_decay
+            params,
+            lr=o.lr,
+            alpha=o.rho,
+            eps=o.eps,
+            momentum=o.momentum,
+            weight_decay=o.weight_decay,
         )
     raise AssertionError(o.name)  # pragma: no cover - the schema admits no other
 
@@ -293,7 +302,12 @@ class Trainer:
                     torch.cuda.synchronize(self.device)
                 train_seconds = time.perf_counter() - t0
                 if not math.isfinite(train_loss):
-                    return self._end("failed", f"non-finite training loss ({train_loss}) in epoch {epoch}", started, last_eval)
+                    return self._end(
+                        "failed",
+                        f"non-finite training loss ({train_loss}) in epoch {epoch}",
+                        started,
+                        last_eval,
+                    )
                 bs = spec.train.eval_batch_size
                 val = (
                     evaluate(self.model, data.val_x, data.val_y, bs, self.num_classes)
@@ -324,8 +338,10 @@ class Trainer:
                 self.state.epoch = epoch
                 self.state.history.append(metrics)
                 if improved:
-                    self.checkpoint("best", {"model": self.model.state_dict(), "epoch": epoch,
-                                             "spec": spec.to_toml()})
+                    self.checkpoint(
+                        "best",
+                        {"model": self.model.state_dict(), "epoch": epoch, "spec": spec.to_toml()},
+                    )
                 self.checkpoint("last", self.state_dict())
                 self.emit(EpochEnded(metrics, self.state.best_epoch, improved))
                 if self.should_stop():
@@ -333,7 +349,12 @@ class Trainer:
         except Cancelled:
             return self._end("killed", "cancelled by the user", started, last_eval)
         except torch.cuda.OutOfMemoryError as exc:
-            return self._end("failed", f"out of memory on {self.device}: {str(exc).splitlines()[0]}", started, last_eval)
+            return self._end(
+                "failed",
+                f"out of memory on {self.device}: {str(exc).splitlines()[0]}",
+                started,
+                last_eval,
+            )
         return self._end("completed", "", started, last_eval)
 
     def _step_scheduler(self, m: EpochMetrics) -> None:

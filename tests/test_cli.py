@@ -1,0 +1,147 @@
+"""The command line as a user meets it: output, exit codes, clean errors."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from mnist_tui.cli import main
+
+from .conftest import EXPERIMENTS, FIXTURES
+
+
+def cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    try:
+        main(list(args))
+        code = 0
+    except SystemExit as exc:
+        code = int(exc.code or 0)
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def test_list_shows_every_experiment(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = cli(capsys, "list", "--json")
+    assert code == 0
+    rows = json.loads(out)
+    by_name = {r["name"]: r for r in rows}
+    assert by_name["lenet5"]["parameters"] == 61_706
+    assert by_name["task2"]["model"] == "minivgg"
+    assert by_name["task3"]["reported_test_acc"] == pytest.approx(0.9064)
+
+
+def test_diff_task4_task6(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = cli(capsys, "diff", "task4", "task6", "--json")
+    assert code == 0
+    d = json.loads(out)
+    assert [c["key"] for c in d["definition"]] == ["model.kernel"]
+    code, text, _ = cli(capsys, "diff", "task4", "task6")
+    assert "model.kernel" in text and "[5, 3]" in text and "model.filters" not in text
+    code, text, _ = cli(capsys, "diff", "task4", "task6", "--all")
+    assert "model.filters" in text
+
+
+def test_show_experiment_marks_inherited(capsys: pytest.CaptureFixture[str]) -> None:
+    _, out, _ = cli(capsys, "show", "task6", "--json")
+    d = json.loads(out)
+    assert d["kind"] == "experiment" and "data.dataset" in d["inherited"]
+    assert "model.kernel" not in d["inherited"]
+    _code, text, _ = cli(capsys, "show", "task6")
+    assert "inherited" in text and "task4" in text
+
+
+def test_run_then_runs_show_diff(
+    fake_data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    runs = str(tmp_path / "runs")
+    base = ["--data-dir", str(fake_data), "--runs-dir", runs, "--no-download", "--device", "cpu"]
+    code, out, err = cli(capsys, "run", "fnn1", "-S", "data.dataset=mnist", "--epochs", "2", *base)
+    assert code == 0, err
+    assert "epoch   2/2" in out and "Reported vs reproduced" in out
+    code, out, _ = cli(
+        capsys,
+        "run",
+        "fnn1",
+        "-S",
+        "data.dataset=mnist",
+        "--epochs",
+        "2",
+        "--seed",
+        "1",
+        "-q",
+        *base,
+    )
+    assert code == 0
+    code, out, _ = cli(capsys, "runs", "--runs-dir", runs, "--json")
+    listed = json.loads(out)
+    assert len(listed) == 2 and all(r["status"] == "completed" for r in listed)
+    newest = listed[0]["id"]
+    code, out, _ = cli(capsys, "show", newest[:5], "--runs-dir", runs)
+    assert code == 0 and "Per epoch" in out and "Confusion matrix" in out
+    code, out, _ = cli(capsys, "diff", "1", "2", "--runs-dir", runs, "--json")
+    d = json.loads(out)
+    assert [c["key"] for c in d["definition"]] == ["train.seed"]
+    assert any(r["figure"] == "final test acc" for r in d["results"])
+
+
+@pytest.mark.parametrize(
+    ("args", "words"),
+    [
+        (["run", "lenet"], ["no experiment named 'lenet'", "Did you mean 'lenet5'?"]),
+        (["run", "lenet5", "-S", "optim.lrr=1"], ["optim.lrr", "Did you mean 'lr'?"]),
+        (["run", str(FIXTURES / "broken" / "typo_in_section.toml")], ["model.kernal"]),
+        (["show", "zzzz"], ["neither an experiment"]),
+        (["diff", "task4", "taks6"], ["Did you mean 'task6'?"]),
+    ],
+)
+def test_user_errors_exit_2_without_traceback(
+    capsys: pytest.CaptureFixture[str], args: list[str], words: list[str]
+) -> None:
+    code, out, err = cli(capsys, *args)
+    assert code == 2
+    for w in words:
+        assert w in err.replace("\n", " ") or w in err, (w, err)
+    assert "Traceback" not in err + out
+
+
+def test_missing_data_is_explained_in_a_real_process(tmp_path: Path) -> None:
+    env = {
+        **os.environ,
+        "MNIST_TUI_RUNS": str(tmp_path / "runs"),
+        "MNIST_TUI_EXPERIMENTS": str(EXPERIMENTS),
+    }
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "mnist_tui.cli",
+            "run",
+            "lenet5",
+            "--epochs",
+            "1",
+            "--data-dir",
+            str(tmp_path / "empty"),
+            "--no-download",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+        check=False,
+    )
+    assert proc.returncode == 2
+    assert "Traceback" not in proc.stderr
+    assert "MNIST/raw" in proc.stderr and "train-images-idx3-ubyte.gz" in proc.stderr
+
+
+def test_core_does_not_import_textual() -> None:
+    code = (
+        "import sys; import mnist_tui.cli, mnist_tui.runner, mnist_tui.catalog, mnist_tui.render;"
+        "assert 'textual' not in sys.modules, 'core imported textual'"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
