@@ -24,7 +24,7 @@ def _uniform(
 
 
 def affine_matrices(
-    n: int, cfg: AugmentSpec, generator: torch.Generator, device: torch.device
+    n: int, cfg: AugmentSpec, generator: torch.Generator | None, device: torch.device
 ) -> torch.Tensor:
     """(n, 2, 3) matrices mapping output to input coordinates in [-1, 1]."""
     one = torch.ones(n, device=device)
@@ -63,11 +63,14 @@ def affine_matrices(
 def augment_batch(
     x: torch.Tensor,
     cfg: AugmentSpec,
-    generator: torch.Generator,
+    generator: torch.Generator | None,
     background: float = 0.0,
     pixel_scale: float = 1.0,
 ) -> torch.Tensor:
-    """Augment a normalised batch (N, C, H, W); returns `x` itself when nothing is on."""
+    """Augment a normalised batch (N, C, H, W); returns `x` itself when nothing is on.
+
+    `generator=None` draws from the default generator, which CUDA graphs can capture.
+    """
     if not cfg.per_batch:
         return x
     n = x.shape[0]

@@ -102,6 +102,9 @@ def run(
     epochs: Annotated[int | None, typer.Option(help="Shortcut for -S train.epochs=N.")] = None,
     seed: Annotated[int | None, typer.Option(help="Shortcut for -S train.seed=N.")] = None,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",
+    engine: Annotated[
+        str, typer.Option(help="auto (CUDA graphs on a GPU), graph or eager.")
+    ] = "auto",
     data_dir: DataDir = None,
     runs_dir: RunsDir = None,
     experiments_dir: ExpDir = None,
@@ -120,6 +123,8 @@ def run(
         _global(ctx, "experiments_dir", experiments_dir), _global(ctx, "runs_dir", runs_dir)
     )
     data_dir = _global(ctx, "data_dir", data_dir)
+    if engine not in ("auto", "graph", "eager"):
+        raise MnistTuiError(f"--engine: expected auto, graph or eager, got '{engine}'")
     overrides = list(set_ or [])
     if epochs is not None:
         overrides.append(f"train.epochs={epochs}")
@@ -140,6 +145,7 @@ def run(
                     data_dir=data_dir,
                     download=download,
                     on_event=progress.on_event,
+                    engine=engine,
                 )
         except KeyboardInterrupt:
             err.print("[yellow]interrupted[/]: the run is stored as killed")

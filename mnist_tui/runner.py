@@ -27,6 +27,7 @@ def run_experiment(
     should_stop: Callable[[], bool] | None = None,
     group: str | None = None,
     handle: RunHandle | None = None,
+    engine: str = "auto",
 ) -> RunInfo:
     """Train `spec` once, recording everything in `store`; returns the finished run.
 
@@ -63,6 +64,7 @@ def run_experiment(
         on_event=sink,
         should_stop=should_stop,
         checkpoint=handle.save_checkpoint,
+        engine=engine,
     )
     handle.update(parameters=trainer.parameters, epochs=spec.train.epochs)
     try:

@@ -17,11 +17,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from mnist_tui import models
-from mnist_tui.augment import augment_batch
 from mnist_tui.data import DeviceData, batch_indices
 from mnist_tui.errors import TrainingError
 from mnist_tui.events import BatchProgress, EpochEnded, EpochMetrics, Event, RunEnded, RunStarted
 from mnist_tui.spec import ExperimentSpec
+from mnist_tui.steps import GRAPHABLE_OPTIMIZERS, make_engine
 
 EventSink = Callable[[Event], None]
 Checkpointer = Callable[[str, dict[str, Any]], None]
@@ -59,15 +59,24 @@ def device_name(device: torch.device) -> str:
     return f"cpu ({torch.get_num_threads()} threads)"
 
 
-def make_optimizer(spec: ExperimentSpec, params: Any) -> torch.optim.Optimizer:
+def make_optimizer(
+    spec: ExperimentSpec, params: Any, capturable: bool = False
+) -> torch.optim.Optimizer:
+    """The experiment's optimizer; `capturable` keeps its state on the GPU for CUDA graphs."""
     o = spec.optim
+    cap = {"capturable": True} if capturable else {}
     if o.name == "sgd":
         return torch.optim.SGD(
             params, lr=o.lr, momentum=o.momentum, nesterov=o.nesterov, weight_decay=o.weight_decay
         )
     if o.name == "adam":
         return torch.optim.Adam(
-            params, lr=o.lr, betas=(o.beta1, o.beta2), eps=o.eps, weight_decay=o.weight_decay
+            params,
+            lr=o.lr,
+            betas=(o.beta1, o.beta2),
+            eps=o.eps,
+            weight_decay=o.weight_decay,
+            **cap,
         )
     if o.name == "adagrad":
         return torch.optim.Adagrad(
@@ -79,7 +88,7 @@ def make_optimizer(spec: ExperimentSpec, params: Any) -> torch.optim.Optimizer:
         )
     if o.name == "adadelta":
         return torch.optim.Adadelta(
-            params, lr=o.lr, rho=o.rho, eps=o.eps, weight_decay=o.weight_decay
+            params, lr=o.lr, rho=o.rho, eps=o.eps, weight_decay=o.weight_decay, **cap
         )
     if o.name == "rmsprop":
         return torch.optim.RMSprop(
@@ -89,6 +98,7 @@ def make_optimizer(spec: ExperimentSpec, params: Any) -> torch.optim.Optimizer:
             eps=o.eps,
             momentum=o.momentum,
             weight_decay=o.weight_decay,
+            **cap,
         )
     raise AssertionError(o.name)  # pragma: no cover - the schema admits no other
 
@@ -187,6 +197,7 @@ class Trainer:
         should_stop: Callable[[], bool] | None = None,
         checkpoint: Checkpointer | None = None,
         progress_every: int = 20,
+        engine: str = "auto",
     ) -> None:
         self.spec = spec
         self.data = data
@@ -199,10 +210,20 @@ class Trainer:
         self.num_classes = len(data.classes)
 
         torch.manual_seed(spec.train.seed)
+        if device.type == "cuda":
+            torch.backends.cudnn.benchmark = True
+            torch.backends.cuda.matmul.allow_tf32 = True
+            torch.backends.cudnn.allow_tf32 = True
         self.model = spec.build_model().to(device)
-        self.optimizer = make_optimizer(spec, self.model.parameters())
+        graphable = (
+            engine in ("auto", "graph")
+            and device.type == "cuda"
+            and spec.optim.name in GRAPHABLE_OPTIMIZERS
+        )
+        self.optimizer = make_optimizer(spec, self.model.parameters(), capturable=graphable)
         self.scheduler = make_scheduler(spec, self.optimizer)
         self.generator = torch.Generator(device=device).manual_seed(spec.train.seed)
+        self.engine = make_engine(engine, self.model, self.optimizer, spec, data, self.generator)
         self.state = TrainState()
         self.best_metric = best_metric(spec)
         self.parameters = models.count_parameters(self.model)
@@ -249,32 +270,20 @@ class Trainer:
 
     def train_epoch(self, epoch: int) -> tuple[float, float]:
         """One pass over the training set; returns (mean loss, accuracy)."""
-        spec, data = self.spec, self.data
-        model, opt = self.model, self.optimizer
-        model.train()
-        n = len(data.train_y)
+        self.model.train()
+        n = len(self.data.train_y)
         steps = self.steps_per_epoch()
-        loss_sum = torch.zeros((), device=self.device)
-        correct = torch.zeros((), device=self.device, dtype=torch.long)
-        for step, idx in enumerate(
-            batch_indices(n, spec.train.batch_size, self.generator, self.device), start=1
-        ):
-            xb = augment_batch(
-                data.train_x[idx], spec.augment, self.generator, data.background, data.pixel_scale
-            )
-            yb = data.train_y[idx]
-            out = model(xb)
-            loss = F.cross_entropy(out, yb, label_smoothing=spec.train.label_smoothing)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            loss_sum += loss.detach() * len(idx)
-            correct += (out.argmax(1) == yb).sum()
+        engine = self.engine
+        engine.reset()
+        batches = batch_indices(n, self.spec.train.batch_size, self.generator, self.device)
+        for step, idx in enumerate(batches, start=1):
+            engine.step(idx)
             if step % self.progress_every == 0 or step == steps:
                 self.emit(BatchProgress(epoch, step, steps))
                 if self.should_stop():
                     raise Cancelled
-        return float(loss_sum) / n, float(correct) / n
+        # the one host sync of the epoch
+        return float(engine.loss_sum) / n, float(engine.correct) / n
 
     def run(self) -> dict[str, Any]:
         spec, data = self.spec, self.data
@@ -370,6 +379,7 @@ class Trainer:
     ) -> dict[str, Any]:
         summary = summarize(self.state, last_eval, self.data.classes, self.best_metric)
         summary.update(
+            engine=self.engine.name + (f" ({self.engine.note})" if self.engine.note else ""),
             status=status,
             reason=reason,
             parameters=self.parameters,

@@ -1,0 +1,214 @@
+"""Training speed: the studies' DataLoader pipeline vs the mnist-tui engine, side by side.
+
+For each experiment, the same model, optimizer, batch size, epochs and augmentation are
+trained two (or three) ways in one process on one device:
+
+  baseline-w0   torchvision dataset + ToTensor/Normalize + torchvision augmentation
+                transforms + DataLoader(num_workers=0), loss.item() every batch
+  baseline-wN   the same with N loader workers (pin_memory on a GPU)
+  mnist-tui     the engine: device-resident data, batched per-image augmentation,
+                CUDA-graph steps on a GPU, one host sync per epoch
+
+It prints per-epoch training time (median over epochs), images/s, the speed-up over the
+best baseline, and both test accuracies after the same epochs.
+
+    python benchmarks/speed.py                       # defaults below, auto device
+    python benchmarks/speed.py lenet5 task2 --epochs 3 --device cuda --workers 4
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import os
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch.utils.data import ConcatDataset, DataLoader
+from torchvision import datasets, transforms
+
+from mnist_tui import data as data_mod
+from mnist_tui.spec import ExperimentSpec, load_experiment
+from mnist_tui.train import Trainer, evaluate, make_optimizer, resolve_device
+
+DEFAULT = ["lenet5", "task0", "task2", "fnn2", "lenet5_aug_bn"]
+
+
+def extracted_root(data_dir: Path, tmp: Path) -> Path:
+    """torchvision wants decompressed files; the data directory may be read-only."""
+    for info in data_mod.DATASETS.values():
+        files = data_mod.locate(info.key, data_dir, download=False)
+        raw = tmp / info.folder / "raw"
+        raw.mkdir(parents=True, exist_ok=True)
+        for name, path in files.items():
+            if path.suffix == ".gz":
+                with gzip.open(path) as src, (raw / name).open("wb") as dst:
+                    shutil.copyfileobj(src, dst)
+            else:
+                shutil.copy(path, raw / name)
+    return tmp
+
+
+def study_transforms(spec: ExperimentSpec, info: data_mod.DatasetInfo) -> transforms.Compose:
+    """The per-sample pipeline a study would write for this experiment."""
+    a, d = spec.augment, spec.data
+    t: list[object] = []
+    side = 28 + 2 * d.pad
+    if d.pad:
+        t.append(transforms.Pad(d.pad))
+    if a.crop_scale != [1.0, 1.0]:
+        t.append(transforms.RandomResizedCrop(side, scale=tuple(a.crop_scale)))
+    if a.rotation or a.translate or a.scale != [1.0, 1.0]:
+        t.append(
+            transforms.RandomAffine(
+                degrees=a.rotation,
+                translate=(a.translate, a.translate) if a.translate else None,
+                scale=tuple(a.scale) if a.scale != [1.0, 1.0] else None,
+            )
+        )
+    if a.hflip:
+        t.append(transforms.RandomHorizontalFlip(a.hflip))
+    t.append(transforms.ToTensor())
+    if a.noise_std:
+        std = a.noise_std
+        t.append(transforms.Lambda(lambda x: x + torch.randn_like(x) * std))
+    if d.normalize == "standard":
+        t.append(transforms.Normalize((info.mean,), (info.std,)))
+    return transforms.Compose(t)
+
+
+def baseline(spec: ExperimentSpec, root: Path, device: torch.device, workers: int) -> dict:
+    info = data_mod.DATASETS[spec.data.dataset]
+    cls = datasets.MNIST if info.key == "mnist" else datasets.FashionMNIST
+    tf = study_transforms(spec, info)
+    train = cls(str(root), train=True, transform=tf)
+    if spec.augment.double_hflip:
+        flipped = transforms.Compose([transforms.RandomHorizontalFlip(1.0), tf])
+        train = ConcatDataset([train, cls(str(root), train=True, transform=flipped)])
+    eval_tf = study_transforms(
+        spec.with_overrides(
+            [
+                "augment.rotation=0",
+                "augment.translate=0",
+                "augment.crop_scale=[1.0, 1.0]",
+                "augment.scale=[1.0, 1.0]",
+                "augment.hflip=0",
+                "augment.noise_std=0",
+            ]
+        ),
+        info,
+    )
+    test = cls(str(root), train=False, transform=eval_tf)
+    pin = device.type == "cuda"
+    loader = DataLoader(
+        train,
+        batch_size=spec.train.batch_size,
+        shuffle=True,
+        num_workers=workers,
+        pin_memory=pin,
+        persistent_workers=workers > 0,
+    )
+    test_loader = DataLoader(test, batch_size=1000, num_workers=workers, pin_memory=pin)
+    torch.manual_seed(spec.train.seed)
+    model = spec.build_model().to(device)
+    opt = make_optimizer(spec, model.parameters())
+    epoch_times = []
+    for _ in range(spec.train.epochs):
+        model.train()
+        t0 = time.perf_counter()
+        running = 0.0
+        for x, y in loader:
+            x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+            opt.zero_grad()
+            loss = F.cross_entropy(model(x), y)
+            loss.backward()
+            opt.step()
+            running += loss.item()  # what the studies' loops do every batch
+        epoch_times.append(time.perf_counter() - t0)
+    model.eval()
+    correct = total = 0
+    with torch.no_grad():
+        for x, y in test_loader:
+            x, y = x.to(device), y.to(device)
+            correct += (model(x).argmax(1) == y).sum().item()
+            total += len(y)
+    return {"epoch_s": epoch_times, "n": len(train), "test_acc": correct / total}
+
+
+def engine(spec: ExperimentSpec, data_dir: Path, device: torch.device, kind: str) -> dict:
+    data = data_mod.prepare(spec.data, spec.augment, device, data_dir, download=False)
+    trainer = Trainer(spec, data, device, engine=kind)
+    trainer.run()
+    hist = trainer.state.history
+    ev = evaluate(trainer.model, data.test_x, data.test_y, 4096)
+    return {
+        "epoch_s": [m.train_seconds for m in hist],
+        "n": len(data.train_y),
+        "test_acc": ev.acc,
+        "engine": trainer.engine.name,
+        "eval_s": statistics.median(m.seconds - m.train_seconds for m in hist),
+    }
+
+
+def steady(times: list[float]) -> float:
+    """Median epoch time, leaving out the first epoch (warm-up, capture) when there are more."""
+    return statistics.median(times[1:] if len(times) > 1 else times)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument("experiments", nargs="*", default=DEFAULT)
+    p.add_argument("--epochs", type=int, default=3)
+    p.add_argument("--device", default="auto")
+    p.add_argument("--workers", type=int, default=min(4, os.cpu_count() or 1))
+    p.add_argument("--data-dir", type=Path, default=None)
+    p.add_argument("--skip-w0", action="store_true", help="skip the 0-worker baseline")
+    p.add_argument("--eager", action="store_true", help="also time the engine without graphs")
+    args = p.parse_args()
+    device = resolve_device(args.device)
+    data_dir = data_mod.resolve_data_dir(args.data_dir)
+    print(
+        f"device: {torch.cuda.get_device_name(device) if device.type == 'cuda' else 'cpu'}"
+        f" | torch {torch.__version__} | CPU threads {torch.get_num_threads()}"
+        f" | epochs {args.epochs} | loader workers 0 and {args.workers}",
+        flush=True,
+    )
+    header = f"{'experiment':<14}{'way':<16}{'batch':>6}{'epoch s':>9}{'img/s':>10}{'test acc':>10}{'speed-up':>10}"
+    with tempfile.TemporaryDirectory() as tmp:
+        root = extracted_root(data_dir, Path(tmp))
+        print(header)
+        print("-" * len(header))
+        for name in args.experiments:
+            spec = load_experiment(name, overrides=[f"train.epochs={args.epochs}"])
+            rows = []
+            worker_counts = ([] if args.skip_w0 else [0]) + ([args.workers] if args.workers else [])
+            for w in worker_counts:
+                rows.append((f"baseline-w{w}", baseline(spec, root, device, w)))
+            kinds = ["auto", "eager"] if args.eager and device.type == "cuda" else ["auto"]
+            ours = []
+            for kind in kinds:
+                r = engine(spec, data_dir, device, kind)
+                ours.append((f"mnist-tui {r['engine']}", r))
+            best_base = min(steady(r["epoch_s"]) for _, r in rows) if rows else None
+            for way, r in rows + ours:
+                t = steady(r["epoch_s"])
+                ratio = f"{best_base / t:.1f}x" if best_base else "—"
+                print(
+                    f"{name:<14}{way:<16}{spec.train.batch_size:>6}{t:>9.2f}{r['n'] / t:>10,.0f}"
+                    f"{100 * r['test_acc']:>9.2f}%{ratio:>10}",
+                    flush=True,
+                )
+            print()
+    sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    main()
