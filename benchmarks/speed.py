@@ -181,7 +181,10 @@ def main() -> None:
         f" | epochs {args.epochs} | loader workers 0 and {args.workers}",
         flush=True,
     )
-    header = f"{'experiment':<14}{'way':<16}{'batch':>6}{'epoch s':>9}{'img/s':>10}{'test acc':>10}{'speed-up':>10}"
+    header = (
+        f"{'experiment':<14}{'way':<16}{'batch':>6}{'epoch s':>9}{'img/s':>10}"
+        f"{'test acc':>10}{'speed-up':>10}"
+    )
     with tempfile.TemporaryDirectory() as tmp:
         root = extracted_root(data_dir, Path(tmp))
         print(header)

@@ -70,16 +70,28 @@ def _root(
     data_dir: DataDir = None,
     runs_dir: RunsDir = None,
     experiments_dir: ExpDir = None,
+    device: Annotated[str, typer.Option(help="Device for queued runs.")] = "auto",
+    concurrency: Annotated[
+        int, typer.Option(help="Runs trained at once by the console (0 pauses the queue).")
+    ] = 1,
 ) -> None:
     if ctx.invoked_subcommand is not None:
         # the global directory options also apply to subcommands that leave them unset
         ctx.obj = {"data_dir": data_dir, "runs_dir": runs_dir, "experiments_dir": experiments_dir}
         return
-    try:
-        from mnist_tui.tui.app import run_app
-    except ImportError as exc:  # pragma: no cover - textual is a dependency
-        raise MnistTuiError(f"the console needs textual: {exc}") from None
-    run_app(data_dir=data_dir, runs_dir=runs_dir, experiments_dir=experiments_dir)
+    if not sys.stdin.isatty() or not sys.stdout.isatty():
+        raise MnistTuiError(
+            "the console needs a terminal; for scripts use the commands (mnist-tui --help)"
+        )
+    from mnist_tui.tui.app import run_app
+
+    run_app(
+        data_dir=data_dir,
+        runs_dir=runs_dir,
+        experiments_dir=experiments_dir,
+        device=device,
+        concurrency=concurrency,
+    )
 
 
 def _global(ctx: typer.Context, key: str, value: Any) -> Any:
@@ -112,6 +124,9 @@ def run(
         bool, typer.Option("--download/--no-download", help="Download missing datasets.")
     ] = True,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
+    attach: Annotated[
+        str | None, typer.Option(hidden=True, help="Train into this queued run directory.")
+    ] = None,
     json_out: JsonOut = False,
 ) -> None:
     """Train experiments and store the runs; prints reported vs reproduced accuracy."""
@@ -132,6 +147,10 @@ def run(
         overrides.append(f"train.seed={seed}")
     # validate everything before training anything
     specs = [load_experiment(e, exp_dir, overrides) for e in experiments]
+    handle = None
+    if attach is not None:
+        handle = _attach(store, specs, attach)
+    stop = _stop_on_sigterm()
     results = []
     failed = False
     for spec in specs:
@@ -146,6 +165,8 @@ def run(
                     download=download,
                     on_event=progress.on_event,
                     engine=engine,
+                    handle=handle,
+                    should_stop=stop,
                 )
         except KeyboardInterrupt:
             err.print("[yellow]interrupted[/]: the run is stored as killed")
@@ -163,6 +184,27 @@ def run(
         console.print(run_summary_table(results))
     if failed:
         raise typer.Exit(1)
+
+
+def _attach(store: Any, specs: list[Any], run_id: str) -> Any:
+    """The queued run directory a background run trains into (used by the console)."""
+    if len(specs) != 1:
+        raise MnistTuiError("--attach takes exactly one experiment")
+    info = store.read_run(specs[0].name, run_id)
+    if info is None:
+        raise MnistTuiError(f"--attach: no run {specs[0].name}/{run_id} in {store.root}")
+    return store.handle(info)
+
+
+def _stop_on_sigterm() -> Any:
+    """SIGTERM (the console's cancel) ends the run cleanly as killed."""
+    import signal
+    import threading
+
+    flag = threading.Event()
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, lambda *_: flag.set())
+    return flag.is_set
 
 
 # ----------------------------------------------------------------------------- list / runs

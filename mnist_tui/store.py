@@ -337,6 +337,11 @@ class RunStore:
             return None
         return RunInfo(run_dir.name, run_dir.parent.name, run_dir, summary)
 
+    def read_run(self, experiment: str, run_id: str) -> RunInfo | None:
+        if not SAFE_NAME.match(experiment) or not RUN_ID.match(run_id):
+            return None
+        return self._read(self.root / experiment / run_id)
+
     def runs(self, experiment: str | None = None) -> list[RunInfo]:
         """Runs, newest first."""
         return sorted(self.iter_runs(experiment), key=lambda r: r.created, reverse=True)

@@ -1,0 +1,1 @@
+"""The interactive console (Textual). A view over the headless core; no training here."""
