@@ -13,9 +13,6 @@ import plotext as plt
 
 from mnist_tui import fmt
 
-COLORS = ("cyan", "orange", "green", "magenta", "red", "blue")
-
-
 def thin(xs: Sequence[float], ys: Sequence[float], width: int) -> tuple[list[float], list[float]]:
     """At most ~width points, always keeping the last one."""
     n = len(xs)
@@ -34,25 +31,30 @@ def curves(
     height: int,
     percent: bool = False,
 ) -> str:
-    """Lines of `key` over epochs for each (label, metric rows, key)."""
-    plt.clear_figure()
-    plt.plot_size(max(width, 20), max(height, 6))
-    plt.theme("clear")
-    plt.title(title)
+    """Lines of `key` over epochs for each (label, metric rows, key), as ANSI text."""
+    fig = plt.figure
+    fig.clear()
+    fig.plot_size(max(width, 20), max(height, 6))
+    fig.theme("dark")
+    fig.canvas("default")  # leave the terminal's own background showing
+    fig.title(title)
     drawn = 0
-    for i, (label, rows, key) in enumerate(series):
+    for label, rows, key in series:
         pts = [(r["epoch"], r[key]) for r in rows if r.get(key) is not None]
         if not pts:
             continue
         xs, ys = zip(*pts, strict=True)
         ys_scaled = [100 * y for y in ys] if percent else list(ys)
         xs_t, ys_t = thin(list(xs), ys_scaled, width)
-        plt.plot(xs_t, ys_t, label=label, color=COLORS[i % len(COLORS)], marker="braille")
+        signal = fig.signal(xs_t, ys_t, marker="braille")
+        signal.label(label)
+        signal.lines()
+        fig.draw(signal)
         drawn += 1
     if not drawn:
         return f"{title}: no epochs yet"
-    plt.xlabel("epoch")
-    return str(plt.build())
+    fig.label("epoch")
+    return str(fig.build().string())
 
 
 def class_bars(classes: list[str], acc: list[float], width: int = 30) -> str:

@@ -1,0 +1,175 @@
+"""Reported vs reproduced: group an experiment's runs and compare with its `[reference]`.
+
+Only runs whose definition equals the experiment's current definition (apart from the
+seed) count, so a quick `-S train.epochs=1` run never pollutes the statistics.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections import Counter
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from mnist_tui import fmt
+from mnist_tui.catalog import experiment_rows
+from mnist_tui.errors import SpecError
+from mnist_tui.spec import ExperimentSpec, load_spec_file
+from mnist_tui.store import RunInfo, RunStore
+
+SEED_KEYS = ("seed", "repeats")
+
+
+def comparable_definition(spec: ExperimentSpec) -> dict[str, Any]:
+    d = spec.definition()
+    d["train"] = {k: v for k, v in d["train"].items() if k not in SEED_KEYS}
+    return d
+
+
+@dataclass(frozen=True)
+class Stat:
+    mean: float
+    std: float  # sample standard deviation; 0 for a single run
+    n: int
+    low: float
+    high: float
+
+    @classmethod
+    def of(cls, xs: list[float]) -> Stat | None:
+        if not xs:
+            return None
+        std = statistics.stdev(xs) if len(xs) > 1 else 0.0
+        return cls(statistics.fmean(xs), std, len(xs), min(xs), max(xs))
+
+    def contains(self, x: float) -> bool:
+        """Inside mean ± 2 std (about 95% of seeds), or equal to a single run's value."""
+        half = 2 * self.std
+        return self.mean - half - 1e-12 <= x <= self.mean + half + 1e-12
+
+    def pct(self) -> str:
+        if self.n == 1:
+            return fmt.pct(self.mean)
+        return f"{100 * self.mean:.2f} ± {100 * self.std:.2f}%"
+
+
+@dataclass
+class ReportRow:
+    name: str
+    dataset: str
+    parameters: int | None
+    epochs: int
+    reported_acc: float | None
+    reported_loss: float | None
+    reported_at: str
+    reported_hardest: str | None
+    runs: int
+    final_acc: Stat | None
+    best_acc: Stat | None
+    final_loss: Stat | None
+    best_loss: Stat | None
+    train_seconds: Stat | None
+    hardest: str | None  # the most common hardest class over the runs
+    seeds: list[int]
+
+    @property
+    def compared(self) -> Stat | None:
+        """The reproduced figure at the epoch the study reported (final or best)."""
+        return self.best_acc if self.reported_at == "best" else self.final_acc
+
+    @property
+    def delta_pp(self) -> float | None:
+        c = self.compared
+        if c is None or self.reported_acc is None:
+            return None
+        return 100 * (c.mean - self.reported_acc)
+
+    @property
+    def inside(self) -> bool | None:
+        c = self.compared
+        if c is None or self.reported_acc is None or c.n < 2:
+            return None
+        return c.contains(self.reported_acc)
+
+    def to_json(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["delta_pp"] = self.delta_pp
+        out["inside_spread"] = self.inside
+        return out
+
+
+def matching_runs(spec: ExperimentSpec, runs: list[RunInfo]) -> list[RunInfo]:
+    """Completed runs of this exact definition (any seed)."""
+    target = comparable_definition(spec)
+    out = []
+    for r in runs:
+        if r.status != "completed" or not r.summary.get("final"):
+            continue
+        try:
+            ran = load_spec_file(r.spec_path())
+        except SpecError:
+            continue
+        if comparable_definition(ran) == target:
+            out.append(r)
+    return out
+
+
+def build_report(experiments_dir: Path, store: RunStore, names: list[str] | None = None) -> list[ReportRow]:
+    rows = []
+    for er in experiment_rows(experiments_dir, store):
+        if er.spec is None or (names and er.name not in names):
+            continue
+        spec = er.spec
+        runs = matching_runs(spec, er.runs)
+
+        def col(where: str, key: str, runs: list[RunInfo] = runs) -> Stat | None:
+            return Stat.of([v for r in runs if (v := (r.summary.get(where) or {}).get(key)) is not None])
+
+        hardest = Counter(r.summary.get("hardest_class") for r in runs if r.summary.get("hardest_class"))
+        ref = spec.reference
+        rows.append(ReportRow(
+            name=spec.name,
+            dataset=spec.data.dataset,
+            parameters=er.parameters,
+            epochs=spec.train.epochs,
+            reported_acc=ref.test_accuracy,
+            reported_loss=ref.test_loss,
+            reported_at=ref.at,
+            reported_hardest=ref.hardest_class,
+            runs=len(runs),
+            final_acc=col("final", "test_acc"),
+            best_acc=col("best", "test_acc"),
+            final_loss=col("final", "test_loss"),
+            best_loss=col("best", "test_loss"),
+            train_seconds=Stat.of([r.summary["train_seconds"] for r in runs
+                                   if r.summary.get("train_seconds") is not None]),
+            hardest=hardest.most_common(1)[0][0] if hardest else None,
+            seeds=sorted(r.seed for r in runs if r.seed is not None),
+        ))
+    return rows
+
+
+def _cell_stat(s: Stat | None) -> str:
+    return "—" if s is None else s.pct()
+
+
+def markdown(rows: list[ReportRow]) -> str:
+    lines = [
+        "| experiment | data | params | epochs | reported acc | reproduced final | reproduced best "
+        "| Δ pp | inside | reported loss | reproduced loss | hardest (rep / ours) | runs | train time |",
+        "|---|---|---:|---:|---:|---:|---:|---:|:-:|---:|---:|---|---:|---:|",
+    ]
+    for r in rows:
+        at = " (best)" if r.reported_at == "best" else ""
+        loss = r.best_loss if r.reported_at == "best" else r.final_loss
+        inside = {True: "yes", False: "no", None: "—"}[r.inside]
+        hardest = f"{r.reported_hardest} / {r.hardest or '—'}" if r.reported_hardest else "—"
+        delta = "—" if r.delta_pp is None else f"{r.delta_pp:+.2f}"
+        lines.append(
+            f"| {r.name} | {r.dataset} | {fmt.count(r.parameters)} | {r.epochs} "
+            f"| {fmt.pct(r.reported_acc)}{at} | {_cell_stat(r.final_acc)} | {_cell_stat(r.best_acc)} "
+            f"| {delta} | {inside} | {fmt.num(r.reported_loss)} "
+            f"| {'—' if loss is None else f'{loss.mean:.4f}'} | {hardest} | {r.runs} "
+            f"| {fmt.seconds(r.train_seconds.mean) if r.train_seconds else '—'} |"
+        )
+    return "\n".join(lines) + "\n"
