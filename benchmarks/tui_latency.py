@@ -46,8 +46,10 @@ async def measure(data_dir: Path | None, presses: int, experiment: str) -> None:
                 busy.append(time.perf_counter() - t0)
                 await asyncio.sleep(0.02)
             run = store.runs()[0]
-            print(f"while {run.experiment} trained on the CPU in a child process "
-                  f"(status {run.status}, epochs done {run.summary.get('epochs_done', 0)}):")
+            print(
+                f"while {run.experiment} trained on the CPU in a child process "
+                f"(status {run.status}, epochs done {run.summary.get('epochs_done', 0)}):"
+            )
             report("key -> processed+refreshed", busy)
             app.queue.cancel(run.id)
             await pilot.pause(1.0)
@@ -66,8 +68,10 @@ async def measure(data_dir: Path | None, presses: int, experiment: str) -> None:
 def report(label: str, xs: list[float]) -> None:
     xs_ms = sorted(x * 1000 for x in xs)
     p95 = xs_ms[int(0.95 * (len(xs_ms) - 1))]
-    print(f"  {label}: median {statistics.median(xs_ms):.1f} ms, p95 {p95:.1f} ms, "
-          f"max {xs_ms[-1]:.1f} ms over {len(xs_ms)} presses")
+    print(
+        f"  {label}: median {statistics.median(xs_ms):.1f} ms, p95 {p95:.1f} ms, "
+        f"max {xs_ms[-1]:.1f} ms over {len(xs_ms)} presses"
+    )
 
 
 def main() -> None:

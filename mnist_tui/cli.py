@@ -154,7 +154,10 @@ def run(
     results = []
     failed = False
     for spec in specs:
-        progress = RunProgress(console, enabled=not quiet and not json_out)
+        progress = RunProgress(
+            console if not json_out else Console(file=sys.stderr),
+            enabled=not quiet and not json_out,
+        )
         try:
             with progress:
                 info = run_experiment(
@@ -180,7 +183,7 @@ def run(
             )
     if json_out:
         _print_json([{"experiment": s.name, "run": i.id, **i.summary} for s, i in results])
-    else:
+    elif attach is None:  # a console-started run logs its epochs, not a table
         console.print(run_summary_table(results))
     if failed:
         raise typer.Exit(1)

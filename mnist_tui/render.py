@@ -56,7 +56,7 @@ class RunProgress:
             TimeRemainingColumn(),
             console=console,
             transient=True,
-            disable=not enabled,
+            disable=not enabled,  # bars only: epoch lines are printed either way
         )
         self.epoch_task: TaskID | None = None
         self.batch_task: TaskID | None = None

@@ -114,7 +114,9 @@ def matching_runs(spec: ExperimentSpec, runs: list[RunInfo]) -> list[RunInfo]:
     return out
 
 
-def build_report(experiments_dir: Path, store: RunStore, names: list[str] | None = None) -> list[ReportRow]:
+def build_report(
+    experiments_dir: Path, store: RunStore, names: list[str] | None = None
+) -> list[ReportRow]:
     rows = []
     for er in experiment_rows(experiments_dir, store):
         if er.spec is None or (names and er.name not in names):
@@ -123,29 +125,40 @@ def build_report(experiments_dir: Path, store: RunStore, names: list[str] | None
         runs = matching_runs(spec, er.runs)
 
         def col(where: str, key: str, runs: list[RunInfo] = runs) -> Stat | None:
-            return Stat.of([v for r in runs if (v := (r.summary.get(where) or {}).get(key)) is not None])
+            return Stat.of(
+                [v for r in runs if (v := (r.summary.get(where) or {}).get(key)) is not None]
+            )
 
-        hardest = Counter(r.summary.get("hardest_class") for r in runs if r.summary.get("hardest_class"))
+        hardest = Counter(
+            r.summary.get("hardest_class") for r in runs if r.summary.get("hardest_class")
+        )
         ref = spec.reference
-        rows.append(ReportRow(
-            name=spec.name,
-            dataset=spec.data.dataset,
-            parameters=er.parameters,
-            epochs=spec.train.epochs,
-            reported_acc=ref.test_accuracy,
-            reported_loss=ref.test_loss,
-            reported_at=ref.at,
-            reported_hardest=ref.hardest_class,
-            runs=len(runs),
-            final_acc=col("final", "test_acc"),
-            best_acc=col("best", "test_acc"),
-            final_loss=col("final", "test_loss"),
-            best_loss=col("best", "test_loss"),
-            train_seconds=Stat.of([r.summary["train_seconds"] for r in runs
-                                   if r.summary.get("train_seconds") is not None]),
-            hardest=hardest.most_common(1)[0][0] if hardest else None,
-            seeds=sorted(r.seed for r in runs if r.seed is not None),
-        ))
+        rows.append(
+            ReportRow(
+                name=spec.name,
+                dataset=spec.data.dataset,
+                parameters=er.parameters,
+                epochs=spec.train.epochs,
+                reported_acc=ref.test_accuracy,
+                reported_loss=ref.test_loss,
+                reported_at=ref.at,
+                reported_hardest=ref.hardest_class,
+                runs=len(runs),
+                final_acc=col("final", "test_acc"),
+                best_acc=col("best", "test_acc"),
+                final_loss=col("final", "test_loss"),
+                best_loss=col("best", "test_loss"),
+                train_seconds=Stat.of(
+                    [
+                        r.summary["train_seconds"]
+                        for r in runs
+                        if r.summary.get("train_seconds") is not None
+                    ]
+                ),
+                hardest=hardest.most_common(1)[0][0] if hardest else None,
+                seeds=sorted(r.seed for r in runs if r.seed is not None),
+            )
+        )
     return rows
 
 

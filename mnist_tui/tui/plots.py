@@ -13,6 +13,7 @@ import plotext as plt
 
 from mnist_tui import fmt
 
+
 def thin(xs: Sequence[float], ys: Sequence[float], width: int) -> tuple[list[float], list[float]]:
     """At most ~width points, always keeping the last one."""
     n = len(xs)
@@ -75,10 +76,10 @@ def confusion_text(classes: list[str], confusion: list[list[int]]) -> str:
     """A compact confusion matrix (rows true, columns predicted)."""
     if not confusion:
         return "no confusion matrix yet"
-    short = [c[:5] for c in classes]
-    w = max(5, max(len(str(v)) for row in confusion for v in row))
+    w = max(len(str(v)) for row in confusion for v in row)
+    short = [c[:w] for c in classes]
     head = " " * 6 + " ".join(f"{c:>{w}}" for c in short)
     lines = [head]
-    for name, row in zip(short, confusion, strict=False):
-        lines.append(f"{name:<5} " + " ".join(f"{v:>{w}}" for v in row))
+    for name, row in zip(classes, confusion, strict=False):
+        lines.append(f"{name[:5]:<5} " + " ".join(f"{v:>{w}}" for v in row))
     return "\n".join(lines)
