@@ -113,6 +113,13 @@ def run(
     ] = None,
     epochs: Annotated[int | None, typer.Option(help="Shortcut for -S train.epochs=N.")] = None,
     seed: Annotated[int | None, typer.Option(help="Shortcut for -S train.seed=N.")] = None,
+    repeats: Annotated[
+        int | None,
+        typer.Option(help="Train N seeds (seed, seed+1, ...); overrides [train] repeats."),
+    ] = None,
+    seeds: Annotated[
+        str | None, typer.Option(help="Comma-separated seeds, e.g. 0,1,2 (a group of runs).")
+    ] = None,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",
     engine: Annotated[
         str, typer.Option(help="auto (CUDA graphs on a GPU), graph or eager.")
@@ -147,13 +154,16 @@ def run(
         overrides.append(f"train.seed={seed}")
     # validate everything before training anything
     specs = [load_experiment(e, exp_dir, overrides) for e in experiments]
+    groups: list[str | None] = [None] * len(specs)
+    if attach is None:
+        specs, groups = _expand_seeds(specs, repeats, seeds)
     handle = None
     if attach is not None:
         handle = _attach(store, specs, attach)
     stop = _stop_on_sigterm()
     results = []
     failed = False
-    for spec in specs:
+    for spec, group in zip(specs, groups, strict=True):
         progress = RunProgress(
             console if not json_out else Console(file=sys.stderr),
             enabled=not quiet and not json_out,
@@ -170,6 +180,7 @@ def run(
                     engine=engine,
                     handle=handle,
                     should_stop=stop,
+                    group=group,
                 )
         except KeyboardInterrupt:
             err.print("[yellow]interrupted[/]: the run is stored as killed")
@@ -187,6 +198,38 @@ def run(
         console.print(run_summary_table(results))
     if failed:
         raise typer.Exit(1)
+
+
+def _expand_seeds(
+    specs: list[Any], repeats: int | None, seeds: str | None
+) -> tuple[list[Any], list[str | None]]:
+    """One spec per seed; the runs of one experiment in one invocation share a group."""
+    import secrets
+
+    if repeats is not None and seeds is not None:
+        raise MnistTuiError("give --repeats or --seeds, not both")
+    if repeats is not None and repeats < 1:
+        raise MnistTuiError(f"--repeats: expected a positive integer, got {repeats}")
+    explicit: list[int] | None = None
+    if seeds is not None:
+        try:
+            explicit = [int(x) for x in seeds.split(",") if x.strip()]
+        except ValueError:
+            raise MnistTuiError(f"--seeds: expected integers like 0,1,2, got '{seeds}'") from None
+        if not explicit or any(x < 0 for x in explicit):
+            raise MnistTuiError(f"--seeds: expected non-negative integers, got '{seeds}'")
+    out_specs: list[Any] = []
+    out_groups: list[str | None] = []
+    for spec in specs:
+        n = repeats if repeats is not None else spec.train.repeats
+        chosen = explicit or [spec.train.seed + i for i in range(n)]
+        group = f"{spec.name}-{secrets.token_hex(3)}" if len(chosen) > 1 else None
+        for s in chosen:
+            out_specs.append(
+                spec.with_overrides([f"train.seed={s}"]) if s != spec.train.seed else spec
+            )
+            out_groups.append(group)
+    return out_specs, out_groups
 
 
 def _attach(store: Any, specs: list[Any], run_id: str) -> Any:
@@ -367,6 +410,36 @@ def diff(
         sys.stdout.write(diff_markdown(sa, sb, changes, deltas))
         return
     print_diff(console, sa, sb, changes, deltas)
+
+
+@app.command()
+def report(
+    ctx: typer.Context,
+    experiments: Annotated[
+        list[str] | None, typer.Argument(help="Experiments to include (default: all).")
+    ] = None,
+    runs_dir: RunsDir = None,
+    experiments_dir: ExpDir = None,
+    md: Annotated[bool, typer.Option("--md", help="Markdown table.")] = False,
+    json_out: JsonOut = False,
+) -> None:
+    """Reported vs reproduced for each experiment: mean ± std over seeds, Δ in pp."""
+    from mnist_tui.render import report_table
+    from mnist_tui.report import build_report, markdown
+    from mnist_tui.spec import find_experiment
+
+    exp_dir, store = _dirs(
+        _global(ctx, "experiments_dir", experiments_dir), _global(ctx, "runs_dir", runs_dir)
+    )
+    for name in experiments or []:
+        find_experiment(name, exp_dir)  # a typo is an error, not an empty table
+    rows = build_report(exp_dir, store, experiments or None)
+    if json_out:
+        _print_json([r.to_json() for r in rows])
+    elif md:
+        sys.stdout.write(markdown(rows))
+    else:
+        console.print(report_table(rows))
 
 
 def main(argv: list[str] | None = None) -> None:

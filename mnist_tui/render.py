@@ -388,3 +388,42 @@ def diff_markdown(a: Subject, b: Subject, changes: list[Change], deltas: list[Fi
             delta = fmt.pp(d.delta) if "acc" in d.label else fmt.num(d.delta)
             lines.append(f"| {d.label} | {show(d.a)} | {show(d.b)} | {delta} |")
     return "\n".join(lines) + "\n"
+
+
+def report_table(rows: list[Any]) -> Table:
+    """`mnist-tui report`: reported vs reproduced, mean ± std over seeds."""
+    t = Table(title="Reported vs reproduced (mean ± std over seeds)", title_justify="left")
+    for col, just in (
+        ("experiment", "left"),
+        ("reported", "right"),
+        ("final", "right"),
+        ("best", "right"),
+        ("Δ pp", "right"),
+        ("in", "center"),
+        ("runs", "right"),
+        ("hardest rep/ours", "left"),
+        ("train", "right"),
+    ):
+        t.add_column(col, justify=just)  # type: ignore[arg-type]
+    for r in rows:
+        inside = {
+            True: Text("yes", style="green"),
+            False: Text("no", style="red"),
+            None: Text("—", style="dim"),
+        }[r.inside]
+        delta = Text("—", style="dim")
+        if r.delta_pp is not None:
+            delta = Text(f"{r.delta_pp:+.2f}", style="green" if abs(r.delta_pp) <= 1 else "red")
+        hardest = f"{r.reported_hardest}/{r.hardest or '—'}" if r.reported_hardest else ""
+        t.add_row(
+            r.name,
+            fmt.pct(r.reported_acc) + ("ᵇ" if r.reported_at == "best" else ""),
+            r.final_acc.pct() if r.final_acc else "—",
+            r.best_acc.pct() if r.best_acc else "—",
+            delta,
+            inside,
+            str(r.runs) if r.runs else "",
+            hardest,
+            fmt.seconds(r.train_seconds.mean) if r.train_seconds else "—",
+        )
+    return t

@@ -168,8 +168,9 @@ def _cell_stat(s: Stat | None) -> str:
 
 def markdown(rows: list[ReportRow]) -> str:
     lines = [
-        "| experiment | data | params | epochs | reported acc | reproduced final | reproduced best "
-        "| Δ pp | inside | reported loss | reproduced loss | hardest (rep / ours) | runs | train time |",
+        "| experiment | data | params | epochs | reported acc | reproduced final "
+        "| reproduced best | Δ pp | inside | reported loss | reproduced loss "
+        "| hardest (rep / ours) | runs | train time |",
         "|---|---|---:|---:|---:|---:|---:|---:|:-:|---:|---:|---|---:|---:|",
     ]
     for r in rows:
@@ -178,11 +179,12 @@ def markdown(rows: list[ReportRow]) -> str:
         inside = {True: "yes", False: "no", None: "—"}[r.inside]
         hardest = f"{r.reported_hardest} / {r.hardest or '—'}" if r.reported_hardest else "—"
         delta = "—" if r.delta_pp is None else f"{r.delta_pp:+.2f}"
+        loss_text = "—" if loss is None else f"{loss.mean:.4f}"
+        time_text = fmt.seconds(r.train_seconds.mean) if r.train_seconds else "—"
         lines.append(
             f"| {r.name} | {r.dataset} | {fmt.count(r.parameters)} | {r.epochs} "
-            f"| {fmt.pct(r.reported_acc)}{at} | {_cell_stat(r.final_acc)} | {_cell_stat(r.best_acc)} "
-            f"| {delta} | {inside} | {fmt.num(r.reported_loss)} "
-            f"| {'—' if loss is None else f'{loss.mean:.4f}'} | {hardest} | {r.runs} "
-            f"| {fmt.seconds(r.train_seconds.mean) if r.train_seconds else '—'} |"
+            f"| {fmt.pct(r.reported_acc)}{at} | {_cell_stat(r.final_acc)} "
+            f"| {_cell_stat(r.best_acc)} | {delta} | {inside} | {fmt.num(r.reported_loss)} "
+            f"| {loss_text} | {hardest} | {r.runs} | {time_text} |"
         )
     return "\n".join(lines) + "\n"
