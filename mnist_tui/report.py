@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from mnist_tui import fmt
-from mnist_tui.catalog import experiment_rows
+from mnist_tui.catalog import ExperimentRow, experiment_rows
 from mnist_tui.errors import SpecError
 from mnist_tui.spec import ExperimentSpec, load_spec_file
 from mnist_tui.store import RunInfo, RunStore
@@ -117,8 +117,15 @@ def matching_runs(spec: ExperimentSpec, runs: list[RunInfo]) -> list[RunInfo]:
 def build_report(
     experiments_dir: Path, store: RunStore, names: list[str] | None = None
 ) -> list[ReportRow]:
+    return report_rows(experiment_rows(experiments_dir, store), names)
+
+
+def report_rows(
+    experiments: list[ExperimentRow], names: list[str] | None = None
+) -> list[ReportRow]:
+    """One row per valid experiment (optionally only `names`), from already loaded rows."""
     rows = []
-    for er in experiment_rows(experiments_dir, store):
+    for er in experiments:
         if er.spec is None or (names and er.name not in names):
             continue
         spec = er.spec

@@ -60,6 +60,10 @@ async def test_experiments_view_lists_every_experiment(tmp_path: Path) -> None:
         await pilot.press("escape")
         await pilot.pause()
         assert table.row_count == len(experiment_names(EXPERIMENTS))
+        await pilot.press("4")
+        await pilot.pause()
+        report = app.query_one("#report-table", DataTable)
+        assert report.row_count == len(experiment_names(EXPERIMENTS))
 
 
 async def test_diff_of_two_marked_experiments(tmp_path: Path) -> None:

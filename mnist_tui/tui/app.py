@@ -62,6 +62,7 @@ class MnistTuiApp(App[None]):
         Binding("1", "tab('experiments')", "Experiments", show=False),
         Binding("2", "tab('runs')", "Runs", show=False),
         Binding("3", "tab('queue')", "Queue", show=False),
+        Binding("4", "tab('report')", "Report", show=False),
         Binding("q", "quit_app", "Quit", id="quit"),
     ]
 
@@ -106,6 +107,8 @@ class MnistTuiApp(App[None]):
                 yield DataTable(id="runs-table", cursor_type="row", zebra_stripes=True)
             with TabPane("Queue [3]", id="queue"):
                 yield DataTable(id="queue-table", cursor_type="row", zebra_stripes=True)
+            with TabPane("Report [4]", id="report"):
+                yield DataTable(id="report-table", cursor_type="row", zebra_stripes=True)
         yield Static("", id="status-line")
         yield Footer()
 
@@ -173,6 +176,9 @@ class MnistTuiApp(App[None]):
         self.fill_experiments()
         self.fill_runs()
         self.fill_queue()
+        self._report_stale = True
+        if self.active_tab() == "report":
+            self.fill_report()
         active = sum(1 for r in self.runs if r.status in ACTIVE)
         self.query_one("#status-line", Static).update(
             f"{len(self.rows)} experiments · {len(self.runs)} runs · {active} active · "
@@ -276,6 +282,45 @@ class MnistTuiApp(App[None]):
             )
         self._refill(self.query_one("#queue-table", DataTable), rows)
 
+    def fill_report(self) -> None:
+        """Reported vs reproduced; computed only while its tab is shown (it reads specs)."""
+        from mnist_tui.report import report_rows
+
+        if not getattr(self, "_report_stale", True):
+            return
+        self._report_stale = False
+        rows = []
+        for r in report_rows(self.rows):
+            inside = {
+                True: Text("yes", style="green"),
+                False: Text("no", style="red"),
+                None: Text("—", style="dim"),
+            }[r.inside]
+            delta = Text("—", style="dim")
+            if r.delta_pp is not None:
+                delta = Text(f"{r.delta_pp:+.2f}", style="green" if abs(r.delta_pp) <= 1 else "red")
+            rows.append(
+                (
+                    r.name,
+                    [
+                        r.name,
+                        fmt.pct(r.reported_acc) + (" best" if r.reported_at == "best" else ""),
+                        r.final_acc.pct() if r.final_acc else "—",
+                        r.best_acc.pct() if r.best_acc else "—",
+                        delta,
+                        inside,
+                        str(r.runs) if r.runs else "",
+                        f"{r.reported_hardest}/{r.hardest or '—'}" if r.reported_hardest else "",
+                        fmt.seconds(r.train_seconds.mean) if r.train_seconds else "—",
+                    ],
+                )
+            )
+        self._refill(self.query_one("#report-table", DataTable), rows)
+
+    def on_tabbed_content_tab_activated(self, event: TabbedContent.TabActivated) -> None:
+        if self.active_tab() == "report":
+            self.fill_report()
+
     # -- helpers used by screens -----------------------------------------------------
 
     def active_tab(self) -> str:
@@ -334,7 +379,7 @@ class MnistTuiApp(App[None]):
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
         key = str(event.row_key.value)
         table_id = event.data_table.id
-        if table_id == "experiments-table":
+        if table_id in ("experiments-table", "report-table"):
             try:
                 spec = load_experiment(key, self.experiments_dir)
             except SpecError as exc:
