@@ -24,6 +24,7 @@ class EpochMetrics:
     val_loss: float | None = None
     val_acc: float | None = None
     test_per_class: list[float] = field(default_factory=list)
+    test_confusion: list[list[int]] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)

@@ -191,6 +191,7 @@ class QueueRunner:
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
                 start_new_session=True,  # survives the app, and Ctrl-C in it
+                env={**os.environ, "PYTHONUNBUFFERED": "1"},  # the log fills as it runs
             )
         self.children[entry.run_id] = child
         entry.pid = child.pid

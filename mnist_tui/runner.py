@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
@@ -10,7 +11,7 @@ from pathlib import Path
 import torch
 
 from mnist_tui import data as data_mod
-from mnist_tui.events import EpochEnded, Event, RunEnded
+from mnist_tui.events import BatchProgress, EpochEnded, Event, RunEnded
 from mnist_tui.spec import ExperimentSpec
 from mnist_tui.store import RunHandle, RunInfo, RunStore, environment, write_json_atomic
 from mnist_tui.train import EventSink, Trainer, device_name, resolve_device
@@ -43,13 +44,21 @@ def run_experiment(
     env = environment(device_name(dev), spec.train.seed)
     write_json_atomic(handle.path / "env.json", env)
 
+    last_progress = [0.0]
+
     def sink(event: Event) -> None:
-        if isinstance(event, EpochEnded):
+        if isinstance(event, BatchProgress):
+            # the console shows progress within an epoch; at most one write a second
+            now = time.monotonic()
+            if now - last_progress[0] >= 1.0:
+                last_progress[0] = now
+                handle.update(epoch_in_progress=event.epoch, step=event.step, steps=event.steps)
+        elif isinstance(event, EpochEnded):
             handle.append_metrics(event.metrics.to_json())
             handle.update(
                 epochs_done=event.metrics.epoch,
                 best_epoch=event.best_epoch,
-                last=asdict(event.metrics),
+                last={k: v for k, v in asdict(event.metrics).items() if k != "test_confusion"},
             )
         elif isinstance(event, RunEnded):
             handle.update(**event.summary)

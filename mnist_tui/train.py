@@ -341,6 +341,7 @@ class Trainer:
                     train_seconds=train_seconds,
                     images_per_s=len(data.train_y) / max(train_seconds, 1e-9),
                     test_per_class=test.per_class(),
+                    test_confusion=test.confusion.tolist(),
                 )
                 self._step_scheduler(metrics)
                 value = getattr(metrics, self.best_metric)
@@ -402,8 +403,9 @@ def summarize(
         return out
     final = state.history[-1]
     best = next((m for m in state.history if m.epoch == state.best_epoch), final)
-    out["final"] = {k: v for k, v in final.to_json().items() if k != "test_per_class"}
-    out["best"] = {k: v for k, v in best.to_json().items() if k != "test_per_class"}
+    per_epoch_only = ("test_per_class", "test_confusion")
+    out["final"] = {k: v for k, v in final.to_json().items() if k not in per_epoch_only}
+    out["best"] = {k: v for k, v in best.to_json().items() if k not in per_epoch_only}
     out["best_epoch"] = best.epoch
     out["classes"] = list(classes)
     if final.test_per_class:

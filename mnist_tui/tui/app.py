@@ -158,7 +158,10 @@ class MnistTuiApp(App[None]):
             self.notify(str(exc), severity="error")
         self.runs = self.store.runs()
         signature = (
-            tuple((r.id, r.status, r.summary.get("epochs_done")) for r in self.runs),
+            tuple(
+                (r.id, r.status, r.summary.get("epochs_done"), r.summary.get("step"))
+                for r in self.runs
+            ),
             tuple((e.run_id, e.pid) for e in self.queue.entries),
             self.filter_text,
             tuple(sorted(self.marked["experiments"])),
@@ -266,6 +269,9 @@ class MnistTuiApp(App[None]):
             if info is not None and status == "running" and done and isinstance(total, int):
                 elapsed = time.time() - (e.started or time.time())
                 eta = fmt.seconds(elapsed / done * (total - done))
+            progress = f"{done}/{total}"
+            if info is not None and status == "running" and info.summary.get("steps"):
+                progress += f" · step {info.summary.get('step')}/{info.summary['steps']}"
             rows.append(
                 (
                     e.run_id,
@@ -275,7 +281,7 @@ class MnistTuiApp(App[None]):
                         e.experiment,
                         " ".join(e.overrides),
                         status_text(status),
-                        f"{done}/{total}",
+                        progress,
                         eta,
                     ],
                 )

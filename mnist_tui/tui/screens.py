@@ -222,7 +222,11 @@ class RunScreen(Screen[None]):
             per = sum(r["seconds"] for r in rows) / len(rows)
             eta = f"  ETA {fmt.seconds(per * (total - len(rows)))}"
         lr = f"  lr {rows[-1]['lr']:.3g}" if rows else ""
+        if status == "running" and s.get("steps") and s.get("epoch_in_progress", 0) > len(rows):
+            lr += f"  epoch {s['epoch_in_progress']} step {s.get('step')}/{s['steps']}"
         last = rows[-1] if rows else {}
+        best_row = next((r for r in rows if r["epoch"] == s.get("best_epoch")), None)
+        best_acc = best_row["test_acc"] if best_row else self.run.best("test_acc")
         header = Text.assemble(
             (f"{self.run.experiment}/{self.run.id}", "bold"),
             "  ",
@@ -237,7 +241,7 @@ class RunScreen(Screen[None]):
                 }.get(status, ""),
             ),
             f"  epoch {done}/{total}{eta}{lr}  seed {s.get('seed')}  {s.get('device', '')}",
-            f"\ntest acc {fmt.pct(last.get('test_acc'))}  best {fmt.pct(self.run.best('test_acc'))}"
+            f"\ntest acc {fmt.pct(last.get('test_acc'))}  best {fmt.pct(best_acc)}"
             f" (epoch {s.get('best_epoch', '—')})  train loss {fmt.num(last.get('train_loss'))}",
             (f"\n{s.get('reason')}" if s.get("reason") else "", "red"),
         )
