@@ -140,6 +140,17 @@ class MnistTuiApp(App[None]):
         self.query_one("#queue-table", DataTable).add_columns(
             "#", "run", "experiment", "overrides", "status", "progress", "ETA"
         )
+        self.query_one("#report-table", DataTable).add_columns(
+            "experiment",
+            "reported",
+            "final (mean ± std)",
+            "best (mean ± std)",
+            "Δ pp",
+            "inside",
+            "runs",
+            "hardest rep/ours",
+            "train",
+        )
         self.load_experiments()
         self.poll()
         self.set_interval(self.poll_interval, self.poll)
