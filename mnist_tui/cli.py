@@ -413,6 +413,43 @@ def diff(
 
 
 @app.command()
+def resume(
+    ctx: typer.Context,
+    ref: Annotated[str, typer.Argument(help="Run id (prefix) or recency (1 = newest).")],
+    device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",
+    data_dir: DataDir = None,
+    runs_dir: RunsDir = None,
+    download: Annotated[bool, typer.Option("--download/--no-download")] = True,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
+) -> None:
+    """Continue an interrupted, killed or failed run from its last checkpoint."""
+    from mnist_tui.render import RunProgress, run_summary_table
+    from mnist_tui.runner import resume_run
+    from mnist_tui.spec import load_spec_file
+
+    _, store = _dirs(None, _global(ctx, "runs_dir", runs_dir))
+    info = store.resolve(ref)
+    progress = RunProgress(console, enabled=not quiet)
+    try:
+        with progress:
+            done = resume_run(
+                info,
+                store,
+                device=device,
+                data_dir=_global(ctx, "data_dir", data_dir),
+                download=download,
+                on_event=progress.on_event,
+                should_stop=_stop_on_sigterm(),
+            )
+    except KeyboardInterrupt:
+        err.print("[yellow]interrupted[/]: the run is stored as killed")
+        raise typer.Exit(130) from None
+    console.print(run_summary_table([(load_spec_file(done.spec_path()), done)]))
+    if done.status != "completed":
+        raise typer.Exit(1)
+
+
+@app.command()
 def report(
     ctx: typer.Context,
     experiments: Annotated[

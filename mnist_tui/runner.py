@@ -7,6 +7,7 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -29,6 +30,7 @@ def run_experiment(
     group: str | None = None,
     handle: RunHandle | None = None,
     engine: str = "auto",
+    resume_state: dict[str, Any] | None = None,
 ) -> RunInfo:
     """Train `spec` once, recording everything in `store`; returns the finished run.
 
@@ -75,6 +77,11 @@ def run_experiment(
         checkpoint=handle.save_checkpoint,
         engine=engine,
     )
+    if resume_state is not None:
+        trainer.load_state_dict(resume_state)
+        # the checkpoint's history is the truth: it may hold an epoch the metrics file lost
+        handle.rewrite_metrics([m.to_json() for m in trainer.state.history])
+        handle.update(resumed_from_epoch=trainer.state.epoch, reason="")
     handle.update(parameters=trainer.parameters, epochs=spec.train.epochs)
     try:
         trainer.run()
@@ -85,3 +92,49 @@ def run_experiment(
         handle.update(status="failed", reason=f"{type(exc).__name__}: {exc}")
         raise
     return handle.info()
+
+
+def resume_run(
+    info: RunInfo,
+    store: RunStore,
+    *,
+    device: str = "auto",
+    data_dir: Path | None = None,
+    download: bool = True,
+    on_event: EventSink | None = None,
+    should_stop: Callable[[], bool] | None = None,
+) -> RunInfo:
+    """Continue a stopped run from its last checkpoint (model, optimizer, schedule, RNG)."""
+    import torch
+
+    from mnist_tui.errors import StoreError
+    from mnist_tui.spec import load_spec_file
+
+    status = info.status
+    if status in ("running", "queued"):
+        raise StoreError(f"run {info.id} is {status}; only a stopped run can be resumed")
+    if status == "completed":
+        raise StoreError(f"run {info.id} already completed all its epochs")
+    ckpt = info.path / "last.pt"
+    if not ckpt.is_file():
+        raise StoreError(
+            f"run {info.id} has no checkpoint ({ckpt}): it stopped before its first epoch "
+            "ended; start it again with mnist-tui run"
+        )
+    try:
+        # weights_only: a checkpoint is data, never code
+        state = torch.load(ckpt, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise StoreError(f"cannot read checkpoint {ckpt}: {exc}") from None
+    spec = load_spec_file(info.spec_path())
+    return run_experiment(
+        spec,
+        store,
+        device=device,
+        data_dir=data_dir,
+        download=download,
+        on_event=on_event,
+        should_stop=should_stop,
+        handle=store.handle(info),
+        resume_state=state,
+    )

@@ -170,6 +170,19 @@ class RunHandle:
                 f"cannot append to {self.path / 'metrics.jsonl'}: {exc.strerror}"
             ) from None
 
+    def rewrite_metrics(self, rows: list[dict[str, Any]]) -> None:
+        """Replace metrics.jsonl atomically (used when resuming from a checkpoint)."""
+        target = self.path / "metrics.jsonl"
+        tmp = target.with_name(f".metrics.jsonl.{os.getpid()}.tmp")
+        try:
+            with tmp.open("w", encoding="utf-8") as fh:
+                fh.writelines(json.dumps(r, sort_keys=True) + "\n" for r in rows)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, target)
+        except OSError as exc:
+            raise StoreError(f"cannot rewrite {target}: {exc.strerror}") from None
+
     def save_checkpoint(self, kind: str, state: dict[str, Any]) -> None:
         import torch
 
