@@ -31,7 +31,7 @@ class ExperimentRow:
 
 def experiment_rows(experiments_dir: Path, store: RunStore) -> list[ExperimentRow]:
     """Every experiment file; a broken one becomes a row with its error, not a crash."""
-    from mnist_tui.models import count_parameters
+    from mnist_tui.spec import parameter_count
 
     by_exp: dict[str, list[RunInfo]] = {}
     for run in store.runs():
@@ -40,7 +40,7 @@ def experiment_rows(experiments_dir: Path, store: RunStore) -> list[ExperimentRo
     for name in experiment_names(experiments_dir):
         try:
             spec = load_experiment(name, experiments_dir)
-            params = count_parameters(spec.build_model())
+            params = parameter_count(spec)
             rows.append(ExperimentRow(name, spec, None, params, by_exp.get(name, [])))
         except SpecError as exc:
             rows.append(ExperimentRow(name, None, str(exc), None, by_exp.get(name, [])))

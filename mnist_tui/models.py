@@ -313,6 +313,6 @@ def output_check(model: nn.Module, in_shape: InShape, num_classes: int = 10) -> 
     """Run one forward pass on a zero batch and check the output shape."""
     model.eval()
     with torch.no_grad():
-        out = model(torch.zeros(2, *in_shape))
+        out = model(torch.zeros(2, *in_shape))  # follows the default device (meta in checks)
     if tuple(out.shape) != (2, num_classes):  # pragma: no cover - builder bug
         raise RuntimeError(f"model output shape {tuple(out.shape)}, expected (2, {num_classes})")

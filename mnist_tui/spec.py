@@ -164,6 +164,7 @@ TOP_LEVEL = ("description", "extends")
 ALL_TOP_KEYS = (*TOP_LEVEL, "model", *SECTIONS)
 # Keys that describe one file and are not inherited through `extends`.
 NOT_INHERITED = ("description", "reference")
+MAX_PARAMETERS = 500_000_000  # far beyond any MNIST model, far below a machine's memory
 # What an experiment means for training (diffs compare these by default).
 DEFINITION_SECTIONS = ("data", "model", "optim", "schedule", "train", "augment")
 
@@ -599,8 +600,20 @@ def _check_combinations(spec: ExperimentSpec, origins: Mapping[str, str], source
         add(key, f"{show(next(iter(needs_val)))} needs a validation split: set data.val_split")
     if not problems:
         try:
-            model = spec.build_model()
-            models.output_check(model, spec.input_shape())
+            import torch
+
+            # a trial build on the meta device: shapes and counts, no memory, so a typo
+            # such as hidden = [65536, 65536] is an error, not an out-of-memory crash
+            with torch.device("meta"):
+                model = spec.build_model()
+                models.output_check(model, spec.input_shape())
+            n = models.count_parameters(model)
+            if n > MAX_PARAMETERS:
+                add(
+                    "model",
+                    f"the model would have {n:,} parameters; at most "
+                    f"{MAX_PARAMETERS:,} are allowed",
+                )
         except models.ModelConfigError as exc:
             add(exc.key if "." in exc.key else f"model.{exc.key}", str(exc))
         except (RuntimeError, ValueError) as exc:
@@ -610,4 +623,7 @@ def _check_combinations(spec: ExperimentSpec, origins: Mapping[str, str], source
 
 
 def parameter_count(spec: ExperimentSpec) -> int:
-    return models.count_parameters(spec.build_model())
+    import torch
+
+    with torch.device("meta"):
+        return models.count_parameters(spec.build_model())
