@@ -280,7 +280,10 @@ class RunScreen(Screen[None]):
             "per-class test accuracy\n" + plots.class_bars(classes, per_class or [], 20)
         )
         self.query_one("#confusion", Static).update(
-            "confusion (rows true)\n" + plots.confusion_text(classes, s.get("confusion") or [])
+            "confusion (rows true)\n"
+            + plots.confusion_text(
+                classes, s.get("confusion") or (rows[-1].get("test_confusion") if rows else [])
+            )
         )
         log_path = self.run.path / "log.txt"
         tail = ""
