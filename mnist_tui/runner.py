@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from collections.abc import Callable
@@ -12,6 +13,7 @@ from typing import Any
 import torch
 
 from mnist_tui import data as data_mod
+from mnist_tui.errors import MnistTuiError, StoreError
 from mnist_tui.events import BatchProgress, EpochEnded, Event, RunEnded
 from mnist_tui.spec import ExperimentSpec
 from mnist_tui.store import RunHandle, RunInfo, RunStore, environment, write_json_atomic
@@ -86,12 +88,22 @@ def run_experiment(
     try:
         trainer.run()
     except KeyboardInterrupt:
-        handle.update(status="killed", reason="interrupted from the keyboard")
+        _mark(handle, "killed", "interrupted from the keyboard")
         raise
     except Exception as exc:
-        handle.update(status="failed", reason=f"{type(exc).__name__}: {exc}")
+        _mark(
+            handle,
+            "failed",
+            str(exc) if isinstance(exc, MnistTuiError) else f"{type(exc).__name__}: {exc}",
+        )
         raise
     return handle.info()
+
+
+def _mark(handle: RunHandle, status: str, reason: str) -> None:
+    """Record why a run stopped; on a full disk this may fail too, and the first error wins."""
+    with contextlib.suppress(StoreError):
+        handle.update(status=status, reason=reason)
 
 
 def resume_run(

@@ -19,6 +19,7 @@ import os
 import platform
 import re
 import secrets
+import shutil
 import socket
 import subprocess
 import sys
@@ -279,22 +280,23 @@ class RunStore:
             raise StoreError(f"'{experiment}' cannot name a run directory")
         self._ensure_root()
         exp_dir = self.root / experiment
+        # Build the run in a hidden directory and rename it into place when its files are
+        # written: readers never see a run directory without its summary.
         for _ in range(100):
             run_id = secrets.token_hex(4)
             path = exp_dir / run_id
+            staging = exp_dir / f".{run_id}.creating"
+            if path.exists():
+                continue
             try:
-                path.mkdir(parents=True, exist_ok=False)
+                staging.mkdir(parents=True, exist_ok=False)
                 break
             except FileExistsError:
                 continue
             except OSError as exc:
-                raise StoreError(f"cannot create {path}: {exc.strerror}") from None
+                raise StoreError(f"cannot create {staging}: {exc.strerror}") from None
         else:  # pragma: no cover - 100 collisions of 32 random bits
             raise StoreError("could not allocate a run id")
-        try:
-            (path / "spec.toml").write_text(spec_toml, encoding="utf-8")
-        except OSError as exc:
-            raise StoreError(f"cannot write {path / 'spec.toml'}: {exc.strerror}") from None
         summary: dict[str, Any] = {
             "id": run_id,
             "experiment": experiment,
@@ -306,9 +308,15 @@ class RunStore:
             "host": socket.gethostname(),
             **(extra or {}),
         }
-        handle = RunHandle(path, summary)
-        handle.update()
-        return handle
+        try:
+            (staging / "spec.toml").write_text(spec_toml, encoding="utf-8")
+            write_json_atomic(staging / "summary.json", summary)
+            os.rename(staging, path)
+        except (OSError, StoreError) as exc:
+            shutil.rmtree(staging, ignore_errors=True)
+            reason = exc.strerror if isinstance(exc, OSError) else str(exc)
+            raise StoreError(f"cannot create the run directory {path}: {reason}") from None
+        return RunHandle(path, summary)
 
     def handle(self, info: RunInfo) -> RunHandle:
         return RunHandle(info.path, dict(info.summary))
