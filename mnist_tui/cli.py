@@ -413,6 +413,108 @@ def diff(
 
 
 @app.command()
+def cv(
+    ctx: typer.Context,
+    experiment: Annotated[str, typer.Argument(help="Experiment name or TOML file.")],
+    folds: Annotated[
+        int | None, typer.Option(help="K (default: the experiment's [cv] folds, else 5).")
+    ] = None,
+    set_: Annotated[
+        list[str] | None, typer.Option("-S", "--set", help="Override a key (repeatable).")
+    ] = None,
+    epochs: Annotated[int | None, typer.Option(help="Shortcut for -S train.epochs=N.")] = None,
+    device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",
+    data_dir: DataDir = None,
+    runs_dir: RunsDir = None,
+    experiments_dir: ExpDir = None,
+    download: Annotated[bool, typer.Option("--download/--no-download")] = True,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
+    json_out: JsonOut = False,
+) -> None:
+    """Stratified K-fold cross-validation: one stored run per fold, in one group."""
+    import secrets
+    import statistics
+
+    from rich.table import Table
+
+    from mnist_tui import fmt
+    from mnist_tui.render import RunProgress
+    from mnist_tui.runner import run_experiment
+    from mnist_tui.spec import load_experiment
+
+    exp_dir, store = _dirs(
+        _global(ctx, "experiments_dir", experiments_dir), _global(ctx, "runs_dir", runs_dir)
+    )
+    overrides = list(set_ or [])
+    if epochs is not None:
+        overrides.append(f"train.epochs={epochs}")
+    base = load_experiment(experiment, exp_dir, overrides)
+    k = folds if folds is not None else base.cv.folds
+    if k < 2:
+        raise MnistTuiError(f"--folds: expected at least 2, got {k}")
+    # validate every fold's definition before training any
+    specs = [base.with_overrides([f"data.folds={k}", f"data.fold={i}"]) for i in range(k)]
+    group = f"{base.name}-cv{k}-{secrets.token_hex(3)}"
+    stop = _stop_on_sigterm()
+    results = []
+    for spec in specs:
+        progress = RunProgress(
+            console if not json_out else Console(file=sys.stderr),
+            enabled=not quiet and not json_out,
+        )
+        try:
+            with progress:
+                info = run_experiment(
+                    spec,
+                    store,
+                    device=device,
+                    data_dir=_global(ctx, "data_dir", data_dir),
+                    download=download,
+                    on_event=progress.on_event,
+                    should_stop=stop,
+                    group=group,
+                )
+        except KeyboardInterrupt:
+            err.print("[yellow]interrupted[/]: the fold's run is stored as killed")
+            raise typer.Exit(130) from None
+        results.append(info)
+        if info.status != "completed":
+            raise MnistTuiError(
+                f"fold {spec.data.fold} {info.status}: {info.summary.get('reason')}"
+            )
+    val = [r.final("val_acc") or 0.0 for r in results]
+    test = [r.final("test_acc") or 0.0 for r in results]
+
+    def ms(xs: list[float]) -> tuple[float, float]:
+        return statistics.fmean(xs), statistics.stdev(xs) if len(xs) > 1 else 0.0
+
+    if json_out:
+        _print_json(
+            {
+                "experiment": base.name,
+                "folds": k,
+                "group": group,
+                "runs": [r.id for r in results],
+                "val_acc": val,
+                "test_acc": test,
+                "val_acc_mean_std": ms(val),
+                "test_acc_mean_std": ms(test),
+            }
+        )
+        return
+    t = Table(title=f"{base.name}: {k}-fold cross-validation (group {group})", title_justify="left")
+    for col in ("fold", "run", "val acc", "test acc (held-out test set)"):
+        t.add_column(col, justify="right")
+    for i, r in enumerate(results):
+        t.add_row(str(i), r.id, fmt.pct(r.final("val_acc")), fmt.pct(r.final("test_acc")))
+    (vm, vs), (tm, ts) = ms(val), ms(test)
+    t.add_row(
+        "mean ± std", "", f"{100 * vm:.2f} ± {100 * vs:.2f}%", f"{100 * tm:.2f} ± {100 * ts:.2f}%"
+    )
+    console.print(t)
+
+
+@app.command()
 def resume(
     ctx: typer.Context,
     ref: Annotated[str, typer.Argument(help="Run id (prefix) or recency (1 = newest).")],

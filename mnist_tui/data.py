@@ -302,6 +302,18 @@ def stratified_indices(labels: torch.Tensor, count: int, seed: int) -> torch.Ten
     return torch.cat(picked).sort().values
 
 
+def kfold_assignment(labels: torch.Tensor, folds: int, seed: int) -> torch.Tensor:
+    """Fold number (0..folds-1) of every example: each class dealt round-robin after a
+    seeded shuffle, so folds are disjoint, cover everything, and keep class balance."""
+    g = torch.Generator().manual_seed(seed)
+    out = torch.empty(len(labels), dtype=torch.long)
+    for c in labels.unique().tolist():
+        idx = (labels == c).nonzero().flatten()
+        idx = idx[torch.randperm(len(idx), generator=g)]
+        out[idx] = torch.arange(len(idx)) % folds
+    return out
+
+
 @dataclass
 class DeviceData:
     """Normalised float tensors (N, 1, H, W) and labels, resident on one device."""
@@ -345,7 +357,11 @@ def prepare(
     info = raw.info
     train_x, train_y = raw.train_x, raw.train_y
     val_x = val_y = None
-    if spec_data.val_split > 0:
+    if spec_data.folds > 1:
+        held = kfold_assignment(train_y, spec_data.folds, spec_data.split_seed) == spec_data.fold
+        val_x, val_y = train_x[held], train_y[held]
+        train_x, train_y = train_x[~held], train_y[~held]
+    elif spec_data.val_split > 0:
         n_val = round(len(train_y) * spec_data.val_split)
         val_idx = stratified_indices(train_y, n_val, spec_data.split_seed)
         keep = torch.ones(len(train_y), dtype=torch.bool)

@@ -55,6 +55,10 @@ class DataSpec:
     split_seed: Annotated[int, Help("seed of the validation split and subsets")] = 0
     subset: Annotated[int, Range(ge=0), Help("train on this many (stratified) images; 0 = all")] = 0
     test_subset: Annotated[int, Range(ge=0), Help("evaluate on this many test images; 0 = all")] = 0
+    folds: Annotated[
+        int, Range(ge=0, le=100), Help("K-fold: split the training set into K stratified folds")
+    ] = 0
+    fold: Annotated[int, Range(ge=0), Help("K-fold: which fold is held out for validation")] = 0
 
 
 @dataclass(frozen=True)
@@ -147,6 +151,11 @@ class ReferenceSpec:
 
 
 @dataclass(frozen=True)
+class CVSpec:
+    folds: Annotated[int, Range(ge=2, le=100), Help("folds for mnist-tui cv")] = 5
+
+
+@dataclass(frozen=True)
 class ModelSpec:
     name: str
     params: dict[str, Any]
@@ -159,6 +168,7 @@ SECTIONS: dict[str, type] = {
     "train": TrainSpec,
     "augment": AugmentSpec,
     "reference": ReferenceSpec,
+    "cv": CVSpec,
 }
 TOP_LEVEL = ("description", "extends")
 ALL_TOP_KEYS = (*TOP_LEVEL, "model", *SECTIONS)
@@ -183,6 +193,7 @@ class ExperimentSpec:
     train: TrainSpec
     augment: AugmentSpec
     reference: ReferenceSpec
+    cv: CVSpec = CVSpec()
     source: str = ""  # the file it was loaded from ("" when built in code)
     lineage: tuple[str, ...] = ()  # parents, nearest first
     inherited: frozenset[str] = frozenset()  # dotted keys set by a parent, not this file
@@ -573,6 +584,7 @@ def _validate(
         train=TrainSpec(**sections["train"]),
         augment=AugmentSpec(**sections["augment"]),
         reference=ReferenceSpec(**sections["reference"]),
+        cv=CVSpec(**sections["cv"]),
         source=source,
         lineage=lineage,
         inherited=inherited,
@@ -594,8 +606,16 @@ def _check_combinations(spec: ExperimentSpec, origins: Mapping[str, str], source
         lo, hi = getattr(spec.augment, key)
         if lo > hi:
             add(f"augment.{key}", f"expected [low, high] with low <= high, got {show([lo, hi])}")
+    if spec.data.folds:
+        if spec.data.folds < 2:
+            add("data.folds", f"expected 0 (off) or at least 2 folds, got {spec.data.folds}")
+        elif spec.data.fold >= spec.data.folds:
+            add("data.fold", f"expected 0 to {spec.data.folds - 1}, got {spec.data.fold}")
+        if spec.data.val_split:
+            add("data.val_split", "give data.val_split or data.folds, not both")
+    has_val = spec.data.val_split > 0 or spec.data.folds > 1
     needs_val = {spec.schedule.monitor, spec.train.best_metric} & {"val_loss", "val_acc"}
-    if needs_val and spec.data.val_split == 0:
+    if needs_val and not has_val:
         key = "schedule.monitor" if spec.schedule.monitor in needs_val else "train.best_metric"
         add(key, f"{show(next(iter(needs_val)))} needs a validation split: set data.val_split")
     if not problems:
