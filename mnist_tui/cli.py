@@ -14,6 +14,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
+from mnist_tui import fmt
 from mnist_tui.errors import MnistTuiError
 
 app = typer.Typer(
@@ -512,6 +513,75 @@ def cv(
         "mean ± std", "", f"{100 * vm:.2f} ± {100 * vs:.2f}%", f"{100 * tm:.2f} ± {100 * ts:.2f}%"
     )
     console.print(t)
+
+
+@app.command()
+def plot(
+    ctx: typer.Context,
+    ref: Annotated[str, typer.Argument(help="Run id (prefix) or recency (1 = newest).")],
+    samples: Annotated[int, typer.Option(help="Test images to draw (0: none).")] = 12,
+    mistakes: Annotated[bool, typer.Option(help="Draw only misclassified images.")] = False,
+    seed: Annotated[int, typer.Option(help="Which images are drawn.")] = 0,
+    data_dir: DataDir = None,
+    runs_dir: RunsDir = None,
+    download: Annotated[bool, typer.Option("--download/--no-download")] = True,
+) -> None:
+    """Pictures of a run: loss/accuracy curves, per-class bars, confusion heat map, and
+    test images with predicted and true labels (mistakes marked), in half blocks."""
+    from rich.text import Text
+
+    from mnist_tui import pictures
+    from mnist_tui.predictions import predict_samples
+
+    _, store = _dirs(None, _global(ctx, "runs_dir", runs_dir))
+    run = store.resolve(ref)
+    rows = run.metrics()
+    width = max(40, min(console.width, 160) // 2 - 1)
+    loss = pictures.curves(
+        [("train", rows, "train_loss"), ("val", rows, "val_loss"), ("test", rows, "test_loss")],
+        title=f"{run.experiment}/{run.id}: loss",
+        width=width,
+        height=16,
+    )
+    acc = pictures.curves(
+        [("train", rows, "train_acc"), ("val", rows, "val_acc"), ("test", rows, "test_acc")],
+        title="accuracy %",
+        width=width,
+        height=16,
+        percent=True,
+    )
+    from rich.columns import Columns
+
+    console.print(Columns([Text.from_ansi(loss), Text.from_ansi(acc)]))
+    s = run.summary
+    classes = s.get("classes") or [str(i) for i in range(10)]
+    if s.get("per_class_acc"):
+        console.print(pictures.class_bars(classes, s["per_class_acc"]), highlight=False)
+    if s.get("confusion"):
+        console.print(pictures.confusion_heatmap(classes, s["confusion"]))
+    if samples > 0:
+        picked = predict_samples(
+            run,
+            count=samples,
+            mistakes_only=mistakes,
+            seed=seed,
+            data_dir=_global(ctx, "data_dir", data_dir),
+            download=download,
+        )
+        console.print(
+            f"test images ({'mistakes only, ' if mistakes else ''}best checkpoint, "
+            f"test accuracy {fmt.pct(picked.accuracy)}):"
+        )
+        console.print(
+            pictures.sample_grid(
+                picked.images,
+                picked.predicted,
+                picked.true,
+                picked.classes,
+                per_row=max(1, console.width // 31),
+                color=console.is_terminal and console.color_system is not None,
+            )
+        )
 
 
 @app.command()

@@ -37,13 +37,31 @@ def test_fold_settings_are_validated() -> None:
         load_experiment("fnn1", EXPERIMENTS, ["data.folds=3", "data.val_split=0.1"])
 
 
-def test_cv_command_runs_one_group(fake_data: Path, tmp_path: Path,
-                                   capsys: pytest.CaptureFixture[str]) -> None:
+def test_cv_command_runs_one_group(
+    fake_data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     runs = tmp_path / "runs"
     with pytest.raises(SystemExit) as exc:
-        main(["cv", "fnn1", "--folds", "3", "--epochs", "2", "-S", "data.dataset=mnist",
-              "--data-dir", str(fake_data), "--runs-dir", str(runs), "--no-download",
-              "--device", "cpu", "--json"])
+        main(
+            [
+                "cv",
+                "fnn1",
+                "--folds",
+                "3",
+                "--epochs",
+                "2",
+                "-S",
+                "data.dataset=mnist",
+                "--data-dir",
+                str(fake_data),
+                "--runs-dir",
+                str(runs),
+                "--no-download",
+                "--device",
+                "cpu",
+                "--json",
+            ]
+        )
     assert exc.value.code in (0, None)
     out = json.loads(capsys.readouterr().out)
     assert out["folds"] == 3 and len(out["runs"]) == 3

@@ -12,11 +12,11 @@ from textual.screen import ModalScreen, Screen
 from textual.widgets import Button, DataTable, Footer, Input, Label, Static
 
 from mnist_tui import fmt
+from mnist_tui import pictures as plots
 from mnist_tui.catalog import Subject
 from mnist_tui.diff import MISSING, diff_definitions, result_deltas
 from mnist_tui.spec import ExperimentSpec, flatten
 from mnist_tui.store import RunInfo
-from mnist_tui.tui import plots
 
 if TYPE_CHECKING:
     from mnist_tui.tui.app import MnistTuiApp

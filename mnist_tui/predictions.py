@@ -1,0 +1,75 @@
+"""What a stored run's model predicts on test images (for pictures of samples)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from mnist_tui import data as data_mod
+from mnist_tui.errors import StoreError
+from mnist_tui.spec import load_spec_file
+from mnist_tui.store import RunInfo
+
+
+@dataclass
+class Samples:
+    images: list[list[list[float]]]  # the original 28x28 test images, 0..1
+    predicted: list[int]
+    true: list[int]
+    classes: tuple[str, ...]
+    accuracy: float  # on the whole test set, with these weights
+
+
+def predict_samples(
+    run: RunInfo,
+    *,
+    count: int = 12,
+    mistakes_only: bool = False,
+    seed: int = 0,
+    data_dir: Path | None = None,
+    download: bool = True,
+    checkpoint: str = "best",
+) -> Samples:
+    """Load the run's checkpoint (weights only), predict the test set, pick `count` images."""
+    ckpt = run.path / f"{checkpoint}.pt"
+    if not ckpt.is_file():
+        raise StoreError(f"run {run.id} has no {checkpoint} checkpoint ({ckpt})")
+    try:
+        state = torch.load(ckpt, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise StoreError(f"cannot read checkpoint {ckpt}: {exc}") from None
+    spec = load_spec_file(run.spec_path())
+    model = spec.build_model()
+    model.load_state_dict(state["model"])
+    model.eval()
+    device = torch.device("cpu")
+    prepared = data_mod.prepare(spec.data, spec.augment, device, data_dir, download)
+    raw = data_mod.load_raw(spec.data.dataset, data_dir, download)
+    with torch.inference_mode():
+        preds = torch.cat(
+            [
+                model(prepared.test_x[i : i + 2048]).argmax(1)
+                for i in range(0, len(prepared.test_y), 2048)
+            ]
+        )
+    true = prepared.test_y
+    pool = (preds != true).nonzero().flatten() if mistakes_only else torch.arange(len(true))
+    g = torch.Generator().manual_seed(seed)
+    chosen = pool[torch.randperm(len(pool), generator=g)[:count]].sort().values
+    # test_subset picks a stratified subset: map back to the raw images the same way
+    if spec.data.test_subset and spec.data.test_subset < len(raw.test_y):
+        idx = data_mod.stratified_indices(
+            raw.test_y, spec.data.test_subset, spec.data.split_seed + 2
+        )
+        raw_images = raw.test_x[idx]
+    else:
+        raw_images = raw.test_x
+    return Samples(
+        images=(raw_images[chosen].float() / 255).tolist(),
+        predicted=preds[chosen].tolist(),
+        true=true[chosen].tolist(),
+        classes=prepared.classes,
+        accuracy=float((preds == true).float().mean()),
+    )
