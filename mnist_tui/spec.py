@@ -156,6 +156,44 @@ class CVSpec:
 
 
 @dataclass(frozen=True)
+class SearchParam:
+    key: str  # dotted definition key, e.g. "optim.lr"
+    low: float | None = None
+    high: float | None = None
+    log: bool = False
+    integer: bool = False
+    choices: tuple[Any, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        if self.choices:
+            return {"choices": list(self.choices)}
+        out: dict[str, Any] = {"low": self.low, "high": self.high}
+        if self.log:
+            out["log"] = True
+        return out
+
+
+@dataclass(frozen=True)
+class SearchSpec:
+    """`mnist-tui tune`: what to search, and the metric to optimise."""
+
+    metric: str = "val_acc"
+    trials: int = 20
+    val_split: float = 0.1  # held out for trials when the experiment has no validation
+    params: tuple[SearchParam, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "metric": self.metric,
+            "trials": self.trials,
+            "val_split": self.val_split,
+        }
+        if self.params:
+            out["params"] = {p.key: p.to_dict() for p in self.params}
+        return out
+
+
+@dataclass(frozen=True)
 class ModelSpec:
     name: str
     params: dict[str, Any]
@@ -171,9 +209,9 @@ SECTIONS: dict[str, type] = {
     "cv": CVSpec,
 }
 TOP_LEVEL = ("description", "extends")
-ALL_TOP_KEYS = (*TOP_LEVEL, "model", *SECTIONS)
+ALL_TOP_KEYS = (*TOP_LEVEL, "model", *SECTIONS, "search")
 # Keys that describe one file and are not inherited through `extends`.
-NOT_INHERITED = ("description", "reference")
+NOT_INHERITED = ("description", "reference", "search")
 MAX_PARAMETERS = 500_000_000  # far beyond any MNIST model, far below a machine's memory
 # What an experiment means for training (diffs compare these by default).
 DEFINITION_SECTIONS = ("data", "model", "optim", "schedule", "train", "augment")
@@ -194,6 +232,7 @@ class ExperimentSpec:
     augment: AugmentSpec
     reference: ReferenceSpec
     cv: CVSpec = CVSpec()
+    search: SearchSpec = SearchSpec()
     source: str = ""  # the file it was loaded from ("" when built in code)
     lineage: tuple[str, ...] = ()  # parents, nearest first
     inherited: frozenset[str] = frozenset()  # dotted keys set by a parent, not this file
@@ -206,6 +245,8 @@ class ExperimentSpec:
         for section in SECTIONS:
             out[section] = _drop_none(dataclasses.asdict(getattr(self, section)))
         out["model"] = {"name": self.model.name, **self.model.params}
+        if self.search.params:
+            out["search"] = self.search.to_dict()
         return _sorted(out)
 
     def definition(self) -> dict[str, Any]:
@@ -553,7 +594,7 @@ def _validate(
         )
     else:
         name = model_raw["name"]
-        if name not in models.MODELS:
+        if not isinstance(name, str) or name not in models.MODELS:
             hint = did_you_mean(str(name), models.MODELS)
             problems.append(
                 SpecProblem(
@@ -570,6 +611,7 @@ def _validate(
             )
             model_spec = ModelSpec(name, _sorted(checked))
 
+    search = _validate_search(raw.get("search"), origins, source, problems)
     if problems:
         raise SpecError(problems)
 
@@ -585,12 +627,111 @@ def _validate(
         augment=AugmentSpec(**sections["augment"]),
         reference=ReferenceSpec(**sections["reference"]),
         cv=CVSpec(**sections["cv"]),
+        search=search,
         source=source,
         lineage=lineage,
         inherited=inherited,
     )
     _check_combinations(spec, origins, source)
     return spec
+
+
+SEARCH_METRICS = ("val_acc", "val_loss")
+SEARCH_FIELDS = ("low", "high", "log", "choices")
+
+
+def _validate_search(
+    raw: Any, origins: Mapping[str, str], source: str, problems: list[SpecProblem]
+) -> SearchSpec:
+    """`[search]`: metric, trials, val_split and `[search.params]` keyed by dotted keys."""
+    if raw is None:
+        return SearchSpec()
+
+    def add(key: str, message: str) -> None:
+        problems.append(SpecProblem(origins.get(key, source), key, message))
+
+    if not isinstance(raw, Mapping):
+        add("search", f"expected a table, got {show(raw)}")
+        return SearchSpec()
+    for key in raw:
+        if key not in ("metric", "trials", "val_split", "params"):
+            add(
+                f"search.{key}",
+                "unknown key."
+                + did_you_mean(key, ["metric", "trials", "val_split", "params"])
+                + " Allowed here: metric, trials, val_split, params",
+            )
+    metric = raw.get("metric", "val_acc")
+    if metric not in SEARCH_METRICS:
+        add("search.metric", f"expected one of {', '.join(SEARCH_METRICS)}, got {show(metric)}")
+    trials = raw.get("trials", 20)
+    if isinstance(trials, bool) or not isinstance(trials, int) or not 1 <= trials <= 10000:
+        add("search.trials", f"expected an integer from 1 to 10000, got {show(trials)}")
+    val_split = raw.get("val_split", 0.1)
+    if (
+        isinstance(val_split, bool)
+        or not isinstance(val_split, int | float)
+        or not (0 < val_split < 1)
+    ):
+        add("search.val_split", f"expected a number > 0 and < 1, got {show(val_split)}")
+    params: list[SearchParam] = []
+    table = raw.get("params", {})
+    if not isinstance(table, Mapping):
+        add("search.params", f"expected a table, got {show(table)}")
+        table = {}
+    known = {
+        f"{sec}.{f.name}"
+        for sec, cls in SECTIONS.items()
+        if sec in DEFINITION_SECTIONS
+        for f in dataclasses.fields(cls)
+    }
+    for key, p in table.items():
+        where = f"search.params.{key}"
+        section = key.split(".", 1)[0]
+        if section != "model" and key not in known:
+            add(where, f"'{key}' is not a definition key." + did_you_mean(key, sorted(known)))
+            continue
+        if not isinstance(p, Mapping):
+            add(
+                where,
+                "expected a table such as { low = 1e-4, high = 1e-2, log = true } "
+                "or { choices = [64, 128] }",
+            )
+            continue
+        extra = [k for k in p if k not in SEARCH_FIELDS]
+        if extra:
+            add(
+                where,
+                f"unknown field '{extra[0]}'."
+                + did_you_mean(extra[0], SEARCH_FIELDS)
+                + " Allowed: low, high, log, choices",
+            )
+            continue
+        if "choices" in p:
+            choices = p["choices"]
+            if not isinstance(choices, list) or not choices:
+                add(where, f"choices: expected a non-empty list, got {show(choices)}")
+                continue
+            params.append(SearchParam(key, choices=tuple(choices)))
+            continue
+        low, high = p.get("low"), p.get("high")
+        numbers = all(isinstance(v, int | float) and not isinstance(v, bool) for v in (low, high))
+        if not numbers or low >= high:  # type: ignore[operator]
+            add(where, f"expected numbers low < high, got low = {show(low)}, high = {show(high)}")
+            continue
+        log = p.get("log", False)
+        if not isinstance(log, bool) or (log and low <= 0):  # type: ignore[operator]
+            add(where, "log = true needs low > 0" if log is True else "log: expected true or false")
+            continue
+        integer = isinstance(low, int) and isinstance(high, int)
+        # keep the TOML types: integer bounds search integers
+        params.append(SearchParam(key, low, high, log, integer))  # type: ignore[arg-type]
+    return SearchSpec(
+        metric=metric if metric in SEARCH_METRICS else "val_acc",
+        trials=trials if isinstance(trials, int) else 20,
+        val_split=float(val_split) if isinstance(val_split, int | float) else 0.1,
+        params=tuple(params),
+    )
 
 
 def _check_combinations(spec: ExperimentSpec, origins: Mapping[str, str], source: str) -> None:
@@ -606,6 +747,13 @@ def _check_combinations(spec: ExperimentSpec, origins: Mapping[str, str], source
         lo, hi = getattr(spec.augment, key)
         if lo > hi:
             add(f"augment.{key}", f"expected [low, high] with low <= high, got {show([lo, hi])}")
+    for p in spec.search.params:
+        if p.key.startswith("model.") and p.key[6:] not in spec.model.params:
+            add(
+                f"search.params.{p.key}",
+                f"'{p.key}' is not a parameter of model "
+                f"{spec.model.name}." + did_you_mean(p.key[6:], spec.model.params),
+            )
     if spec.data.folds:
         if spec.data.folds < 2:
             add("data.folds", f"expected 0 (off) or at least 2 folds, got {spec.data.folds}")
