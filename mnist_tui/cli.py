@@ -13,6 +13,7 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 from rich.markup import escape
+from rich.text import Text
 
 from mnist_tui import fmt
 from mnist_tui.errors import MnistTuiError
@@ -582,6 +583,97 @@ def plot(
                 color=console.is_terminal and console.color_system is not None,
             )
         )
+
+
+@app.command()
+def tune(
+    ctx: typer.Context,
+    experiment: Annotated[str, typer.Argument(help="Experiment with a [search] section.")],
+    trials: Annotated[
+        int | None, typer.Option(help="Trials to run (default [search] trials).")
+    ] = None,
+    study: Annotated[
+        str | None, typer.Option(help="Study name; the same name resumes a search.")
+    ] = None,
+    set_: Annotated[
+        list[str] | None, typer.Option("-S", "--set", help="Override a key (repeatable).")
+    ] = None,
+    out: Annotated[
+        Path | None, typer.Option(help="Where to write the best trial's experiment.")
+    ] = None,
+    device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",
+    data_dir: DataDir = None,
+    runs_dir: RunsDir = None,
+    experiments_dir: ExpDir = None,
+    download: Annotated[bool, typer.Option("--download/--no-download")] = True,
+    json_out: JsonOut = False,
+) -> None:
+    """Hyper-parameter search (Optuna) over [search]; each trial a stored run; the best
+    trial is written as a new experiment that extends this one."""
+    from rich.table import Table
+
+    from mnist_tui import fmt, pictures
+    from mnist_tui.spec import load_experiment
+    from mnist_tui.tune import tune as run_tune
+
+    exp_dir, store = _dirs(
+        _global(ctx, "experiments_dir", experiments_dir), _global(ctx, "runs_dir", runs_dir)
+    )
+    spec = load_experiment(experiment, exp_dir, list(set_ or []))
+
+    def show_trial(row: dict[str, Any]) -> None:
+        if json_out:
+            return
+        params = "  ".join(f"{k}={fmt.value(v)}" for k, v in row["params"].items())
+        value = f"{row['value']:.4f}" if row.get("value") is not None else row["status"]
+        console.print(
+            f"trial {row['number']:>3}  run {row['run']}  {value:>9}  {params}", highlight=False
+        )
+
+    result = run_tune(
+        spec,
+        store,
+        trials=trials,
+        study_name=study,
+        device=device,
+        data_dir=_global(ctx, "data_dir", data_dir),
+        download=download,
+        experiments_dir=exp_dir,
+        write_to=out,
+        on_trial=show_trial,
+    )
+    if json_out:
+        _print_json({**result.__dict__, "written": str(result.written)})
+        return
+    history = [
+        {"epoch": t["number"] + 1, "v": t["value"]} for t in result.trials if t["value"] is not None
+    ]
+    console.print(
+        Text.from_ansi(
+            pictures.curves(
+                [(spec.search.metric, history, "v")],
+                title=f"search history ({spec.search.metric})",
+                width=min(console.width, 100),
+                height=12,
+            )
+        )
+    )
+    if result.importances:
+        t = Table(title="parameter importances (fANOVA)", title_justify="left")
+        t.add_column("parameter")
+        t.add_column("importance", justify="right")
+        t.add_column("")
+        for k, v in result.importances.items():
+            t.add_row(k, f"{v:.3f}", "█" * round(v * 30))
+        console.print(t)
+    console.print(
+        f"best {spec.search.metric} {result.best_value:.4f} (run {result.best_run}): "
+        + ", ".join(f"{k}={fmt.value(v)}" for k, v in result.best_params.items())
+    )
+    console.print(
+        f"written: {result.written}  (study '{result.study_name}' in "
+        f"{result.storage.removeprefix('sqlite:///')})"
+    )
 
 
 @app.command()

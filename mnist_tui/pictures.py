@@ -36,6 +36,7 @@ def curves(
     width: int,
     height: int,
     percent: bool = False,
+    xlabel: str = "epoch",
 ) -> str:
     """Lines of `key` over epochs for each (label, metric rows, key), as ANSI text."""
     fig = plt.figure
@@ -59,7 +60,7 @@ def curves(
         drawn += 1
     if not drawn:
         return f"{title}: no epochs yet"
-    fig.label("epoch")
+    fig.label(xlabel)
     return str(fig.build().string())
 
 

@@ -1,0 +1,89 @@
+"""A two-trial search on a tiny problem: trials stored, best trial written and diffable."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from mnist_tui.diff import diff_definitions
+from mnist_tui.errors import MnistTuiError
+from mnist_tui.spec import load_experiment
+from mnist_tui.store import RunStore
+
+from .conftest import EXPERIMENTS
+
+pytest.importorskip("optuna")
+
+
+def test_two_trial_search(fake_data: Path, tmp_path: Path) -> None:
+    from mnist_tui.tune import tune
+
+    exps = tmp_path / "experiments"
+    shutil.copytree(EXPERIMENTS, exps)
+    (exps / "small.toml").write_text(
+        'extends = "fnn1"\n[data]\ndataset = "mnist"\n[train]\nepochs = 2\n'
+        "[search]\ntrials = 2\n[search.params]\n"
+        '"optim.lr" = { low = 0.01, high = 0.3, log = true }\n'
+        '"model.hidden" = { choices = [[16, 32], [32, 32]] }\n'
+    )
+    spec = load_experiment("small", exps)
+    store = RunStore(tmp_path / "runs")
+    seen: list[dict[str, object]] = []
+    result = tune(
+        spec,
+        store,
+        device="cpu",
+        data_dir=fake_data,
+        download=False,
+        experiments_dir=exps,
+        on_trial=seen.append,
+    )
+    assert len(result.trials) == 2 and len(seen) == 2
+    runs = store.runs("small")
+    assert len(runs) == 2 and {r.summary["trial"] for r in runs} == {0, 1}
+    assert all(r.group == "small-tune" for r in runs)
+    assert (tmp_path / "runs" / "tune.db").is_file()
+    assert result.written == exps / "small-tune.toml"
+    tuned = load_experiment("small-tune", exps)
+    assert tuned.extends == "small"
+    keys = {c.key for c in diff_definitions(spec.definition(), tuned.definition())}
+    assert keys <= {"optim.lr", "model.hidden", "data.val_split"} and "data.val_split" in keys
+    assert tuned.optim.lr == pytest.approx(result.best_params["optim.lr"])
+    # the same study name resumes the search
+    again = tune(
+        spec,
+        store,
+        trials=1,
+        device="cpu",
+        data_dir=fake_data,
+        download=False,
+        experiments_dir=exps,
+    )
+    assert len(again.trials) == 3
+
+
+def test_tune_without_search_is_a_clear_error(tmp_path: Path) -> None:
+    from mnist_tui.tune import tune
+
+    with pytest.raises(MnistTuiError, match=r"no \[search.params\]"):
+        tune(load_experiment("fnn1", EXPERIMENTS), RunStore(tmp_path))
+
+
+def test_bad_search_definitions_are_spec_errors(tmp_path: Path) -> None:
+    from mnist_tui.errors import SpecError
+
+    cases = {
+        '"optim.lrr" = { low = 0.1, high = 1.0 }': "Did you mean 'optim.lr'?",
+        '"optim.lr" = { low = 1.0, high = 0.1 }': "expected numbers low < high",
+        '"optim.lr" = { low = 0.0, high = 0.1, log = true }': "log = true needs low > 0",
+        '"model.dropot" = { low = 0.0, high = 0.5 }': "Did you mean 'dropout'?",
+        '"optim.lr" = { low = 0.1, hihg = 1.0 }': "Did you mean 'high'?",
+    }
+    for line, words in cases.items():
+        p = tmp_path / "s.toml"
+        p.write_text(f'extends = "lenet5"\n[search.params]\n{line}\n')
+        with pytest.raises(SpecError) as exc:
+            load_experiment(str(p), EXPERIMENTS)
+        assert words in str(exc.value), (line, str(exc.value))
