@@ -655,6 +655,7 @@ def tune(
                 title=f"search history ({spec.search.metric})",
                 width=min(console.width, 100),
                 height=12,
+                xlabel="trial",
             )
         )
     )
