@@ -106,6 +106,13 @@ async def test_queue_with_overrides_runs_to_completion(tmp_path: Path, real_data
         assert "loss" in plot
         header = str(app.screen.query_one("#run-header", Static).render())
         assert "completed" in header and "epoch 2/2" in header
+        await pilot.press("p")  # pictures of test images with predictions
+        await pilot.pause(1.0)
+        from mnist_tui.tui.screens import SamplesScreen
+
+        assert isinstance(app.screen, SamplesScreen)
+        top = str(app.screen.query_one("#samples-header", Static).render())
+        assert "test accuracy" in top
 
 
 @pytest.mark.realdata

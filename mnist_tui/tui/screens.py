@@ -176,13 +176,77 @@ class ExperimentScreen(Screen[None]):
         self.app.queue_experiments([self.spec.name])  # type: ignore[attr-defined]
 
 
+class SamplesScreen(Screen[None]):
+    """Test images drawn in half blocks with predicted and true labels (mistakes in red)."""
+
+    BINDINGS = [
+        Binding("escape", "app.pop_screen", "Back"),
+        Binding("m", "toggle_mistakes", "Mistakes only"),
+        Binding("n", "next_sample", "Other images"),
+    ]
+
+    def __init__(self, run: RunInfo) -> None:
+        super().__init__()
+        self.run = run
+        self.mistakes = False
+        self.seed = 0
+
+    def compose(self) -> ComposeResult:
+        yield Static("", id="samples-header")
+        with VerticalScroll():
+            yield Static("", id="samples")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.draw()
+
+    def draw(self) -> None:
+        from mnist_tui.errors import MnistTuiError
+        from mnist_tui.predictions import predict_samples
+
+        app: MnistTuiApp = self.app  # type: ignore[assignment]
+        per_row = max(1, (self.size.width or 120) // 31)
+        try:
+            picked = predict_samples(
+                self.run,
+                count=per_row * 2,
+                mistakes_only=self.mistakes,
+                seed=self.seed,
+                data_dir=app.runner.data_dir,
+            )
+        except MnistTuiError as exc:
+            self.query_one("#samples", Static).update(Text(str(exc), style="red"))
+            return
+        self.query_one("#samples-header", Static).update(
+            f"{self.run.experiment}/{self.run.id}: best checkpoint, test accuracy "
+            f"{fmt.pct(picked.accuracy)}" + ("  (mistakes only)" if self.mistakes else "")
+        )
+        self.query_one("#samples", Static).update(
+            plots.sample_grid(
+                picked.images, picked.predicted, picked.true, picked.classes, per_row=per_row
+            )
+        )
+
+    def action_toggle_mistakes(self) -> None:
+        self.mistakes = not self.mistakes
+        self.draw()
+
+    def action_next_sample(self) -> None:
+        self.seed += 1
+        self.draw()
+
+
 class RunScreen(Screen[None]):
     """A run, live or finished: curves, learning rate, per-class bars, confusion, log."""
 
     BINDINGS = [
         Binding("escape", "app.pop_screen", "Back"),
         Binding("x", "cancel", "Cancel run"),
+        Binding("p", "samples", "Pictures"),
     ]
+
+    def action_samples(self) -> None:
+        self.app.push_screen(SamplesScreen(self.run))
 
     def __init__(self, run: RunInfo) -> None:
         super().__init__()
