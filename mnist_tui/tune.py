@@ -223,3 +223,55 @@ def write_best(
     except OSError as exc:
         raise MnistTuiError(f"cannot write {target}: {exc.strerror}") from None
     return target
+
+
+@dataclass
+class StudySummary:
+    name: str
+    direction: str
+    trials: list[dict[str, Any]]
+    best_value: float | None
+    best_params: dict[str, Any]
+    importances: dict[str, float]
+
+
+def read_studies(store: RunStore) -> list[StudySummary]:
+    """Every search in the run store's tune.db (empty when none, or Optuna is missing)."""
+    db = store.root / "tune.db"
+    if not db.is_file():
+        return []
+    try:
+        optuna = _optuna()
+    except MnistTuiError:
+        return []
+    storage = f"sqlite:///{db.resolve()}"
+    out = []
+    for summary in optuna.get_all_study_summaries(storage=storage):
+        study = optuna.load_study(study_name=summary.study_name, storage=storage)
+        done = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+        importances: dict[str, float] = {}
+        if len(done) >= 2:
+            try:
+                importances = dict(optuna.importance.get_param_importances(study))
+            except (RuntimeError, ValueError, ImportError):
+                importances = {}
+        out.append(
+            StudySummary(
+                name=summary.study_name,
+                direction=study.direction.name.lower(),
+                trials=[
+                    {
+                        "number": t.number,
+                        "state": t.state.name.lower(),
+                        "value": t.value,
+                        "params": t.params,
+                        "run": t.user_attrs.get("run"),
+                    }
+                    for t in study.trials
+                ],
+                best_value=study.best_value if done else None,
+                best_params=dict(study.best_params) if done else {},
+                importances=importances,
+            )
+        )
+    return out

@@ -63,6 +63,7 @@ class MnistTuiApp(App[None]):
         Binding("2", "tab('runs')", "Runs", show=False),
         Binding("3", "tab('queue')", "Queue", show=False),
         Binding("4", "tab('report')", "Report", show=False),
+        Binding("S", "searches", "Searches", id="searches"),
         Binding("q", "quit_app", "Quit", id="quit"),
     ]
 
@@ -405,6 +406,11 @@ class MnistTuiApp(App[None]):
             self.push_screen(ExperimentScreen(spec, self.store.runs(key)))
         elif table_id in ("runs-table", "queue-table"):
             self.open_run(key)
+
+    def action_searches(self) -> None:
+        from mnist_tui.tui.screens import SearchScreen
+
+        self.push_screen(SearchScreen())
 
     def action_tab(self, tab: str) -> None:
         self.query_one("#tabs", TabbedContent).active = tab

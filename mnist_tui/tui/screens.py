@@ -236,6 +236,76 @@ class SamplesScreen(Screen[None]):
         self.draw()
 
 
+class SearchScreen(Screen[None]):
+    """Hyper-parameter searches in this run store: trials, history, importances."""
+
+    BINDINGS = [Binding("escape", "app.pop_screen", "Back")]
+
+    def compose(self) -> ComposeResult:
+        with VerticalScroll():
+            yield Static("", id="search-body")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        from rich.console import Group
+        from rich.table import Table
+
+        from mnist_tui.tune import read_studies
+
+        app: MnistTuiApp = self.app  # type: ignore[assignment]
+        studies = read_studies(app.store)
+        if not studies:
+            self.query_one("#search-body", Static).update(
+                "No searches in this run store yet: mnist-tui tune EXPERIMENT --trials N"
+            )
+            return
+        parts: list[Any] = []
+        width = max((self.size.width or 100) - 4, 40)
+        for st in studies:
+            t = Table(
+                title=f"study {st.name} ({st.direction}), best {fmt.num(st.best_value)}",
+                title_justify="left",
+            )
+            for col in ("trial", "state", "value", "run", "params"):
+                t.add_column(col)
+            for tr in st.trials:
+                t.add_row(
+                    str(tr["number"]),
+                    tr["state"],
+                    fmt.num(tr["value"]),
+                    tr["run"] or "",
+                    "  ".join(f"{k}={fmt.value(v)}" for k, v in tr["params"].items()),
+                )
+            parts.append(t)
+            history = [
+                {"epoch": tr["number"] + 1, "v": tr["value"]}
+                for tr in st.trials
+                if tr["value"] is not None
+            ]
+            parts.append(
+                Text.from_ansi(
+                    plots.curves(
+                        [("value", history, "v")],
+                        title="search history",
+                        width=width,
+                        height=10,
+                        xlabel="trial",
+                    )
+                )
+            )
+            if st.importances:
+                parts.append(
+                    Text(
+                        "parameter importances\n"
+                        + "\n".join(
+                            f"{k:<24} {v:5.3f} {'█' * round(v * 30)}"
+                            for k, v in st.importances.items()
+                        )
+                    )
+                )
+        self.query_one("#search-body", Static).update(Group(*parts))
+
+
 class RunScreen(Screen[None]):
     """A run, live or finished: curves, learning rate, per-class bars, confusion, log."""
 
