@@ -406,24 +406,28 @@ def report_table(rows: list[Any]) -> Table:
     ):
         t.add_column(col, justify=just)  # type: ignore[arg-type]
     for r in rows:
-        inside = {
-            True: Text("yes", style="green"),
-            False: Text("no", style="red"),
-            None: Text("—", style="dim"),
-        }[r.inside]
-        delta = Text("—", style="dim")
-        if r.delta_pp is not None:
-            delta = Text(f"{r.delta_pp:+.2f}", style="green" if abs(r.delta_pp) <= 1 else "red")
-        hardest = f"{r.reported_hardest}/{r.hardest or '—'}" if r.reported_hardest else ""
-        t.add_row(
-            r.name,
-            fmt.pct(r.reported_acc) + ("ᵇ" if r.reported_at == "best" else ""),
-            r.final_acc.pct() if r.final_acc else "—",
-            r.best_acc.pct() if r.best_acc else "—",
-            delta,
-            inside,
-            str(r.runs) if r.runs else "",
-            hardest,
-            fmt.seconds(r.train_seconds.mean) if r.train_seconds else "—",
-        )
+        t.add_row(*report_cells(r))
     return t
+
+
+def report_cells(r: Any) -> list[Any]:
+    """One report row as table cells (shared by `mnist-tui report` and the console)."""
+    inside = {
+        True: Text("yes", style="green"),
+        False: Text("no", style="red"),
+        None: Text("—", style="dim"),
+    }[r.inside]
+    delta = Text("—", style="dim")
+    if r.delta_pp is not None:
+        delta = Text(f"{r.delta_pp:+.2f}", style="green" if abs(r.delta_pp) <= 1 else "red")
+    return [
+        r.name,
+        fmt.pct(r.reported_acc) + ("ᵇ" if r.reported_at == "best" else ""),
+        r.final_acc.pct() if r.final_acc else "—",
+        r.best_acc.pct() if r.best_acc else "—",
+        delta,
+        inside,
+        str(r.runs) if r.runs else "",
+        f"{r.reported_hardest}/{r.hardest or '—'}" if r.reported_hardest else "",
+        fmt.seconds(r.train_seconds.mean) if r.train_seconds else "—",
+    ]

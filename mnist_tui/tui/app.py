@@ -95,6 +95,7 @@ class MnistTuiApp(App[None]):
         self.filter_text = ""
         self.sort_column: dict[str, int] = {"experiments": 0, "runs": -1}
         self._signature: Any = None
+        self._report_stale = True  # the report reads every run's spec: only when shown
 
     # -- layout ----------------------------------------------------------------------
 
@@ -302,37 +303,13 @@ class MnistTuiApp(App[None]):
 
     def fill_report(self) -> None:
         """Reported vs reproduced; computed only while its tab is shown (it reads specs)."""
+        from mnist_tui.render import report_cells
         from mnist_tui.report import report_rows
 
-        if not getattr(self, "_report_stale", True):
+        if not self._report_stale:
             return
         self._report_stale = False
-        rows = []
-        for r in report_rows(self.rows):
-            inside = {
-                True: Text("yes", style="green"),
-                False: Text("no", style="red"),
-                None: Text("—", style="dim"),
-            }[r.inside]
-            delta = Text("—", style="dim")
-            if r.delta_pp is not None:
-                delta = Text(f"{r.delta_pp:+.2f}", style="green" if abs(r.delta_pp) <= 1 else "red")
-            rows.append(
-                (
-                    r.name,
-                    [
-                        r.name,
-                        fmt.pct(r.reported_acc) + (" best" if r.reported_at == "best" else ""),
-                        r.final_acc.pct() if r.final_acc else "—",
-                        r.best_acc.pct() if r.best_acc else "—",
-                        delta,
-                        inside,
-                        str(r.runs) if r.runs else "",
-                        f"{r.reported_hardest}/{r.hardest or '—'}" if r.reported_hardest else "",
-                        fmt.seconds(r.train_seconds.mean) if r.train_seconds else "—",
-                    ],
-                )
-            )
+        rows = [(r.name, report_cells(r)) for r in report_rows(self.rows)]
         self._refill(self.query_one("#report-table", DataTable), rows)
 
     def on_tabbed_content_tab_activated(self, event: TabbedContent.TabActivated) -> None:
