@@ -134,3 +134,25 @@ def test_damaged_runs_do_not_break_report_or_views(
         main(["runs", "--runs-dir", str(tmp_path)])
     assert exc.value.code in (0, None)
     assert "skipped damaged run directory" in capsys.readouterr().err
+
+
+async def test_console_survives_damaged_runs(tmp_path: Path) -> None:
+    from textual.widgets import DataTable
+
+    from mnist_tui.tui.app import MnistTuiApp
+
+    store = RunStore(tmp_path)
+    good = store.create("fnn1", load_experiment("fnn1", EXPERIMENTS).to_toml())
+    good.update(status="completed", final={"test_acc": 0.8}, best={"test_acc": 0.8})
+    bad = store.create("fnn1", "")
+    (bad.path / "summary.json").write_text('{"status": "runn')  # torn write
+    (tmp_path / ".queue.json").write_text("{ not json")  # damaged queue file
+    app = MnistTuiApp(runs_dir=tmp_path, experiments_dir=EXPERIMENTS, concurrency=0)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("2")
+        await pilot.pause()
+        table = app.query_one("#runs-table", DataTable)
+        assert table.row_count == 1
+        await pilot.press("4")
+        await pilot.pause()
+        assert app.query_one("#report-table", DataTable).row_count > 0

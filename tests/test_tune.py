@@ -97,12 +97,21 @@ async def test_console_shows_searches(fake_data: Path, tmp_path: Path) -> None:
     from mnist_tui.tune import read_studies, tune
 
     p = tmp_path / "s.toml"
-    p.write_text('extends = "fnn1"\n[data]\ndataset = "mnist"\n[train]\nepochs = 1\n'
-                 '[search.params]\n"optim.lr" = { low = 0.01, high = 0.3, log = true }\n'
-                 '"train.batch_size" = { choices = [16, 32] }\n')
+    p.write_text(
+        'extends = "fnn1"\n[data]\ndataset = "mnist"\n[train]\nepochs = 1\n'
+        '[search.params]\n"optim.lr" = { low = 0.01, high = 0.3, log = true }\n'
+        '"train.batch_size" = { choices = [16, 32] }\n'
+    )
     store = RunStore(tmp_path / "runs")
-    tune(load_experiment(str(p), EXPERIMENTS), store, trials=3, device="cpu",
-         data_dir=fake_data, download=False, write_to=tmp_path / "best.toml")
+    tune(
+        load_experiment(str(p), EXPERIMENTS),
+        store,
+        trials=3,
+        device="cpu",
+        data_dir=fake_data,
+        download=False,
+        write_to=tmp_path / "best.toml",
+    )
     (study,) = read_studies(store)
     assert len(study.trials) == 3 and study.best_value is not None
     app = MnistTuiApp(runs_dir=tmp_path / "runs", experiments_dir=EXPERIMENTS, concurrency=0)
