@@ -526,6 +526,9 @@ def plot(
     data_dir: DataDir = None,
     runs_dir: RunsDir = None,
     download: Annotated[bool, typer.Option("--download/--no-download")] = True,
+    png: Annotated[
+        Path | None, typer.Option(help="Also save the pictures as a PNG (needs matplotlib).")
+    ] = None,
 ) -> None:
     """Pictures of a run: loss/accuracy curves, per-class bars, confusion heat map, and
     test images with predicted and true labels (mistakes marked), in half blocks."""
@@ -560,6 +563,7 @@ def plot(
         console.print(pictures.class_bars(classes, s["per_class_acc"]), highlight=False)
     if s.get("confusion"):
         console.print(pictures.confusion_heatmap(classes, s["confusion"]))
+    picked = None
     if samples > 0:
         picked = predict_samples(
             run,
@@ -583,6 +587,11 @@ def plot(
                 color=console.is_terminal and console.color_system is not None,
             )
         )
+    if png is not None:
+        from mnist_tui.png import save_run_png
+
+        save_run_png(png, f"{run.experiment}/{run.id}", rows, s, picked)
+        console.print(f"saved {png}")
 
 
 @app.command()

@@ -61,3 +61,17 @@ def test_sample_predictions_from_a_stored_run(fake_data: Path, tmp_path: Path) -
         run, count=50, mistakes_only=True, data_dir=fake_data, download=False
     )
     assert all(p != t for p, t in zip(mistakes.predicted, mistakes.true, strict=True))
+
+
+def test_png_export(fake_data: Path, tmp_path: Path) -> None:
+    import pytest
+
+    pytest.importorskip("matplotlib")
+    from mnist_tui.png import save_run_png
+
+    spec = load_experiment("fnn1", EXPERIMENTS, ["data.dataset=mnist", "train.epochs=2"])
+    run = run_experiment(spec, RunStore(tmp_path), device="cpu", data_dir=fake_data, download=False)
+    picked = predict_samples(run, count=6, data_dir=fake_data, download=False)
+    out = save_run_png(tmp_path / "run.png", "fnn1", run.metrics(), run.summary, picked)
+    data = out.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 20_000

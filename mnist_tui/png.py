@@ -1,0 +1,80 @@
+"""Optional PNG export of a run's pictures (needs matplotlib: pip install 'mnist-tui[png]')."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from mnist_tui.errors import MnistTuiError
+
+
+def save_run_png(
+    path: Path,
+    title: str,
+    rows: list[dict[str, Any]],
+    summary: dict[str, Any],
+    samples: Any | None = None,
+) -> Path:
+    """Curves, per-class accuracy, confusion matrix and (optionally) sample predictions."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")  # no display needed
+        import matplotlib.pyplot as plt
+    except ImportError:
+        raise MnistTuiError(
+            "--png needs matplotlib: pip install 'mnist-tui[png]' (or pip install matplotlib)"
+        ) from None
+    n_samples = len(samples.images) if samples is not None else 0
+    sample_rows = (n_samples + 5) // 6
+    fig = plt.figure(figsize=(13, 8 + 2.2 * sample_rows))
+    grid = fig.add_gridspec(2 + sample_rows, 6, height_ratios=[3, 3.5] + [1.8] * sample_rows)
+    epochs = [r["epoch"] for r in rows]
+    for col, (metric, label) in enumerate((("loss", "loss"), ("acc", "accuracy"))):
+        ax = fig.add_subplot(grid[0, col * 3 : col * 3 + 3])
+        for split in ("train", "val", "test"):
+            ys = [r.get(f"{split}_{metric}") for r in rows]
+            if any(y is not None for y in ys):
+                ax.plot(epochs, ys, marker="o", ms=3, label=split)
+        ax.set_xlabel("epoch")
+        ax.set_title(label)
+        ax.grid(alpha=0.3)
+        ax.legend()
+    classes = summary.get("classes") or [str(i) for i in range(10)]
+    per_class = summary.get("per_class_acc") or []
+    ax = fig.add_subplot(grid[1, :3])
+    if per_class:
+        ax.barh(range(len(per_class)), [100 * a for a in per_class], color="tab:cyan")
+        ax.set_yticks(range(len(classes)), classes)
+        ax.invert_yaxis()
+        ax.set_xlim(min(100 * a for a in per_class) - 5, 100)
+        ax.set_title("per-class test accuracy (%)")
+    confusion = summary.get("confusion")
+    ax = fig.add_subplot(grid[1, 3:])
+    if confusion:
+        ax.imshow(confusion, cmap="magma")
+        ax.set_xticks(range(len(classes)), [c[:6] for c in classes], rotation=60)
+        ax.set_yticks(range(len(classes)), [c[:6] for c in classes])
+        ax.set_xlabel("predicted")
+        ax.set_ylabel("true")
+        ax.set_title("confusion matrix")
+    for i in range(n_samples):
+        ax = fig.add_subplot(grid[2 + i // 6, i % 6])
+        ax.imshow(samples.images[i], cmap="gray")
+        p, t = samples.predicted[i], samples.true[i]
+        ok = p == t
+        ax.set_title(
+            f"{'✓' if ok else '✗'} {classes[p]}" + ("" if ok else f" (is {classes[t]})"),
+            color="green" if ok else "red",
+            fontsize=9,
+        )
+        ax.axis("off")
+    fig.suptitle(title)
+    fig.tight_layout()
+    try:
+        fig.savefig(path, dpi=100)
+    except OSError as exc:
+        raise MnistTuiError(f"cannot write {path}: {exc.strerror}") from None
+    finally:
+        plt.close(fig)
+    return path
