@@ -169,7 +169,7 @@ def sample_grid(
 def confusion_heatmap(classes: Sequence[str], confusion: Sequence[Sequence[int]]) -> Table:
     """Confusion matrix with each off-diagonal cell shaded by its share of the row."""
     t = Table(
-        title="confusion (rows: true, columns: predicted)",
+        title="Confusion matrix (rows: true, columns: predicted)",
         title_justify="left",
         box=None,
         padding=(0, 1),

@@ -22,6 +22,7 @@ from mnist_tui import fmt
 from mnist_tui.catalog import ExperimentRow, Subject
 from mnist_tui.diff import MISSING, Change, FigureDelta
 from mnist_tui.events import BatchProgress, EpochEnded, Event, RunEnded, RunStarted
+from mnist_tui.pictures import confusion_heatmap
 from mnist_tui.spec import ExperimentSpec
 from mnist_tui.store import RunInfo, RunStore
 
@@ -38,8 +39,9 @@ STATUS_STYLE = {
 DATASET_SHORT = {"mnist": "MNIST", "fashion_mnist": "Fashion"}
 
 
-def status_text(status: str) -> Text:
-    return Text(status, style=STATUS_STYLE.get(status, ""))
+def status_text(status: str | None) -> Text:
+    """A run status in its colour; None (no run yet) is an empty cell."""
+    return Text(status or "", style=STATUS_STYLE.get(status or "", ""))
 
 
 class RunProgress:
@@ -240,28 +242,6 @@ def per_class_table(classes: list[str], acc: list[float]) -> Table:
     return t
 
 
-def confusion_table(classes: list[str], confusion: list[list[int]]) -> Table:
-    t = Table(title="Confusion matrix (rows: true, columns: predicted)", title_justify="left")
-    t.add_column("")
-    short = [c[:6] for c in classes]
-    for c in short:
-        t.add_column(c, justify="right")
-    peak = max(
-        (v for i, row in enumerate(confusion) for j, v in enumerate(row) if i != j), default=1
-    )
-    for i, row in enumerate(confusion):
-        cells = []
-        for j, v in enumerate(row):
-            if i == j:
-                cells.append(Text(str(v), style="bold green"))
-            else:
-                heat = v / max(peak, 1)
-                style = "bold red" if heat > 0.5 else "yellow" if heat > 0.15 else "dim"
-                cells.append(Text(str(v), style=style if v else "dim"))
-        t.add_row(short[i], *cells)
-    return t
-
-
 def epochs_table(rows: list[dict[str, Any]]) -> Table:
     t = Table(title="Per epoch", title_justify="left")
     has_val = any(r.get("val_loss") is not None for r in rows)
@@ -328,7 +308,7 @@ def show_subject(console: Console, subject: Subject, store: RunStore) -> None:
     if s.get("per_class_acc"):
         console.print(per_class_table(classes, s["per_class_acc"]))
     if s.get("confusion"):
-        console.print(confusion_table(classes, s["confusion"]))
+        console.print(confusion_heatmap(classes, s["confusion"]))
 
 
 def _cell(v: Any) -> str:

@@ -63,6 +63,29 @@ def suggest(trial: Any, p: SearchParam) -> Any:
     return trial.suggest_float(p.key, float(p.low), float(p.high), log=p.log)  # type: ignore[arg-type]
 
 
+def _trial_rows(study: Any) -> list[dict[str, Any]]:
+    return [
+        {
+            "number": t.number,
+            "state": t.state.name.lower(),
+            "value": t.value,
+            "params": t.params,
+            "run": t.user_attrs.get("run"),
+        }
+        for t in study.trials
+    ]
+
+
+def _importances(optuna: Any, study: Any, completed: int) -> dict[str, float]:
+    """fANOVA importances once two trials completed; {} where Optuna cannot compute them."""
+    if completed < 2:
+        return {}
+    try:
+        return dict(optuna.importance.get_param_importances(study))
+    except (RuntimeError, ValueError, ImportError):
+        return {}
+
+
 def _toml_value(v: Any) -> str:
     return tomli_w.dumps({"v": v}).split("=", 1)[1].strip()
 
@@ -165,12 +188,7 @@ def tune(
     if not completed:
         raise MnistTuiError("no trial completed; nothing to write")
     best = study.best_trial
-    importances: dict[str, float] = {}
-    if len(completed) >= 2 and len(search.params) >= 2:
-        try:
-            importances = dict(optuna.importance.get_param_importances(study))
-        except (RuntimeError, ValueError, ImportError):
-            importances = {}
+    importances = _importances(optuna, study, len(completed)) if len(search.params) >= 2 else {}
     by_key = {p.key: p for p in search.params}
     best_params = {k: decode(by_key[k], v) if k in by_key else v for k, v in best.params.items()}
     written = write_best(spec, best_params, extra, name, best.value, experiments_dir, write_to)
@@ -180,16 +198,7 @@ def tune(
         best_value=float(best.value),
         best_params=best_params,
         best_run=str(best.user_attrs.get("run", "")),
-        trials=[
-            {
-                "number": t.number,
-                "state": t.state.name.lower(),
-                "value": t.value,
-                "params": t.params,
-                "run": t.user_attrs.get("run"),
-            }
-            for t in study.trials
-        ],
+        trials=_trial_rows(study),
         importances=importances,
         written=written,
     )
@@ -249,29 +258,14 @@ def read_studies(store: RunStore) -> list[StudySummary]:
     for summary in optuna.get_all_study_summaries(storage=storage):
         study = optuna.load_study(study_name=summary.study_name, storage=storage)
         done = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
-        importances: dict[str, float] = {}
-        if len(done) >= 2:
-            try:
-                importances = dict(optuna.importance.get_param_importances(study))
-            except (RuntimeError, ValueError, ImportError):
-                importances = {}
         out.append(
             StudySummary(
                 name=summary.study_name,
                 direction=study.direction.name.lower(),
-                trials=[
-                    {
-                        "number": t.number,
-                        "state": t.state.name.lower(),
-                        "value": t.value,
-                        "params": t.params,
-                        "run": t.user_attrs.get("run"),
-                    }
-                    for t in study.trials
-                ],
+                trials=_trial_rows(study),
                 best_value=study.best_value if done else None,
                 best_params=dict(study.best_params) if done else {},
-                importances=importances,
+                importances=_importances(optuna, study, len(done)),
             )
         )
     return out

@@ -21,6 +21,7 @@ from mnist_tui import fmt
 from mnist_tui.catalog import ExperimentRow, Subject, experiment_rows, resolve_subject
 from mnist_tui.errors import MnistTuiError, SpecError
 from mnist_tui.queue import QueueRunner, RunQueue
+from mnist_tui.render import DATASET_SHORT, status_text
 from mnist_tui.spec import default_experiments_dir, load_experiment
 from mnist_tui.store import ACTIVE, RunInfo, RunStore, default_runs_dir
 from mnist_tui.tui.screens import (
@@ -32,18 +33,18 @@ from mnist_tui.tui.screens import (
     RunScreen,
 )
 
-STATUS_STYLE = {
-    "completed": "green",
-    "running": "cyan",
-    "queued": "blue",
-    "failed": "red",
-    "killed": "yellow",
-    "interrupted": "magenta",
-}
-
-
-def status_text(status: str | None) -> Text:
-    return Text(status or "", style=STATUS_STYLE.get(status or "", ""))
+# the columns of the experiments table (after the mark column); `s` sorts by them
+EXPERIMENT_COLUMNS = (
+    "name",
+    "data",
+    "model",
+    "params",
+    "epochs",
+    "reported",
+    "best run",
+    "runs",
+    "latest",
+)
 
 
 class MnistTuiApp(App[None]):
@@ -94,7 +95,8 @@ class MnistTuiApp(App[None]):
         self.marked: dict[str, set[str]] = {"experiments": set(), "runs": set()}
         self.filter_text = ""
         self.sort_column: dict[str, int] = {"experiments": 0, "runs": -1}
-        self._signature: Any = None
+        self._signature: Any = None  # what the experiments/runs tables last showed
+        self._queue_signature: Any = None  # what the queue table and status line showed
         self._report_stale = True  # the report reads every run's spec: only when shown
 
     # -- layout ----------------------------------------------------------------------
@@ -115,18 +117,7 @@ class MnistTuiApp(App[None]):
         yield Footer()
 
     def on_mount(self) -> None:
-        self.query_one("#experiments-table", DataTable).add_columns(
-            " ",
-            "name",
-            "data",
-            "model",
-            "params",
-            "epochs",
-            "reported",
-            "best run",
-            "runs",
-            "latest",
-        )
+        self.query_one("#experiments-table", DataTable).add_columns(" ", *EXPERIMENT_COLUMNS)
         self.query_one("#runs-table", DataTable).add_columns(
             " ",
             "id",
@@ -170,36 +161,39 @@ class MnistTuiApp(App[None]):
         except MnistTuiError as exc:
             self.notify(str(exc), severity="error")
         self.runs = self.store.runs()
-        signature = (
-            tuple(
-                (r.id, r.status, r.summary.get("epochs_done"), r.summary.get("step"))
-                for r in self.runs
-            ),
-            tuple((e.run_id, e.pid) for e in self.queue.entries),
+        # the step counter moves every second during a run: it only redraws the queue
+        runs_state = (
+            tuple((r.id, r.status, r.summary.get("epochs_done")) for r in self.runs),
             self.filter_text,
             tuple(sorted(self.marked["experiments"])),
             tuple(sorted(self.marked["runs"])),
             tuple(self.sort_column.items()),
         )
-        if signature == self._signature:
-            return
-        self._signature = signature
-        by_exp: dict[str, list[RunInfo]] = {}
-        for r in self.runs:
-            by_exp.setdefault(r.experiment, []).append(r)
-        for row in self.rows:
-            row.runs = by_exp.get(row.name, [])
-        self.fill_experiments()
-        self.fill_runs()
-        self.fill_queue()
-        self._report_stale = True
-        if self.active_tab() == "report":
-            self.fill_report()
-        active = sum(1 for r in self.runs if r.status in ACTIVE)
-        self.query_one("#status-line", Static).update(
-            f"{len(self.rows)} experiments · {len(self.runs)} runs · {active} active · "
-            f"{len(self.queue.entries)} in queue · ? for help"
+        queue_state = (
+            tuple((e.run_id, e.pid) for e in self.queue.entries),
+            tuple(r.summary.get("step") for r in self.runs if r.status == "running"),
+            runs_state[0],
         )
+        if runs_state != self._signature:
+            self._signature = runs_state
+            by_exp: dict[str, list[RunInfo]] = {}
+            for r in self.runs:
+                by_exp.setdefault(r.experiment, []).append(r)
+            for row in self.rows:
+                row.runs = by_exp.get(row.name, [])
+            self.fill_experiments()
+            self.fill_runs()
+            self._report_stale = True
+            if self.active_tab() == "report":
+                self.fill_report()
+        if queue_state != self._queue_signature:
+            self._queue_signature = queue_state
+            self.fill_queue()
+            active = sum(1 for r in self.runs if r.status in ACTIVE)
+            self.query_one("#status-line", Static).update(
+                f"{len(self.rows)} experiments · {len(self.runs)} runs · {active} active · "
+                f"{len(self.queue.entries)} in queue · ? for help"
+            )
 
     def _visible(self, text: str) -> bool:
         return not self.filter_text or self.filter_text.lower() in text.lower()
@@ -229,7 +223,7 @@ class MnistTuiApp(App[None]):
             cells: list[Any] = [
                 "●" if r.name in marked else "",
                 r.name,
-                {"mnist": "MNIST", "fashion_mnist": "Fashion"}.get(spec.data.dataset, "")
+                DATASET_SHORT.get(spec.data.dataset, spec.data.dataset)
                 if spec
                 else Text("invalid", style="red"),
                 spec.model.name if spec else "",
@@ -488,20 +482,8 @@ class MnistTuiApp(App[None]):
         tab = self.active_tab()
         if tab != "experiments":
             return
-        cols = 9
-        self.sort_column[tab] = (self.sort_column[tab] + 1) % cols
-        names = [
-            "name",
-            "data",
-            "model",
-            "params",
-            "epochs",
-            "reported",
-            "best run",
-            "runs",
-            "latest",
-        ]
-        self.notify(f"sorted by {names[self.sort_column[tab]]}")
+        self.sort_column[tab] = (self.sort_column[tab] + 1) % len(EXPERIMENT_COLUMNS)
+        self.notify(f"sorted by {EXPERIMENT_COLUMNS[self.sort_column[tab]]}")
         self.poll()
 
     def action_quit_app(self) -> None:

@@ -15,6 +15,7 @@ from mnist_tui import fmt
 from mnist_tui import pictures as plots
 from mnist_tui.catalog import Subject
 from mnist_tui.diff import MISSING, diff_definitions, result_deltas
+from mnist_tui.render import status_text
 from mnist_tui.spec import ExperimentSpec, flatten
 from mnist_tui.store import RunInfo
 
@@ -364,16 +365,7 @@ class RunScreen(Screen[None]):
         header = Text.assemble(
             (f"{self.run.experiment}/{self.run.id}", "bold"),
             "  ",
-            (
-                status,
-                {
-                    "completed": "green",
-                    "running": "cyan",
-                    "failed": "red",
-                    "killed": "yellow",
-                    "interrupted": "magenta",
-                }.get(status, ""),
-            ),
+            status_text(status),
             f"  epoch {done}/{total}{eta}{lr}  seed {s.get('seed')}  {s.get('device', '')}",
             f"\ntest acc {fmt.pct(last.get('test_acc'))}  best {fmt.pct(best_acc)}"
             f" (epoch {s.get('best_epoch', '—')})  train loss {fmt.num(last.get('train_loss'))}",
