@@ -10,7 +10,10 @@ trained two (or three) ways in one process on one device:
                 CUDA-graph steps on a GPU, one host sync per epoch
 
 It prints per-epoch training time (median over epochs), images/s, the speed-up over the
-best baseline, and both test accuracies after the same epochs.
+best baseline, and both test accuracies after the same epochs. A last row, "step floor",
+times the model's bare forward/backward/optimizer step on one resident batch for an
+epoch's worth of steps: no pipeline can train faster than that eagerly, so its ratio is
+the ceiling on the speed-up for that model on that machine.
 
     python benchmarks/speed.py                       # defaults below, auto device
     python benchmarks/speed.py lenet5 task2 --epochs 3 --device cuda --workers 4
@@ -116,7 +119,7 @@ def baseline(spec: ExperimentSpec, root: Path, device: torch.device, workers: in
     )
     test_loader = DataLoader(test, batch_size=1000, num_workers=workers, pin_memory=pin)
     torch.manual_seed(spec.train.seed)
-    model = spec.build_model().to(device)
+    model = spec.build_model(pool_first=False).to(device)  # the layer order as the study wrote it
     opt = make_optimizer(spec, model.parameters())
     epoch_times = []
     for _ in range(spec.train.epochs):
@@ -156,6 +159,44 @@ def engine(spec: ExperimentSpec, data_dir: Path, device: torch.device, kind: str
     }
 
 
+def step_floor(spec: ExperimentSpec, data_dir: Path, device: torch.device) -> dict:
+    """The model's bare training step, one epoch's worth, on one resident batch.
+
+    No data gathering, augmentation or metrics: forward, loss, backward and optimizer step
+    as plain eager PyTorch, with the engine's memory layout. Its epoch time bounds what any
+    input pipeline can reach on this machine, so best-baseline / floor is the ceiling on
+    the speed-up for this model here (a CUDA graph can beat it on a GPU, where launch
+    overhead rather than arithmetic is the floor).
+    """
+    data = data_mod.prepare(spec.data, spec.augment, device, data_dir, download=False)
+    trainer = Trainer(spec, data, device, engine="eager")
+    model, opt = trainer.model, trainer.optimizer
+    b = spec.train.batch_size
+    xb, yb = data.train_x[:b], data.train_y[:b]
+    if next(model.parameters()).is_contiguous(memory_format=torch.channels_last) and xb.ndim == 4:
+        xb = xb.contiguous(memory_format=torch.channels_last)
+    steps = len(data.train_y) // b
+
+    def one() -> None:
+        opt.zero_grad(set_to_none=True)
+        F.cross_entropy(model(xb), yb).backward()
+        opt.step()
+
+    for _ in range(10):
+        one()
+    times = []
+    for _ in range(2):
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        t0 = time.perf_counter()
+        for _ in range(steps):
+            one()
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        times.append(time.perf_counter() - t0)
+    return {"epoch_s": [min(times)], "n": steps * b, "test_acc": None}
+
+
 def steady(times: list[float]) -> float:
     """Median epoch time, leaving out the first epoch (warm-up, capture) when there are more."""
     return statistics.median(times[1:] if len(times) > 1 else times)
@@ -172,6 +213,9 @@ def main() -> None:
     p.add_argument("--data-dir", type=Path, default=None)
     p.add_argument("--skip-w0", action="store_true", help="skip the 0-worker baseline")
     p.add_argument("--eager", action="store_true", help="also time the engine without graphs")
+    p.add_argument(
+        "--no-floor", action="store_true", help="skip timing the bare model step (the ceiling)"
+    )
     args = p.parse_args()
     device = resolve_device(args.device)
     data_dir = data_mod.resolve_data_dir(args.data_dir)
@@ -200,13 +244,16 @@ def main() -> None:
             for kind in kinds:
                 r = engine(spec, data_dir, device, kind)
                 ours.append((f"mnist-tui {r['engine']}", r))
+            if not args.no_floor:
+                ours.append(("step floor", step_floor(spec, data_dir, device)))
             best_base = min(steady(r["epoch_s"]) for _, r in rows) if rows else None
             for way, r in rows + ours:
                 t = steady(r["epoch_s"])
                 ratio = f"{best_base / t:.1f}x" if best_base else "—"
+                acc = f"{100 * r['test_acc']:>9.2f}%" if r["test_acc"] is not None else f"{'—':>10}"
                 print(
                     f"{name:<14}{way:<16}{spec.train.batch_size:>6}{t:>9.2f}{r['n'] / t:>10,.0f}"
-                    f"{100 * r['test_acc']:>9.2f}%{ratio:>10}",
+                    f"{acc}{ratio:>10}",
                     flush=True,
                 )
             print()

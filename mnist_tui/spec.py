@@ -97,7 +97,11 @@ class TrainSpec:
     batch_size: Annotated[int, Range(ge=1, le=1 << 20)] = 64
     seed: Annotated[int, Range(ge=0, lt=1 << 63)] = 0
     repeats: Annotated[int, Range(ge=1, le=1000), Help("seeds to run: seed, seed+1, ...")] = 1
-    eval_batch_size: Annotated[int, Range(ge=1, le=1 << 20)] = 2048
+    eval_batch_size: Annotated[
+        int,
+        Range(ge=1, le=1 << 20),
+        Help("evaluation batch; results do not depend on it (at most 512 on a CPU)"),
+    ] = 2048
     label_smoothing: Annotated[float, Range(ge=0, lt=1)] = 0.0
     best_metric: Annotated[
         Literal["auto", "val_loss", "val_acc", "test_loss", "test_acc"],
@@ -262,8 +266,10 @@ class ExperimentSpec:
         side = 28 + 2 * self.data.pad
         return (1, side, side)
 
-    def build_model(self) -> Any:
-        return models.build_model(self.model.name, self.model.params, self.input_shape())
+    def build_model(self, pool_first: bool = True) -> Any:
+        return models.build_model(
+            self.model.name, self.model.params, self.input_shape(), pool_first=pool_first
+        )
 
     def with_overrides(self, overrides: Iterable[str]) -> ExperimentSpec:
         """A copy with `-S key=value` overrides applied and validated."""

@@ -80,3 +80,43 @@ def test_cuda_graph_matches_eager(name: str, real_data: Path) -> None:
         if kind == "graph":
             assert trainer.engine.name == "cuda-graph" and not trainer.engine.note
     assert runs["graph"] == pytest.approx(runs["eager"], rel=2e-2)
+
+
+@pytest.mark.parametrize(
+    ("name", "overrides"),
+    [
+        ("task0", []),
+        ("task8", []),
+        ("lenet5", ["model.activation=tanh"]),
+        ("lenet5_aug_bn", ["model.activation=sigmoid"]),
+    ],
+)
+def test_pool_before_activation_is_exact(name: str, overrides: list[str]) -> None:
+    """The fast layer order gives the same outputs and gradients as the written one."""
+    spec = load_experiment(name, overrides=overrides)
+    torch.manual_seed(0)
+    written = spec.build_model(pool_first=False)
+    fast = spec.build_model()
+    fast.load_state_dict(written.state_dict())  # same keys: only parameter-free modules move
+    kinds = [type(m).__name__ for m in fast]
+    assert kinds != [type(m).__name__ for m in written]  # the rewrite did happen
+    x = torch.randn(16, *spec.input_shape())
+    x[:4] = -x[:4].abs()  # whole windows below zero: ReLU's tie case
+    y = torch.randint(0, 10, (16,))
+    for m in (written, fast):
+        m.train()
+        m.zero_grad()
+        F.cross_entropy(m(x), y).backward()
+    torch.testing.assert_close(fast(x.clone()).detach(), written(x.clone()).detach())
+    for (key, a), (_, b) in zip(fast.named_parameters(), written.named_parameters(), strict=True):
+        torch.testing.assert_close(a.grad, b.grad, msg=key)
+
+
+def test_channels_last_rule() -> None:
+    """NHWC for conv nets, except batch norm over fewer than 16 channels (measured slower)."""
+    from mnist_tui.train import prefers_channels_last
+
+    assert prefers_channels_last(load_experiment("task0").build_model())
+    assert prefers_channels_last(load_experiment("task8").build_model())
+    assert not prefers_channels_last(load_experiment("lenet5_aug_bn").build_model())
+    assert not prefers_channels_last(load_experiment("fnn1").build_model())
