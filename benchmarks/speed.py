@@ -17,6 +17,7 @@ the ceiling on the speed-up for that model on that machine.
 
     python benchmarks/speed.py                       # defaults below, auto device
     python benchmarks/speed.py lenet5 task2 --epochs 3 --device cuda --workers 4
+    python benchmarks/speed.py task2 --epochs 2 --train-images 10000   # mini-VGG on a CPU
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from torch.utils.data import ConcatDataset, DataLoader
+from torch.utils.data import ConcatDataset, DataLoader, Subset
 from torchvision import datasets, transforms
 
 from mnist_tui import data as data_mod
@@ -91,9 +92,15 @@ def baseline(spec: ExperimentSpec, root: Path, device: torch.device, workers: in
     cls = datasets.MNIST if info.key == "mnist" else datasets.FashionMNIST
     tf = study_transforms(spec, info)
     train = cls(str(root), train=True, transform=tf)
+    keep = None
+    if spec.data.subset:  # the engine's own stratified subset, so both see the same images
+        seed = spec.data.split_seed + 1
+        keep = data_mod.stratified_indices(train.targets, spec.data.subset, seed)
+        train = Subset(train, keep.tolist())
     if spec.augment.double_hflip:
         flipped = transforms.Compose([transforms.RandomHorizontalFlip(1.0), tf])
-        train = ConcatDataset([train, cls(str(root), train=True, transform=flipped)])
+        mirror = cls(str(root), train=True, transform=flipped)
+        train = ConcatDataset([train, mirror if keep is None else Subset(mirror, keep.tolist())])
     eval_tf = study_transforms(
         spec.with_overrides(
             [
@@ -214,6 +221,12 @@ def main() -> None:
     p.add_argument("--skip-w0", action="store_true", help="skip the 0-worker baseline")
     p.add_argument("--eager", action="store_true", help="also time the engine without graphs")
     p.add_argument(
+        "--train-images",
+        type=int,
+        default=0,
+        help="train every way on this many (stratified) images, for slow models on a CPU",
+    )
+    p.add_argument(
         "--no-floor", action="store_true", help="skip timing the bare model step (the ceiling)"
     )
     args = p.parse_args()
@@ -222,7 +235,8 @@ def main() -> None:
     print(
         f"device: {torch.cuda.get_device_name(device) if device.type == 'cuda' else 'cpu'}"
         f" | torch {torch.__version__} | CPU threads {torch.get_num_threads()}"
-        f" | epochs {args.epochs} | loader workers 0 and {args.workers}",
+        f" | epochs {args.epochs} | loader workers 0 and {args.workers}"
+        + (f" | {args.train_images:,} training images" if args.train_images else ""),
         flush=True,
     )
     header = (
@@ -234,7 +248,10 @@ def main() -> None:
         print(header)
         print("-" * len(header))
         for name in args.experiments:
-            spec = load_experiment(name, overrides=[f"train.epochs={args.epochs}"])
+            overrides = [f"train.epochs={args.epochs}"]
+            if args.train_images:
+                overrides.append(f"data.subset={args.train_images}")
+            spec = load_experiment(name, overrides=overrides)
             rows = []
             worker_counts = ([] if args.skip_w0 else [0]) + ([args.workers] if args.workers else [])
             for w in worker_counts:
