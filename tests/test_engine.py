@@ -120,3 +120,14 @@ def test_channels_last_rule() -> None:
     assert prefers_channels_last(load_experiment("task8").build_model())
     assert not prefers_channels_last(load_experiment("lenet5_aug_bn").build_model())
     assert not prefers_channels_last(load_experiment("fnn1").build_model())
+
+
+def test_allocator_tuning_applies_on_glibc() -> None:
+    import platform
+    import sys
+
+    from mnist_tui.allocator import keep_freed_memory
+
+    on_glibc = sys.platform.startswith("linux") and platform.libc_ver()[0] == "glibc"
+    assert keep_freed_memory() is on_glibc
+    assert keep_freed_memory() is on_glibc  # once per process, same answer
