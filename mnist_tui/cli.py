@@ -530,8 +530,10 @@ def plot(
         Path | None, typer.Option(help="Also save the pictures as a PNG (needs matplotlib).")
     ] = None,
 ) -> None:
-    """Pictures of a run: loss/accuracy curves, per-class bars, confusion heat map, and
-    test images with predicted and true labels (mistakes marked), in half blocks."""
+    """Pictures of a run in half blocks: curves, per-class bars, confusion, test images.
+
+    Test images carry predicted and true labels, mistakes marked.
+    """
     from rich.text import Text
 
     from mnist_tui import pictures
@@ -617,8 +619,11 @@ def tune(
     download: Annotated[bool, typer.Option("--download/--no-download")] = True,
     json_out: JsonOut = False,
 ) -> None:
-    """Hyper-parameter search (Optuna) over [search]; each trial a stored run; the best
-    trial is written as a new experiment that extends this one."""
+    """Hyper-parameter search (Optuna) over the experiment's search table.
+
+    Each trial is a stored run; the best trial is written as a new experiment that
+    extends this one.
+    """
     from rich.table import Table
 
     from mnist_tui import fmt, pictures
