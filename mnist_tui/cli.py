@@ -117,7 +117,7 @@ def run(
     seed: Annotated[int | None, typer.Option(help="Shortcut for -S train.seed=N.")] = None,
     repeats: Annotated[
         int | None,
-        typer.Option(help="Train N seeds (seed, seed+1, ...); overrides [train] repeats."),
+        typer.Option(help="Train N seeds (seed, seed+1, ...); overrides \\[train] repeats."),
     ] = None,
     seeds: Annotated[
         str | None, typer.Option(help="Comma-separated seeds, e.g. 0,1,2 (a group of runs).")
@@ -419,7 +419,7 @@ def cv(
     ctx: typer.Context,
     experiment: Annotated[str, typer.Argument(help="Experiment name or TOML file.")],
     folds: Annotated[
-        int | None, typer.Option(help="K (default: the experiment's [cv] folds, else 5).")
+        int | None, typer.Option(help="K (default: the experiment's \\[cv] folds, else 5).")
     ] = None,
     set_: Annotated[
         list[str] | None, typer.Option("-S", "--set", help="Override a key (repeatable).")
@@ -599,9 +599,9 @@ def plot(
 @app.command()
 def tune(
     ctx: typer.Context,
-    experiment: Annotated[str, typer.Argument(help="Experiment with a [search] section.")],
+    experiment: Annotated[str, typer.Argument(help="Experiment with a \\[search] section.")],
     trials: Annotated[
-        int | None, typer.Option(help="Trials to run (default [search] trials).")
+        int | None, typer.Option(help="Trials to run (default \\[search] trials).")
     ] = None,
     study: Annotated[
         str | None, typer.Option(help="Study name; the same name resumes a search.")

@@ -145,3 +145,20 @@ def test_core_does_not_import_textual() -> None:
         "assert 'textual' not in sys.modules, 'core imported textual'"
     )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
+
+
+@pytest.mark.parametrize(
+    ("command", "section"),
+    [("tune", "[search]"), ("run", "[train] repeats"), ("cv", "[cv] folds")],
+)
+def test_help_keeps_bracketed_section_names(
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    command: str,
+    section: str,
+) -> None:
+    # Rich markup would swallow an unescaped "[search]" and leave a gap in the help.
+    monkeypatch.setenv("COLUMNS", "200")
+    code, out, _ = cli(capsys, command, "--help")
+    assert code == 0
+    assert section in out
