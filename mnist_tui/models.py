@@ -146,12 +146,16 @@ def cnn(
     padding: Literal["valid", "same"] = "valid",
     pool: Literal["max", "avg", "none"] = "max",
     batch_norm: bool = False,
+    batch_norm_position: Annotated[
+        Literal["before_activation", "after_activation"],
+        Help("after_activation is Keras' Conv2D(activation=...) then BatchNormalization()"),
+    ] = "before_activation",
     conv_dropout: Dropout = 0.0,
     dense: Annotated[list[int], Length(min=0, max=8), Range(ge=1, le=65536)] = [128],  # noqa: B006
     dropout: Dropout = 0.0,
     activation: Activation = "relu",
 ) -> nn.Module:
-    """Conv blocks (conv [BN] act, x convs_per_block, then pool) -> dense layers -> classes.
+    """Conv blocks (conv [BN] act [BN], x convs_per_block, then pool) -> dense -> classes.
 
     `filters[i]` and `kernel[i]` describe block i; `dropout` sits between dense layers
     (and before the output layer), `conv_dropout` after each block's pooling.
@@ -167,9 +171,10 @@ def cnn(
     for block, (f, k) in enumerate(zip(filters, kernel, strict=True)):
         for _ in range(convs_per_block):
             layers.append(nn.Conv2d(channels, f, k, padding="same" if padding == "same" else 0))
-            if batch_norm:
-                layers.append(nn.BatchNorm2d(f))
-            layers.append(_act(activation))
+            unit = [nn.BatchNorm2d(f), _act(activation)] if batch_norm else [_act(activation)]
+            if batch_norm_position == "after_activation":
+                unit.reverse()
+            layers += unit
             channels = f
             h, w = _conv_out(h, k, padding), _conv_out(w, k, padding)
         if pool != "none":

@@ -112,6 +112,14 @@ def test_pool_before_activation_is_exact(name: str, overrides: list[str]) -> Non
         torch.testing.assert_close(a.grad, b.grad, msg=key)
 
 
+def test_batch_norm_after_activation_keeps_its_place() -> None:
+    """Keras order conv-ReLU-BN-pool: BN between ReLU and pool blocks the pool swap."""
+    spec = load_experiment("task8", overrides=["model.batch_norm_position=after_activation"])
+    kinds = [type(m).__name__ for m in spec.build_model()]
+    assert kinds[:4] == ["Conv2d", "ReLU", "BatchNorm2d", "MaxPool2d"]
+    assert [type(m).__name__ for m in spec.build_model(pool_first=False)] == kinds
+
+
 def test_channels_last_rule() -> None:
     """NHWC for conv nets, except batch norm over fewer than 16 channels (measured slower)."""
     from mnist_tui.train import prefers_channels_last
