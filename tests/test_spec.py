@@ -73,7 +73,7 @@ def test_diff_task4_task6_is_the_kernel_change_only() -> None:
     [
         ("task0", "task3", ["train.epochs"]),
         ("task4", "task5", ["train.epochs"]),
-        ("task7", "task8", ["model.batch_norm", "train.batch_size"]),
+        ("task7", "task8", ["model.batch_norm", "model.batch_norm_position", "train.batch_size"]),
         ("task8", "task9", ["model.dropout"]),
         ("task10", "task11", ["optim.eps", "optim.lr", "optim.name"]),
         ("task11", "task15", ["optim.momentum", "optim.nesterov"]),
