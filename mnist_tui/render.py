@@ -387,11 +387,17 @@ def report_table(rows: list[Any]) -> Table:
         t.add_column(col, justify=just)  # type: ignore[arg-type]
     for r in rows:
         t.add_row(*report_cells(r))
+    if any(r.other_definition_runs for r in rows):
+        from mnist_tui.report import OTHER_DEFINITION_NOTE
+
+        t.caption, t.caption_justify = OTHER_DEFINITION_NOTE, "left"
     return t
 
 
 def report_cells(r: Any) -> list[Any]:
     """One report row as table cells (shared by `mnist-tui report` and the console)."""
+    from mnist_tui.report import runs_text
+
     inside = {
         True: Text("yes", style="green"),
         False: Text("no", style="red"),
@@ -407,7 +413,7 @@ def report_cells(r: Any) -> list[Any]:
         r.best_acc.pct() if r.best_acc else "—",
         delta,
         inside,
-        str(r.runs) if r.runs else "",
+        runs_text(r) if r.runs or r.other_definition_runs else "",
         f"{r.reported_hardest}/{r.hardest or '—'}" if r.reported_hardest else "",
         fmt.seconds(r.train_seconds.mean) if r.train_seconds else "—",
     ]

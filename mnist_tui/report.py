@@ -64,6 +64,7 @@ class ReportRow:
     reported_at: str
     reported_hardest: str | None
     runs: int
+    other_definition_runs: int  # completed runs of an earlier or overridden definition
     final_acc: Stat | None
     best_acc: Stat | None
     final_loss: Stat | None
@@ -98,10 +99,10 @@ class ReportRow:
         return out
 
 
-def matching_runs(spec: ExperimentSpec, runs: list[RunInfo]) -> list[RunInfo]:
-    """Completed runs of this exact definition (any seed)."""
+def split_runs(spec: ExperimentSpec, runs: list[RunInfo]) -> tuple[list[RunInfo], list[RunInfo]]:
+    """Completed runs of this exact definition (any seed), and those of another one."""
     target = comparable_definition(spec)
-    out = []
+    same, other = [], []
     for r in runs:
         if r.status != "completed" or not r.summary.get("final"):
             continue
@@ -109,9 +110,13 @@ def matching_runs(spec: ExperimentSpec, runs: list[RunInfo]) -> list[RunInfo]:
             ran = load_spec_file(r.spec_path())
         except SpecError:
             continue
-        if comparable_definition(ran) == target:
-            out.append(r)
-    return out
+        (same if comparable_definition(ran) == target else other).append(r)
+    return same, other
+
+
+def matching_runs(spec: ExperimentSpec, runs: list[RunInfo]) -> list[RunInfo]:
+    """Completed runs of this exact definition (any seed)."""
+    return split_runs(spec, runs)[0]
 
 
 def build_report(
@@ -129,7 +134,7 @@ def report_rows(
         if er.spec is None or (names and er.name not in names):
             continue
         spec = er.spec
-        runs = matching_runs(spec, er.runs)
+        runs, other = split_runs(spec, er.runs)
 
         def col(where: str, key: str, runs: list[RunInfo] = runs) -> Stat | None:
             return Stat.of(
@@ -151,6 +156,7 @@ def report_rows(
                 reported_at=ref.at,
                 reported_hardest=ref.hardest_class,
                 runs=len(runs),
+                other_definition_runs=len(other),
                 final_acc=col("final", "test_acc"),
                 best_acc=col("best", "test_acc"),
                 final_loss=col("final", "test_loss"),
@@ -173,6 +179,20 @@ def _cell_stat(s: Stat | None) -> str:
     return "—" if s is None else s.pct()
 
 
+def runs_text(r: ReportRow) -> str:
+    """`3`, or `0 (+3 other def.)` when runs of another definition were left out."""
+    text = str(r.runs)
+    if r.other_definition_runs:
+        text += f" (+{r.other_definition_runs} other def.)"
+    return text
+
+
+OTHER_DEFINITION_NOTE = (
+    "Runs of another definition (an earlier version of the file, or -S overrides) are "
+    "not counted; `mnist-tui diff RUN EXPERIMENT` shows what differs."
+)
+
+
 def markdown(rows: list[ReportRow]) -> str:
     lines = [
         "| experiment | data | params | epochs | reported acc | reproduced final "
@@ -192,6 +212,8 @@ def markdown(rows: list[ReportRow]) -> str:
             f"| {r.name} | {r.dataset} | {fmt.count(r.parameters)} | {r.epochs} "
             f"| {fmt.pct(r.reported_acc)}{at} | {_cell_stat(r.final_acc)} "
             f"| {_cell_stat(r.best_acc)} | {delta} | {inside} | {fmt.num(r.reported_loss)} "
-            f"| {loss_text} | {hardest} | {r.runs} | {time_text} |"
+            f"| {loss_text} | {hardest} | {runs_text(r)} | {time_text} |"
         )
+    if any(r.other_definition_runs for r in rows):
+        lines += ["", OTHER_DEFINITION_NOTE]
     return "\n".join(lines) + "\n"

@@ -62,6 +62,9 @@ def test_report_groups_seeds_and_ignores_other_definitions(tmp_path: Path) -> No
     fake_run(store, "fnn1", 7, 0.99, 0.99, status="failed")  # not completed
     (row,) = build_report(EXPERIMENTS, store, ["fnn1"])
     assert row.runs == 3 and row.seeds == [0, 1, 2]
+    assert row.other_definition_runs == 1  # the failed run counts nowhere
+    md = markdown([row])
+    assert "| 3 (+1 other def.) |" in md and "not counted" in md
     assert row.final_acc is not None
     assert row.final_acc.mean == pytest.approx(0.84)
     assert row.final_acc.std == pytest.approx(statistics.stdev([0.83, 0.84, 0.85]))
