@@ -77,7 +77,8 @@ class RunProgress:
             self.console.print(
                 f"[bold]{escape(event.experiment)}[/] run [cyan]{event.run_id}[/] on "
                 f"{escape(event.device)}: {fmt.count(event.parameters)} parameters, "
-                f"{fmt.count(event.train_size)} training images, {event.epochs} epochs"
+                f"{fmt.count(event.train_size)} training images, {event.epochs} epochs",
+                soft_wrap=True,  # one line per event in a log file, not cut at 80 columns
             )
             self.epoch_task = self.progress.add_task(
                 "epochs", total=event.epochs, completed=event.start_epoch - 1
@@ -101,6 +102,7 @@ class RunProgress:
                 f"{fmt.pct(m.train_acc)}{val}  test {m.test_loss:.4f} {fmt.pct(m.test_acc)}  "
                 f"lr {m.lr:.3g}  {m.seconds:.1f}s  {m.images_per_s:,.0f} img/s{star}",
                 highlight=False,
+                soft_wrap=True,
             )
             if self.epoch_task is not None:
                 self.progress.update(self.epoch_task, completed=m.epoch)

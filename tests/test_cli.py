@@ -162,3 +162,21 @@ def test_help_keeps_bracketed_section_names(
     code, out, _ = cli(capsys, command, "--help")
     assert code == 0
     assert section in out
+
+
+def test_epoch_lines_are_never_cut_in_a_log_file() -> None:
+    """Piped into a file (no terminal, 80 columns or fewer), an epoch stays one line."""
+    import io
+
+    from rich.console import Console
+
+    from mnist_tui.events import EpochEnded, EpochMetrics
+    from mnist_tui.render import RunProgress
+
+    buf = io.StringIO()
+    progress = RunProgress(Console(file=buf, width=40), enabled=False)
+    progress.epochs = 15
+    m = EpochMetrics(12, 0.2419, 0.9114, 0.3583, 0.8729, 0.01, 11.3, 10.6, 5670.0)
+    progress.on_event(EpochEnded(m, best_epoch=12, improved=True))
+    (line,) = buf.getvalue().splitlines()
+    assert line.startswith("epoch  12/15") and line.endswith("5,670 img/s *")
