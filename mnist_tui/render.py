@@ -23,6 +23,7 @@ from mnist_tui.catalog import ExperimentRow, Subject
 from mnist_tui.diff import MISSING, Change, FigureDelta
 from mnist_tui.events import BatchProgress, EpochEnded, Event, RunEnded, RunStarted
 from mnist_tui.pictures import confusion_heatmap
+from mnist_tui.report import OTHER_DEFINITION_NOTE, runs_text
 from mnist_tui.spec import ExperimentSpec
 from mnist_tui.store import RunInfo, RunStore
 
@@ -390,16 +391,12 @@ def report_table(rows: list[Any]) -> Table:
     for r in rows:
         t.add_row(*report_cells(r))
     if any(r.other_definition_runs for r in rows):
-        from mnist_tui.report import OTHER_DEFINITION_NOTE
-
         t.caption, t.caption_justify = OTHER_DEFINITION_NOTE, "left"
     return t
 
 
 def report_cells(r: Any) -> list[Any]:
     """One report row as table cells (shared by `mnist-tui report` and the console)."""
-    from mnist_tui.report import runs_text
-
     inside = {
         True: Text("yes", style="green"),
         False: Text("no", style="red"),

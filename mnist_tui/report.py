@@ -114,11 +114,6 @@ def split_runs(spec: ExperimentSpec, runs: list[RunInfo]) -> tuple[list[RunInfo]
     return same, other
 
 
-def matching_runs(spec: ExperimentSpec, runs: list[RunInfo]) -> list[RunInfo]:
-    """Completed runs of this exact definition (any seed)."""
-    return split_runs(spec, runs)[0]
-
-
 def build_report(
     experiments_dir: Path, store: RunStore, names: list[str] | None = None
 ) -> list[ReportRow]:
