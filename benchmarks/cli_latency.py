@@ -55,9 +55,19 @@ def main() -> None:
             subprocess.run([exe, *cmd], cwd=ROOT, env=env, capture_output=True, check=False)
             times.append(time.perf_counter() - t0)
         probe = subprocess.run(
-            [sys.executable, "-X", "importtime", "-c",
-             "import sys; from mnist_tui.cli import main; sys.argv[0]='mnist-tui'; main()", *cmd],
-            cwd=ROOT, env=env, capture_output=True, text=True, check=False,
+            [
+                sys.executable,
+                "-X",
+                "importtime",
+                "-c",
+                "import sys; from mnist_tui.cli import main; sys.argv[0]='mnist-tui'; main()",
+                *cmd,
+            ],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            check=False,
         )
         torch_in = any(
             line.rsplit("|", 1)[-1].strip() == "torch" for line in probe.stderr.splitlines()

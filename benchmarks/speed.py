@@ -37,18 +37,22 @@ import torch.nn.functional as F
 from torch.utils.data import ConcatDataset, DataLoader, Subset
 from torchvision import datasets, transforms
 
-from mnist_tui import data as data_mod
-from mnist_tui.allocator import keep_freed_memory
-from mnist_tui.spec import ExperimentSpec, load_experiment
-from mnist_tui.train import Trainer, evaluate, make_optimizer, resolve_device
+from mnist_tui.config.loading import load_experiment
+from mnist_tui.config.spec import ExperimentSpec
+from mnist_tui.data import device as data_device
+from mnist_tui.data import files as data_files
+from mnist_tui.data import splits as data_splits
+from mnist_tui.train.allocator import keep_freed_memory
+from mnist_tui.train.setup import make_optimizer, resolve_device
+from mnist_tui.train.trainer import Trainer, evaluate
 
 DEFAULT = ["lenet5", "task0", "task2", "fnn2", "lenet5_aug_bn"]
 
 
 def extracted_root(data_dir: Path, tmp: Path) -> Path:
     """torchvision wants decompressed files; the data directory may be read-only."""
-    for info in data_mod.DATASETS.values():
-        files = data_mod.locate(info.key, data_dir, download=False)
+    for info in data_files.DATASETS.values():
+        files = data_files.locate(info.key, data_dir, download=False)
         raw = tmp / info.folder / "raw"
         raw.mkdir(parents=True, exist_ok=True)
         for name, path in files.items():
@@ -60,7 +64,7 @@ def extracted_root(data_dir: Path, tmp: Path) -> Path:
     return tmp
 
 
-def study_transforms(spec: ExperimentSpec, info: data_mod.DatasetInfo) -> transforms.Compose:
+def study_transforms(spec: ExperimentSpec, info: data_files.DatasetInfo) -> transforms.Compose:
     """The per-sample pipeline a study would write for this experiment."""
     a, d = spec.augment, spec.data
     t: list[object] = []
@@ -89,14 +93,14 @@ def study_transforms(spec: ExperimentSpec, info: data_mod.DatasetInfo) -> transf
 
 
 def baseline(spec: ExperimentSpec, root: Path, device: torch.device, workers: int) -> dict:
-    info = data_mod.DATASETS[spec.data.dataset]
+    info = data_files.DATASETS[spec.data.dataset]
     cls = datasets.MNIST if info.key == "mnist" else datasets.FashionMNIST
     tf = study_transforms(spec, info)
     train = cls(str(root), train=True, transform=tf)
     keep = None
     if spec.data.subset:  # the engine's own stratified subset, so both see the same images
         seed = spec.data.split_seed + 1
-        keep = data_mod.stratified_indices(train.targets, spec.data.subset, seed)
+        keep = data_splits.stratified_indices(train.targets, spec.data.subset, seed)
         train = Subset(train, keep.tolist())
     if spec.augment.double_hflip:
         flipped = transforms.Compose([transforms.RandomHorizontalFlip(1.0), tf])
@@ -153,7 +157,7 @@ def baseline(spec: ExperimentSpec, root: Path, device: torch.device, workers: in
 
 
 def engine(spec: ExperimentSpec, data_dir: Path, device: torch.device, kind: str) -> dict:
-    data = data_mod.prepare(spec.data, spec.augment, device, data_dir, download=False)
+    data = data_device.prepare(spec.data, spec.augment, device, data_dir, download=False)
     trainer = Trainer(spec, data, device, engine=kind)
     trainer.run()
     hist = trainer.state.history
@@ -176,7 +180,7 @@ def step_floor(spec: ExperimentSpec, data_dir: Path, device: torch.device) -> di
     the speed-up for this model here (a CUDA graph can beat it on a GPU, where launch
     overhead rather than arithmetic is the floor).
     """
-    data = data_mod.prepare(spec.data, spec.augment, device, data_dir, download=False)
+    data = data_device.prepare(spec.data, spec.augment, device, data_dir, download=False)
     trainer = Trainer(spec, data, device, engine="eager")
     model, opt = trainer.model, trainer.optimizer
     b = spec.train.batch_size
@@ -235,7 +239,7 @@ def main() -> None:
     # The engine tunes glibc's allocator on a CPU; do it before the baselines too, so the
     # ratio counts the input pipeline and the step, not the allocator.
     keep_freed_memory()
-    data_dir = data_mod.resolve_data_dir(args.data_dir)
+    data_dir = data_files.resolve_data_dir(args.data_dir)
     print(
         f"device: {torch.cuda.get_device_name(device) if device.type == 'cuda' else 'cpu'}"
         f" | torch {torch.__version__} | CPU threads {torch.get_num_threads()}"

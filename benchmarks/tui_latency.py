@@ -18,7 +18,7 @@ from pathlib import Path
 
 from textual.widgets import DataTable
 
-from mnist_tui.store import RunStore
+from mnist_tui.runs.store import RunStore
 from mnist_tui.tui.app import MnistTuiApp
 
 

@@ -11,18 +11,17 @@ from __future__ import annotations
 import inspect
 import itertools
 import math
-import typing
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-import torch
-from torch import nn
+from mnist_tui.config.schema import Help, Length, Range
 
-from mnist_tui.schema import Help, Length, Range
+if TYPE_CHECKING:  # builders import torch when called: validating a file never does
+    from torch import nn
 
 InShape = tuple[int, int, int]
-Builder = Callable[..., nn.Module]
+Builder = Callable[..., "nn.Module"]
 Activation = Literal["relu", "tanh", "sigmoid", "gelu"]
 Defaults = Annotated[
     Literal["pytorch", "keras"],
@@ -47,11 +46,14 @@ class ModelEntry:
 
     def params(self) -> dict[str, tuple[Any, Any]]:
         """Parameter name -> (type hint, default), in declaration order."""
-        hints = typing.get_type_hints(self.builder, include_extras=True)
         out: dict[str, tuple[Any, Any]] = {}
         for p in inspect.signature(self.builder).parameters.values():
             if p.kind is inspect.Parameter.KEYWORD_ONLY:
-                out[p.name] = (hints[p.name], p.default)
+                # evaluated one by one: the return hint names torch, which is not imported
+                hint = p.annotation
+                if isinstance(hint, str):
+                    hint = eval(hint, self.builder.__globals__)
+                out[p.name] = (hint, p.default)
         return out
 
 
@@ -65,10 +67,14 @@ def register_model(fn: Builder) -> Builder:
 
 
 def _act(name: str) -> nn.Module:
+    from torch import nn
+
     return {"relu": nn.ReLU, "tanh": nn.Tanh, "sigmoid": nn.Sigmoid, "gelu": nn.GELU}[name]()
 
 
 def _pool(kind: str, size: int = 2) -> nn.Module:
+    from torch import nn
+
     return nn.MaxPool2d(size) if kind == "max" else nn.AvgPool2d(size)
 
 
@@ -76,6 +82,8 @@ def _dense_stack(
     sizes: list[int], activation: str, dropout: float, batch_norm: bool = False
 ) -> list[nn.Module]:
     """Linear layers sizes[0] -> sizes[1] -> ... each followed by [BN], act, [dropout]."""
+    from torch import nn
+
     layers: list[nn.Module] = []
     for a, b in itertools.pairwise(sizes):
         layers.append(nn.Linear(a, b))
@@ -90,6 +98,8 @@ def _dense_stack(
 @register_model
 def logreg(in_shape: InShape, num_classes: int) -> nn.Module:
     """Softmax (multinomial logistic) regression: one linear layer on the flat pixels."""
+    from torch import nn
+
     return nn.Sequential(nn.Flatten(), nn.Linear(math.prod(in_shape), num_classes))
 
 
@@ -104,6 +114,8 @@ def mlp(
     batch_norm: bool = False,
 ) -> nn.Module:
     """Fully connected network: flat pixels -> hidden layers -> classes."""
+    from torch import nn
+
     layers: list[nn.Module] = [nn.Flatten()]
     layers += _dense_stack([math.prod(in_shape), *hidden], activation, dropout, batch_norm)
     layers.append(nn.Linear(hidden[-1], num_classes))
@@ -119,6 +131,8 @@ def custom_mlp(
     dropout: Dropout = 0.0,
 ) -> nn.Module:
     """The LeNet-5 study's MLP of about LeNet-5's size: 1024-44-120-84-10 (needs 32x32)."""
+    from torch import nn
+
     if math.prod(in_shape) != 1024:
         raise ModelConfigError(
             "data.pad",
@@ -160,6 +174,8 @@ def cnn(
     `filters[i]` and `kernel[i]` describe block i; `dropout` sits between dense layers
     (and before the output layer), `conv_dropout` after each block's pooling.
     """
+    from torch import nn
+
     if len(kernel) != len(filters):
         raise ModelConfigError(
             "model.kernel",
@@ -211,6 +227,8 @@ def minivgg(
     batch_norm: bool = True,
 ) -> nn.Module:
     """Mini VGGNet: blocks of (conv3x3-BN-ReLU) x2 + max-pool + dropout, then dense 512-BN."""
+    from torch import nn
+
     channels, h, w = in_shape
     layers: list[nn.Module] = []
     for f in filters:
@@ -244,6 +262,8 @@ def lenet5(
     61,706 parameters without batch norm. Batch norm (when on) follows every conv and
     hidden dense layer; dropout follows C5 and F6.
     """
+    from torch import nn
+
     if in_shape[1:] != (32, 32):
         raise ModelConfigError(
             "data.pad",
@@ -278,6 +298,8 @@ def apply_defaults(model: nn.Module, defaults: str) -> None:
     Keras initialises kernels with Glorot-uniform and biases with zeros, and its batch
     norm uses momentum 0.99 (PyTorch's 0.01) and epsilon 1e-3.
     """
+    from torch import nn
+
     if defaults != "keras":
         return
     for m in model.modules():
@@ -311,6 +333,8 @@ def build_model(
     `pool_first=False` keeps the layer order as written (activation, then pooling); the
     default applies the exact `pool_before_activation` rewrite.
     """
+    from torch import nn
+
     entry = MODELS[name]
     kwargs = {k: v for k, v in params.items() if k not in COMMON_PARAMS}
     model = entry.builder(in_shape, num_classes, **kwargs)
@@ -318,10 +342,6 @@ def build_model(
     if pool_first and isinstance(model, nn.Sequential):
         model = pool_before_activation(model)
     return model
-
-
-# Non-decreasing activations commute with max: act(max(a, b)) == max(act(a), act(b)).
-MONOTONE_ACTIVATIONS = (nn.ReLU, nn.Tanh, nn.Sigmoid)
 
 
 def pool_before_activation(model: nn.Sequential) -> nn.Sequential:
@@ -334,10 +354,14 @@ def pool_before_activation(model: nn.Sequential) -> nn.Sequential:
     memory-bound CPU that is most of a small conv net's step (task0: 2.3x faster).
     Parameter-free modules swap places, so state_dict keys do not change.
     """
+    from torch import nn
+
+    # non-decreasing activations commute with max: act(max(a, b)) == max(act(a), act(b))
+    monotone = (nn.ReLU, nn.Tanh, nn.Sigmoid)
     layers = list(model)
     i = 0
     while i < len(layers) - 1:
-        if isinstance(layers[i], MONOTONE_ACTIVATIONS) and isinstance(layers[i + 1], nn.MaxPool2d):
+        if isinstance(layers[i], monotone) and isinstance(layers[i + 1], nn.MaxPool2d):
             layers[i], layers[i + 1] = layers[i + 1], layers[i]
             i += 2
         else:
@@ -352,6 +376,8 @@ def count_parameters(model: nn.Module) -> int:
 
 def output_check(model: nn.Module, in_shape: InShape, num_classes: int = 10) -> None:
     """Run one forward pass on a zero batch and check the output shape."""
+    import torch
+
     model.eval()
     with torch.no_grad():
         out = model(torch.zeros(2, *in_shape))  # follows the default device (meta in checks)

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from mnist_tui import data as data_mod
+from mnist_tui.data import files as data_files
 
 REPO = Path(__file__).resolve().parent.parent
 EXPERIMENTS = REPO / "experiments"
@@ -20,7 +20,7 @@ FIXTURES = Path(__file__).resolve().parent / "fixtures"
 def _real_data_dir() -> Path | None:
     env = os.environ.get("MNIST_TUI_DATA")
     candidates = [Path(env)] if env else []
-    candidates.append(data_mod.resolve_data_dir())
+    candidates.append(data_files.resolve_data_dir())
     for c in candidates:
         if (c / "MNIST" / "raw").is_dir() and (c / "FashionMNIST" / "raw").is_dir():
             return c
@@ -78,22 +78,22 @@ def make_fake_dataset(
 def fake_data(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A data directory of generated IDX files, with checksum checks pointed at them."""
     root = make_fake_dataset(tmp_path / "data")
-    for key, info in data_mod.DATASETS.items():
+    for key, info in data_files.DATASETS.items():
         if key != "mnist":
             continue
         md5 = {}
-        for name in data_mod.FILES:
+        for name in data_files.FILES:
             gz = root / info.folder / "raw" / f"{name}.gz"
-            md5[name] = (data_mod._md5(gz), "")
+            md5[name] = (data_files._md5(gz), "")
         monkeypatch.setitem(
-            data_mod.DATASETS,
+            data_files.DATASETS,
             key,
-            data_mod.DatasetInfo(
+            data_files.DatasetInfo(
                 info.key, info.folder, info.title, info.classes, info.mean, info.std, md5
             ),
         )
     monkeypatch.setenv("MNIST_TUI_CACHE", str(tmp_path / "cache"))
-    data_mod._memory_cache.clear()
+    data_files._memory_cache.clear()
     return root
 
 

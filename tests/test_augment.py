@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import torch
 
-from mnist_tui.augment import affine_matrices, augment_batch
-from mnist_tui.spec import AugmentSpec
+from mnist_tui.config.spec import AugmentSpec
+from mnist_tui.data.augment import affine_matrices, augment_batch
 
 
 def _batch(n: int = 16) -> torch.Tensor:

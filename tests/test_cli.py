@@ -119,7 +119,7 @@ def test_missing_data_is_explained_in_a_real_process(tmp_path: Path) -> None:
         [
             sys.executable,
             "-m",
-            "mnist_tui.cli",
+            "mnist_tui",
             "run",
             "lenet5",
             "--epochs",
@@ -137,14 +137,6 @@ def test_missing_data_is_explained_in_a_real_process(tmp_path: Path) -> None:
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr
     assert "MNIST/raw" in proc.stderr and "train-images-idx3-ubyte.gz" in proc.stderr
-
-
-def test_core_does_not_import_textual() -> None:
-    code = (
-        "import sys; import mnist_tui.cli, mnist_tui.runner, mnist_tui.catalog, mnist_tui.render;"
-        "assert 'textual' not in sys.modules, 'core imported textual'"
-    )
-    subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
 
 
 @pytest.mark.parametrize(
@@ -170,8 +162,8 @@ def test_epoch_lines_are_never_cut_in_a_log_file() -> None:
 
     from rich.console import Console
 
-    from mnist_tui.events import EpochEnded, EpochMetrics
-    from mnist_tui.render import RunProgress
+    from mnist_tui.train.events import EpochEnded, EpochMetrics
+    from mnist_tui.views.render import RunProgress
 
     buf = io.StringIO()
     progress = RunProgress(Console(file=buf, width=40), enabled=False)

@@ -9,10 +9,10 @@ import pytest
 import torch
 
 from mnist_tui.cli import main
-from mnist_tui.data import kfold_assignment
+from mnist_tui.config.loading import load_experiment
+from mnist_tui.data.splits import kfold_assignment
 from mnist_tui.errors import SpecError
-from mnist_tui.spec import load_experiment
-from mnist_tui.store import RunStore
+from mnist_tui.runs.store import RunStore
 
 from .conftest import EXPERIMENTS
 

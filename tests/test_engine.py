@@ -8,10 +8,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from mnist_tui import data as data_mod
-from mnist_tui.data import batch_indices
-from mnist_tui.spec import load_experiment
-from mnist_tui.train import Trainer, make_optimizer, prefers_channels_last
+from mnist_tui.config.loading import load_experiment
+from mnist_tui.data import device as data_device
+from mnist_tui.data.device import batch_indices
+from mnist_tui.train.setup import make_optimizer, prefers_channels_last
+from mnist_tui.train.trainer import Trainer
 
 from .conftest import EXPERIMENTS
 
@@ -47,7 +48,7 @@ def test_engine_matches_plain_loop_on_cpu(name: str, fake_data: Path) -> None:
         name, EXPERIMENTS, ["data.dataset=mnist", "train.epochs=3", "train.batch_size=24"]
     )
     device = torch.device("cpu")
-    data = data_mod.prepare(spec.data, spec.augment, device, fake_data, download=False)
+    data = data_device.prepare(spec.data, spec.augment, device, fake_data, download=False)
     trainer = Trainer(spec, data, device, engine="eager")
     trainer.run()
     ours = [m.train_loss for m in trainer.state.history]
@@ -75,7 +76,7 @@ def test_cuda_graph_matches_eager(name: str, real_data: Path) -> None:
     if "conv_dropout" in spec.model.params:
         spec = spec.with_overrides(["model.conv_dropout=0"])
     device = torch.device("cuda")
-    data = data_mod.prepare(spec.data, spec.augment, device, real_data, download=False)
+    data = data_device.prepare(spec.data, spec.augment, device, real_data, download=False)
     runs = {}
     for kind in ("eager", "graph"):
         trainer = Trainer(spec, data, device, engine=kind)
@@ -136,7 +137,7 @@ def test_allocator_tuning_applies_on_glibc() -> None:
     import platform
     import sys
 
-    from mnist_tui.allocator import keep_freed_memory
+    from mnist_tui.train.allocator import keep_freed_memory
 
     on_glibc = sys.platform.startswith("linux") and platform.libc_ver()[0] == "glibc"
     assert keep_freed_memory() is on_glibc

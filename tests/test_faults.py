@@ -11,13 +11,14 @@ from pathlib import Path
 import pytest
 import torch
 
-from mnist_tui import store as store_mod
+from mnist_tui.config.loading import load_experiment
 from mnist_tui.errors import StoreError
-from mnist_tui.report import build_report
-from mnist_tui.runner import run_experiment
-from mnist_tui.spec import load_experiment
-from mnist_tui.store import RunStore, write_json_atomic
-from mnist_tui.train import Trainer
+from mnist_tui.runs import store as store_mod
+from mnist_tui.runs.io import write_json_atomic
+from mnist_tui.runs.store import RunStore
+from mnist_tui.studies.report import build_report
+from mnist_tui.studies.runner import run_experiment
+from mnist_tui.train.trainer import Trainer
 
 from .conftest import EXPERIMENTS
 

@@ -9,9 +9,10 @@ import tomli_w
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from mnist_tui.config.loading import load_experiment
+from mnist_tui.config.spec import SECTIONS
 from mnist_tui.errors import SpecError
 from mnist_tui.models import MODELS, model_params
-from mnist_tui.spec import SECTIONS, load_experiment
 
 from .conftest import EXPERIMENTS
 

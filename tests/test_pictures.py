@@ -6,11 +6,11 @@ from pathlib import Path
 
 from rich.console import Console
 
-from mnist_tui import pictures
-from mnist_tui.predictions import predict_samples
-from mnist_tui.runner import run_experiment
-from mnist_tui.spec import load_experiment
-from mnist_tui.store import RunStore
+from mnist_tui.config.loading import load_experiment
+from mnist_tui.runs.store import RunStore
+from mnist_tui.studies.predictions import predict_samples
+from mnist_tui.studies.runner import run_experiment
+from mnist_tui.views import pictures
 
 from .conftest import EXPERIMENTS
 
@@ -67,7 +67,7 @@ def test_png_export(fake_data: Path, tmp_path: Path) -> None:
     import pytest
 
     pytest.importorskip("matplotlib")
-    from mnist_tui.png import save_run_png
+    from mnist_tui.views.png import save_run_png
 
     spec = load_experiment("fnn1", EXPERIMENTS, ["data.dataset=mnist", "train.epochs=2"])
     run = run_experiment(spec, RunStore(tmp_path), device="cpu", data_dir=fake_data, download=False)

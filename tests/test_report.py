@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from mnist_tui.cli import main
-from mnist_tui.report import Stat, build_report, markdown
-from mnist_tui.spec import load_experiment
-from mnist_tui.store import RunStore
+from mnist_tui.config.loading import load_experiment
+from mnist_tui.runs.store import RunStore
+from mnist_tui.studies.report import Stat, build_report, markdown
 
 from .conftest import EXPERIMENTS
 

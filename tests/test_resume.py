@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
+from mnist_tui.config.loading import load_experiment
 from mnist_tui.errors import StoreError
-from mnist_tui.runner import resume_run, run_experiment
-from mnist_tui.spec import load_experiment
-from mnist_tui.store import RunStore
+from mnist_tui.runs.store import RunStore
+from mnist_tui.studies.runner import resume_run, run_experiment
 
 from .conftest import EXPERIMENTS
 
@@ -33,7 +33,7 @@ def test_sigkill_then_resume_matches_uninterrupted(real_data: Path, tmp_path: Pa
     cmd = [
         sys.executable,
         "-m",
-        "mnist_tui.cli",
+        "mnist_tui",
         "run",
         "fnn1",
         "--device",

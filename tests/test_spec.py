@@ -9,9 +9,9 @@ import pytest
 import torch
 
 from mnist_tui import models
-from mnist_tui.diff import diff_definitions
+from mnist_tui.config.loading import experiment_names, load_experiment, load_spec_file
 from mnist_tui.errors import SpecError
-from mnist_tui.spec import experiment_names, load_experiment, load_spec_file
+from mnist_tui.studies.diff import diff_definitions
 
 from .conftest import EXPERIMENTS, FIXTURES
 

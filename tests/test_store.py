@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from mnist_tui.errors import StoreError
-from mnist_tui.store import RunStore, read_metrics, write_json_atomic
+from mnist_tui.runs.io import read_metrics, write_json_atomic
+from mnist_tui.runs.store import RunStore
 
 
 def test_create_and_read_back(tmp_path: Path) -> None:

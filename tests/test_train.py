@@ -7,10 +7,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from mnist_tui.events import BatchProgress, EpochEnded, RunEnded, RunStarted
-from mnist_tui.runner import run_experiment
-from mnist_tui.spec import load_experiment
-from mnist_tui.store import RunStore
+from mnist_tui.config.loading import load_experiment
+from mnist_tui.runs.store import RunStore
+from mnist_tui.studies.runner import run_experiment
+from mnist_tui.train.events import BatchProgress, EpochEnded, RunEnded, RunStarted
 
 from .conftest import EXPERIMENTS
 
@@ -130,7 +130,7 @@ def test_fake_data_trains_with_validation_and_scheduler(fake_data: Path, tmp_pat
 
 def test_device_errors_are_clear() -> None:
     from mnist_tui.errors import TrainingError
-    from mnist_tui.train import resolve_device
+    from mnist_tui.train.setup import resolve_device
 
     assert resolve_device("cpu").type == "cpu"
     with pytest.raises(TrainingError, match="not a device"):

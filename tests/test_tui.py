@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 from textual.widgets import DataTable, Input, Static
 
-from mnist_tui.queue import RunQueue
-from mnist_tui.spec import experiment_names
-from mnist_tui.store import RunStore
+from mnist_tui.config.loading import experiment_names
+from mnist_tui.runs.queue import RunQueue
+from mnist_tui.runs.store import RunStore
 from mnist_tui.tui.app import MnistTuiApp
 from mnist_tui.tui.screens import DiffScreen, RunScreen
 

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from mnist_tui.diff import diff_definitions
+from mnist_tui.config.loading import load_experiment
 from mnist_tui.errors import MnistTuiError
-from mnist_tui.spec import load_experiment
-from mnist_tui.store import RunStore
+from mnist_tui.runs.store import RunStore
+from mnist_tui.studies.diff import diff_definitions
 
 from .conftest import EXPERIMENTS
 
@@ -18,7 +18,7 @@ pytest.importorskip("optuna")
 
 
 def test_two_trial_search(fake_data: Path, tmp_path: Path) -> None:
-    from mnist_tui.tune import tune
+    from mnist_tui.studies.tune import tune
 
     exps = tmp_path / "experiments"
     shutil.copytree(EXPERIMENTS, exps)
@@ -65,7 +65,7 @@ def test_two_trial_search(fake_data: Path, tmp_path: Path) -> None:
 
 
 def test_tune_without_search_is_a_clear_error(tmp_path: Path) -> None:
-    from mnist_tui.tune import tune
+    from mnist_tui.studies.tune import tune
 
     with pytest.raises(MnistTuiError, match=r"no \[search.params\]"):
         tune(load_experiment("fnn1", EXPERIMENTS), RunStore(tmp_path))
@@ -92,9 +92,9 @@ def test_bad_search_definitions_are_spec_errors(tmp_path: Path) -> None:
 async def test_console_shows_searches(fake_data: Path, tmp_path: Path) -> None:
     from textual.widgets import Static
 
+    from mnist_tui.studies.tune import read_studies, tune
     from mnist_tui.tui.app import MnistTuiApp
     from mnist_tui.tui.screens import SearchScreen
-    from mnist_tui.tune import read_studies, tune
 
     p = tmp_path / "s.toml"
     p.write_text(

@@ -17,13 +17,11 @@ from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.widgets import DataTable, Footer, Header, Input, Static, TabbedContent, TabPane
 
-from mnist_tui import fmt
-from mnist_tui.catalog import ExperimentRow, Subject, experiment_rows, resolve_subject
+from mnist_tui.config.loading import default_experiments_dir, load_experiment
 from mnist_tui.errors import MnistTuiError, SpecError
-from mnist_tui.queue import QueueRunner, RunQueue
-from mnist_tui.render import DATASET_SHORT, status_text
-from mnist_tui.spec import default_experiments_dir, load_experiment
-from mnist_tui.store import ACTIVE, RunInfo, RunStore, default_runs_dir
+from mnist_tui.runs.queue import QueueRunner, RunQueue
+from mnist_tui.runs.store import ACTIVE, RunInfo, RunStore, default_runs_dir
+from mnist_tui.studies.catalog import ExperimentRow, Subject, experiment_rows, resolve_subject
 from mnist_tui.tui.screens import (
     DiffScreen,
     ExperimentScreen,
@@ -32,6 +30,8 @@ from mnist_tui.tui.screens import (
     QuitDialog,
     RunScreen,
 )
+from mnist_tui.views import fmt
+from mnist_tui.views.render import DATASET_SHORT, status_text
 
 # the columns of the experiments table (after the mark column); `s` sorts by them
 EXPERIMENT_COLUMNS = (
@@ -297,8 +297,8 @@ class MnistTuiApp(App[None]):
 
     def fill_report(self) -> None:
         """Reported vs reproduced; computed only while its tab is shown (it reads specs)."""
-        from mnist_tui.render import report_cells
-        from mnist_tui.report import report_rows
+        from mnist_tui.studies.report import report_rows
+        from mnist_tui.views.render import report_cells
 
         if not self._report_stale:
             return
@@ -520,7 +520,7 @@ def run_app(
     device: str = "auto",
     concurrency: int = 1,
 ) -> None:
-    from mnist_tui.train import resolve_device
+    from mnist_tui.train.setup import resolve_device
 
     resolve_device(device)  # a bad --device is an error now, not in every queued run
     MnistTuiApp(

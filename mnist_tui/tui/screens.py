@@ -11,13 +11,13 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen, Screen
 from textual.widgets import Button, DataTable, Footer, Input, Label, Static
 
-from mnist_tui import fmt
-from mnist_tui import pictures as plots
-from mnist_tui.catalog import Subject
-from mnist_tui.diff import MISSING, diff_definitions, result_deltas
-from mnist_tui.render import status_text
-from mnist_tui.spec import ExperimentSpec, flatten
-from mnist_tui.store import RunInfo
+from mnist_tui.config.spec import ExperimentSpec, flatten
+from mnist_tui.runs.store import RunInfo
+from mnist_tui.studies.catalog import Subject
+from mnist_tui.studies.diff import MISSING, diff_definitions, result_deltas
+from mnist_tui.views import fmt
+from mnist_tui.views import pictures as plots
+from mnist_tui.views.render import status_text
 
 if TYPE_CHECKING:
     from mnist_tui.tui.app import MnistTuiApp
@@ -203,7 +203,7 @@ class SamplesScreen(Screen[None]):
 
     def draw(self) -> None:
         from mnist_tui.errors import MnistTuiError
-        from mnist_tui.predictions import predict_samples
+        from mnist_tui.studies.predictions import predict_samples
 
         app: MnistTuiApp = self.app  # type: ignore[assignment]
         per_row = max(1, (self.size.width or 120) // 31)
@@ -251,7 +251,7 @@ class SearchScreen(Screen[None]):
         from rich.console import Group
         from rich.table import Table
 
-        from mnist_tui.tune import read_studies
+        from mnist_tui.studies.tune import read_studies
 
         app: MnistTuiApp = self.app  # type: ignore[assignment]
         studies = read_studies(app.store)

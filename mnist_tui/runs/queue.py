@@ -20,9 +20,10 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from mnist_tui.config.spec import ExperimentSpec
 from mnist_tui.errors import StoreError
-from mnist_tui.spec import ExperimentSpec
-from mnist_tui.store import RunInfo, RunStore, pid_alive, write_json_atomic
+from mnist_tui.runs.io import pid_alive, write_json_atomic
+from mnist_tui.runs.store import RunInfo, RunStore
 
 
 @dataclass
@@ -162,7 +163,7 @@ class QueueRunner:
         cmd = [
             sys.executable,
             "-m",
-            "mnist_tui.cli",
+            "mnist_tui",
             "run",
             entry.experiment,
             "--attach",

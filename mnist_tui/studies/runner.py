@@ -12,12 +12,15 @@ from typing import Any
 
 import torch
 
-from mnist_tui import data as data_mod
+from mnist_tui.config.spec import ExperimentSpec
+from mnist_tui.data import device as data_device
 from mnist_tui.errors import MnistTuiError, StoreError
-from mnist_tui.events import BatchProgress, EpochEnded, Event, RunEnded
-from mnist_tui.spec import ExperimentSpec
-from mnist_tui.store import RunHandle, RunInfo, RunStore, environment, write_json_atomic
-from mnist_tui.train import EventSink, Trainer, device_name, resolve_device
+from mnist_tui.runs.io import write_json_atomic
+from mnist_tui.runs.provenance import environment
+from mnist_tui.runs.store import RunHandle, RunInfo, RunStore
+from mnist_tui.train.events import BatchProgress, EpochEnded, Event, RunEnded
+from mnist_tui.train.setup import device_name, resolve_device
+from mnist_tui.train.trainer import EventSink, Trainer
 
 
 def run_experiment(
@@ -41,7 +44,7 @@ def run_experiment(
     dev = resolve_device(device)
     if dev.type == "cpu":
         torch.set_num_threads(max(1, torch.get_num_threads()))
-    dataset = data_mod.prepare(spec.data, spec.augment, dev, data_dir, download)
+    dataset = data_device.prepare(spec.data, spec.augment, dev, data_dir, download)
     if handle is None:
         handle = store.create(spec.name, spec.to_toml(), seed=spec.train.seed, group=group)
     handle.update(status="running", device=device_name(dev), pid=os.getpid())
@@ -119,8 +122,8 @@ def resume_run(
     """Continue a stopped run from its last checkpoint (model, optimizer, schedule, RNG)."""
     import torch
 
+    from mnist_tui.config.loading import load_spec_file
     from mnist_tui.errors import StoreError
-    from mnist_tui.spec import load_spec_file
 
     status = info.status
     if status in ("running", "queued"):

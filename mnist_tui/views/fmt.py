@@ -50,6 +50,6 @@ def ago(t: float | None) -> str:
 
 def value(v: Any) -> str:
     """A spec value as TOML would show it."""
-    from mnist_tui.schema import show
+    from mnist_tui.config.schema import show
 
     return show(v)

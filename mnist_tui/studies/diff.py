@@ -6,7 +6,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from mnist_tui.spec import flatten
+from mnist_tui.config.spec import flatten
 
 MISSING = object()
 

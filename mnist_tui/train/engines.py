@@ -18,9 +18,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mnist_tui.augment import augment_batch
-from mnist_tui.data import DeviceData
-from mnist_tui.spec import ExperimentSpec
+from mnist_tui.config.spec import ExperimentSpec
+from mnist_tui.data.augment import augment_batch
+from mnist_tui.data.device import DeviceData
 
 # Optimizers whose step can live in a CUDA graph (state on the device, no host syncs).
 GRAPHABLE_OPTIMIZERS = ("sgd", "adam", "adadelta", "rmsprop")

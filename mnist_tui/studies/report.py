@@ -12,11 +12,12 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from mnist_tui import fmt
-from mnist_tui.catalog import ExperimentRow, experiment_rows
+from mnist_tui.config.loading import load_spec_file
+from mnist_tui.config.spec import ExperimentSpec
 from mnist_tui.errors import SpecError
-from mnist_tui.spec import ExperimentSpec, load_spec_file
-from mnist_tui.store import RunInfo, RunStore
+from mnist_tui.runs.store import RunInfo, RunStore
+from mnist_tui.studies.catalog import ExperimentRow, experiment_rows
+from mnist_tui.views import fmt
 
 SEED_KEYS = ("seed", "repeats")
 

@@ -7,10 +7,12 @@ from pathlib import Path
 
 import torch
 
-from mnist_tui import data as data_mod
+from mnist_tui.config.loading import load_spec_file
+from mnist_tui.data import device as data_device
+from mnist_tui.data import files as data_files
+from mnist_tui.data import splits as data_splits
 from mnist_tui.errors import StoreError
-from mnist_tui.spec import load_spec_file
-from mnist_tui.store import RunInfo
+from mnist_tui.runs.store import RunInfo
 
 
 @dataclass
@@ -45,8 +47,8 @@ def predict_samples(
     model.load_state_dict(state["model"])
     model.eval()
     device = torch.device("cpu")
-    prepared = data_mod.prepare(spec.data, spec.augment, device, data_dir, download)
-    raw = data_mod.load_raw(spec.data.dataset, data_dir, download)
+    prepared = data_device.prepare(spec.data, spec.augment, device, data_dir, download)
+    raw = data_files.load_raw(spec.data.dataset, data_dir, download)
     with torch.inference_mode():
         preds = torch.cat(
             [
@@ -60,7 +62,7 @@ def predict_samples(
     chosen = pool[torch.randperm(len(pool), generator=g)[:count]].sort().values
     # test_subset picks a stratified subset: map back to the raw images the same way
     if spec.data.test_subset and spec.data.test_subset < len(raw.test_y):
-        idx = data_mod.stratified_indices(
+        idx = data_splits.stratified_indices(
             raw.test_y, spec.data.test_subset, spec.data.split_seed + 2
         )
         raw_images = raw.test_x[idx]

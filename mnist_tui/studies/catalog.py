@@ -6,9 +6,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from mnist_tui.config.loading import experiment_names, load_experiment, load_spec_file
+from mnist_tui.config.spec import ExperimentSpec
 from mnist_tui.errors import SpecError, StoreError
-from mnist_tui.spec import ExperimentSpec, experiment_names, load_experiment, load_spec_file
-from mnist_tui.store import RunInfo, RunStore
+from mnist_tui.runs.store import RunInfo, RunStore
 
 
 @dataclass
@@ -31,7 +32,7 @@ class ExperimentRow:
 
 def experiment_rows(experiments_dir: Path, store: RunStore) -> list[ExperimentRow]:
     """Every experiment file; a broken one becomes a row with its error, not a crash."""
-    from mnist_tui.spec import parameter_count
+    from mnist_tui.config.validate import parameter_count
 
     by_exp: dict[str, list[RunInfo]] = {}
     for run in store.runs():

@@ -1,6 +1,6 @@
 """The training loop: one experiment, one seed, one device; emits plain-data events.
 
-Data lives on the device (see data.py), so an epoch is `randperm` + indexing + the
+Data lives on the device (see data.device), so an epoch is `randperm` + indexing + the
 step. Host syncs happen once per epoch (metrics), not per batch.
 """
 
@@ -17,12 +17,27 @@ import torch.nn.functional as F
 from torch import nn
 
 from mnist_tui import models
-from mnist_tui.allocator import keep_freed_memory
-from mnist_tui.data import DeviceData, batch_indices
-from mnist_tui.errors import TrainingError
-from mnist_tui.events import BatchProgress, EpochEnded, EpochMetrics, Event, RunEnded, RunStarted
-from mnist_tui.spec import ExperimentSpec
-from mnist_tui.steps import GRAPHABLE_OPTIMIZERS, make_engine
+from mnist_tui.config.spec import ExperimentSpec
+from mnist_tui.data.device import DeviceData, batch_indices
+from mnist_tui.train.allocator import keep_freed_memory
+from mnist_tui.train.engines import GRAPHABLE_OPTIMIZERS, make_engine
+from mnist_tui.train.events import (
+    BatchProgress,
+    EpochEnded,
+    EpochMetrics,
+    Event,
+    RunEnded,
+    RunStarted,
+)
+from mnist_tui.train.setup import (
+    CPU_EVAL_BATCH,
+    best_metric,
+    device_name,
+    make_optimizer,
+    make_scheduler,
+    monitored_metric,
+    prefers_channels_last,
+)
 
 EventSink = Callable[[Event], None]
 Checkpointer = Callable[[str, dict[str, Any]], None]
@@ -30,136 +45,6 @@ Checkpointer = Callable[[str, dict[str, Any]], None]
 
 class Cancelled(Exception):
     """Raised inside the loop when the caller asked the run to stop."""
-
-
-def resolve_device(name: str = "auto") -> torch.device:
-    """ "auto" -> cuda when present, else cpu; anything else must be usable here."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(name)
-    except RuntimeError:
-        raise TrainingError(
-            f"--device: '{name}' is not a device (try auto, cpu, cuda, cuda:1)"
-        ) from None
-    if device.type == "cuda":
-        if not torch.cuda.is_available():
-            raise TrainingError(f"--device {name}: CUDA is not available on this machine; use cpu")
-        if device.index is not None and device.index >= torch.cuda.device_count():
-            raise TrainingError(
-                f"--device {name}: only {torch.cuda.device_count()} CUDA device(s) here"
-            )
-    elif device.type != "cpu":
-        raise TrainingError(f"--device {name}: only cpu and cuda are supported")
-    return device
-
-
-def device_name(device: torch.device) -> str:
-    if device.type == "cuda":
-        return torch.cuda.get_device_name(device)
-    n = torch.get_num_threads()
-    return f"cpu ({n} thread{'s' if n != 1 else ''})"
-
-
-# Evaluation results do not depend on the batch; on a CPU, batches past a few hundred only
-# add page faults (task0's 10,000 test images: 1.05 s at 2048, 0.38 s at 512).
-CPU_EVAL_BATCH = 512
-
-
-def prefers_channels_last(model: nn.Module) -> bool:
-    """Whether oneDNN's NHWC kernels beat NCHW for this model on a CPU (measured).
-
-    Conv nets gain 15-60% a step (LeNet-5 7.8 vs 10.2 ms, task8 14.3 vs 21.0 ms). The
-    exception is batch norm over very few channels, which NHWC vectorises over channels:
-    BatchNorm2d(6) on [64, 6, 28, 28] is 5.1 ms forward+backward NHWC vs 1.0 ms NCHW, while
-    from 16 channels on NHWC is as fast or faster (32 channels: 1.8 vs 4.2 ms).
-    """
-    layers = list(model.modules())
-    return any(isinstance(m, nn.Conv2d) for m in layers) and not any(
-        isinstance(m, nn.BatchNorm2d) and m.num_features < 16 for m in layers
-    )
-
-
-def make_optimizer(
-    spec: ExperimentSpec, params: Any, capturable: bool = False, foreach: bool | None = None
-) -> torch.optim.Optimizer:
-    """The experiment's optimizer; `capturable` keeps its state on the GPU for CUDA graphs."""
-    o = spec.optim
-    # capturable: optimizer state stays on the GPU (CUDA graphs); on the CPU the
-    # multi-tensor (foreach) kernels are ~3% faster for LeNet-5 (measured)
-    cap: dict[str, Any] = {"capturable": True} if capturable else {}
-    if foreach is not None:
-        cap["foreach"] = foreach
-    if o.name == "sgd":
-        return torch.optim.SGD(
-            params, lr=o.lr, momentum=o.momentum, nesterov=o.nesterov, weight_decay=o.weight_decay
-        )
-    if o.name == "adam":
-        return torch.optim.Adam(
-            params,
-            lr=o.lr,
-            betas=(o.beta1, o.beta2),
-            eps=o.eps,
-            weight_decay=o.weight_decay,
-            **cap,
-        )
-    if o.name == "adagrad":
-        return torch.optim.Adagrad(
-            params,
-            lr=o.lr,
-            eps=o.eps,
-            weight_decay=o.weight_decay,
-            initial_accumulator_value=o.initial_accumulator,
-        )
-    if o.name == "adadelta":
-        return torch.optim.Adadelta(
-            params, lr=o.lr, rho=o.rho, eps=o.eps, weight_decay=o.weight_decay, **cap
-        )
-    if o.name == "rmsprop":
-        return torch.optim.RMSprop(
-            params,
-            lr=o.lr,
-            alpha=o.rho,
-            eps=o.eps,
-            momentum=o.momentum,
-            weight_decay=o.weight_decay,
-            **cap,
-        )
-    raise AssertionError(o.name)  # pragma: no cover - the schema admits no other
-
-
-def _has_validation(spec: ExperimentSpec) -> bool:
-    return spec.data.val_split > 0 or spec.data.folds > 1
-
-
-def monitored_metric(spec: ExperimentSpec) -> str:
-    m = spec.schedule.monitor
-    if m == "auto":
-        return "val_loss" if _has_validation(spec) else "train_loss"
-    return m
-
-
-def best_metric(spec: ExperimentSpec) -> str:
-    m = spec.train.best_metric
-    if m == "auto":
-        return "val_loss" if _has_validation(spec) else "test_acc"
-    return m
-
-
-def make_scheduler(spec: ExperimentSpec, opt: torch.optim.Optimizer) -> Any:
-    s = spec.schedule
-    if s.name == "reduce_on_plateau":
-        mode = "min" if monitored_metric(spec).endswith("loss") else "max"
-        return torch.optim.lr_scheduler.ReduceLROnPlateau(
-            opt, mode=mode, factor=s.factor, patience=s.patience, min_lr=s.min_lr
-        )
-    if s.name == "step":
-        return torch.optim.lr_scheduler.StepLR(opt, step_size=s.step_size, gamma=s.gamma)
-    if s.name == "cosine":
-        return torch.optim.lr_scheduler.CosineAnnealingLR(
-            opt, T_max=spec.train.epochs, eta_min=s.min_lr
-        )
-    return None
 
 
 @dataclass

@@ -14,7 +14,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-from mnist_tui.spec import AugmentSpec
+from mnist_tui.config.spec import AugmentSpec
 
 
 def _uniform(

@@ -16,11 +16,11 @@ from typing import Any
 
 import tomli_w
 
+from mnist_tui.config.spec import ExperimentSpec, SearchParam
 from mnist_tui.errors import MnistTuiError
-from mnist_tui.events import EpochEnded, Event
-from mnist_tui.runner import run_experiment
-from mnist_tui.spec import ExperimentSpec, SearchParam
-from mnist_tui.store import RunStore
+from mnist_tui.runs.store import RunStore
+from mnist_tui.studies.runner import run_experiment
+from mnist_tui.train.events import EpochEnded, Event
 
 
 def _optuna() -> Any:
@@ -214,7 +214,7 @@ def write_best(
     write_to: Path | None,
 ) -> Path:
     """The best trial as an experiment file that extends the searched one."""
-    from mnist_tui.spec import parse_override
+    from mnist_tui.config.loading import parse_override
 
     doc: dict[str, Any] = {
         "description": f"{spec.name} tuned by mnist-tui tune (study {study}, "

@@ -18,14 +18,14 @@ from rich.progress import (
 from rich.table import Table
 from rich.text import Text
 
-from mnist_tui import fmt
-from mnist_tui.catalog import ExperimentRow, Subject
-from mnist_tui.diff import MISSING, Change, FigureDelta
-from mnist_tui.events import BatchProgress, EpochEnded, Event, RunEnded, RunStarted
-from mnist_tui.pictures import confusion_heatmap
-from mnist_tui.report import OTHER_DEFINITION_NOTE, runs_text
-from mnist_tui.spec import ExperimentSpec
-from mnist_tui.store import RunInfo, RunStore
+from mnist_tui.config.spec import ExperimentSpec
+from mnist_tui.runs.store import RunInfo, RunStore
+from mnist_tui.studies.catalog import ExperimentRow, Subject
+from mnist_tui.studies.diff import MISSING, Change, FigureDelta
+from mnist_tui.studies.report import OTHER_DEFINITION_NOTE, runs_text
+from mnist_tui.train.events import BatchProgress, EpochEnded, Event, RunEnded, RunStarted
+from mnist_tui.views import fmt
+from mnist_tui.views.pictures import confusion_heatmap
 
 STATUS_STYLE = {
     "completed": "green",
@@ -214,7 +214,7 @@ def runs_table(infos: list[RunInfo]) -> Table:
 
 def spec_table(spec: ExperimentSpec) -> Table:
     """The resolved definition; keys inherited through `extends` are dimmed and marked."""
-    from mnist_tui.spec import flatten
+    from mnist_tui.config.spec import flatten
 
     t = Table(title=f"{spec.name}: resolved definition", title_justify="left", show_header=True)
     t.add_column("key")

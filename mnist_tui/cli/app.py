@@ -15,8 +15,8 @@ from rich.console import Console
 from rich.markup import escape
 from rich.text import Text
 
-from mnist_tui import fmt
 from mnist_tui.errors import MnistTuiError
+from mnist_tui.views import fmt
 
 app = typer.Typer(
     name="mnist-tui",
@@ -56,8 +56,8 @@ JsonOut = Annotated[bool, typer.Option("--json", help="Machine-readable output."
 
 
 def _dirs(experiments_dir: Path | None, runs_dir: Path | None) -> tuple[Path, Any]:
-    from mnist_tui.spec import default_experiments_dir
-    from mnist_tui.store import RunStore, default_runs_dir
+    from mnist_tui.config.loading import default_experiments_dir
+    from mnist_tui.runs.store import RunStore, default_runs_dir
 
     return experiments_dir or default_experiments_dir(), RunStore(default_runs_dir(runs_dir))
 
@@ -139,9 +139,9 @@ def run(
     json_out: JsonOut = False,
 ) -> None:
     """Train experiments and store the runs; prints reported vs reproduced accuracy."""
-    from mnist_tui.render import RunProgress, run_summary_table
-    from mnist_tui.runner import run_experiment
-    from mnist_tui.spec import load_experiment
+    from mnist_tui.config.loading import load_experiment
+    from mnist_tui.studies.runner import run_experiment
+    from mnist_tui.views.render import RunProgress, run_summary_table
 
     exp_dir, store = _dirs(
         _global(ctx, "experiments_dir", experiments_dir), _global(ctx, "runs_dir", runs_dir)
@@ -266,8 +266,8 @@ def list_(
     json_out: JsonOut = False,
 ) -> None:
     """Experiments: dataset, model, parameters, epochs, reported and best reproduced accuracy."""
-    from mnist_tui.catalog import experiment_rows
-    from mnist_tui.render import experiments_table
+    from mnist_tui.studies.catalog import experiment_rows
+    from mnist_tui.views.render import experiments_table
 
     exp_dir, store = _dirs(
         _global(ctx, "experiments_dir", experiments_dir), _global(ctx, "runs_dir", runs_dir)
@@ -309,7 +309,7 @@ def runs(
     json_out: JsonOut = False,
 ) -> None:
     """Stored runs, newest first (ids accept a unique prefix; 1 = newest)."""
-    from mnist_tui.render import runs_table
+    from mnist_tui.views.render import runs_table
 
     _, store = _dirs(None, _global(ctx, "runs_dir", runs_dir))
     infos = store.runs(experiment)
@@ -342,8 +342,8 @@ def show(
     json_out: JsonOut = False,
 ) -> None:
     """An experiment's resolved definition and runs, or a run's epochs, classes and confusion."""
-    from mnist_tui.catalog import resolve_subject
-    from mnist_tui.render import show_subject
+    from mnist_tui.studies.catalog import resolve_subject
+    from mnist_tui.views.render import show_subject
 
     exp_dir, store = _dirs(
         _global(ctx, "experiments_dir", experiments_dir), _global(ctx, "runs_dir", runs_dir)
@@ -378,9 +378,9 @@ def diff(
     md: Annotated[bool, typer.Option("--md", help="Markdown output.")] = False,
 ) -> None:
     """What differs between two experiments or runs: definition keys and results."""
-    from mnist_tui.catalog import resolve_subject
-    from mnist_tui.diff import MISSING, diff_definitions, result_deltas
-    from mnist_tui.render import diff_markdown, print_diff
+    from mnist_tui.studies.catalog import resolve_subject
+    from mnist_tui.studies.diff import MISSING, diff_definitions, result_deltas
+    from mnist_tui.views.render import diff_markdown, print_diff
 
     exp_dir, store = _dirs(
         _global(ctx, "experiments_dir", experiments_dir), _global(ctx, "runs_dir", runs_dir)
@@ -439,10 +439,10 @@ def cv(
 
     from rich.table import Table
 
-    from mnist_tui import fmt
-    from mnist_tui.render import RunProgress
-    from mnist_tui.runner import run_experiment
-    from mnist_tui.spec import load_experiment
+    from mnist_tui.config.loading import load_experiment
+    from mnist_tui.studies.runner import run_experiment
+    from mnist_tui.views import fmt
+    from mnist_tui.views.render import RunProgress
 
     exp_dir, store = _dirs(
         _global(ctx, "experiments_dir", experiments_dir), _global(ctx, "runs_dir", runs_dir)
@@ -536,8 +536,8 @@ def plot(
     """
     from rich.text import Text
 
-    from mnist_tui import pictures
-    from mnist_tui.predictions import predict_samples
+    from mnist_tui.studies.predictions import predict_samples
+    from mnist_tui.views import pictures
 
     _, store = _dirs(None, _global(ctx, "runs_dir", runs_dir))
     run = store.resolve(ref)
@@ -590,7 +590,7 @@ def plot(
             )
         )
     if png is not None:
-        from mnist_tui.png import save_run_png
+        from mnist_tui.views.png import save_run_png
 
         save_run_png(png, f"{run.experiment}/{run.id}", rows, s, picked)
         console.print(f"saved {png}")
@@ -626,9 +626,9 @@ def tune(
     """
     from rich.table import Table
 
-    from mnist_tui import fmt, pictures
-    from mnist_tui.spec import load_experiment
-    from mnist_tui.tune import tune as run_tune
+    from mnist_tui.config.loading import load_experiment
+    from mnist_tui.studies.tune import tune as run_tune
+    from mnist_tui.views import fmt, pictures
 
     exp_dir, store = _dirs(
         _global(ctx, "experiments_dir", experiments_dir), _global(ctx, "runs_dir", runs_dir)
@@ -702,9 +702,9 @@ def resume(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
 ) -> None:
     """Continue an interrupted, killed or failed run from its last checkpoint."""
-    from mnist_tui.render import RunProgress, run_summary_table
-    from mnist_tui.runner import resume_run
-    from mnist_tui.spec import load_spec_file
+    from mnist_tui.config.loading import load_spec_file
+    from mnist_tui.studies.runner import resume_run
+    from mnist_tui.views.render import RunProgress, run_summary_table
 
     _, store = _dirs(None, _global(ctx, "runs_dir", runs_dir))
     info = store.resolve(ref)
@@ -740,9 +740,9 @@ def report(
     json_out: JsonOut = False,
 ) -> None:
     """Reported vs reproduced for each experiment: mean ± std over seeds, Δ in pp."""
-    from mnist_tui.render import report_table
-    from mnist_tui.report import build_report, markdown
-    from mnist_tui.spec import find_experiment
+    from mnist_tui.config.loading import find_experiment
+    from mnist_tui.studies.report import build_report, markdown
+    from mnist_tui.views.render import report_table
 
     exp_dir, store = _dirs(
         _global(ctx, "experiments_dir", experiments_dir), _global(ctx, "runs_dir", runs_dir)

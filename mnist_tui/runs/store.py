@@ -16,13 +16,10 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import platform
 import re
 import secrets
 import shutil
 import socket
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -30,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from mnist_tui.errors import StoreError, did_you_mean
+from mnist_tui.runs.io import pid_alive, read_json, read_metrics, write_json_atomic
 
 STATUSES = ("queued", "running", "completed", "failed", "killed", "interrupted")
 ACTIVE = ("queued", "running")
@@ -42,63 +40,6 @@ def default_runs_dir(explicit: str | Path | None = None) -> Path:
     if explicit:
         return Path(explicit).expanduser()
     return Path(os.environ.get("MNIST_TUI_RUNS") or "runs")
-
-
-def write_json_atomic(path: Path, data: Any) -> None:
-    """Write to a temporary file, fsync, then rename over: readers see old or new, never half."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with tmp.open("w", encoding="utf-8") as fh:
-            json.dump(data, fh, indent=1, sort_keys=True, allow_nan=True)
-            fh.write("\n")
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except OSError as exc:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        raise StoreError(f"cannot write {path}: {exc.strerror or exc}") from None
-
-
-def read_json(path: Path) -> Any:
-    with path.open(encoding="utf-8") as fh:
-        return json.load(fh)
-
-
-def read_metrics(path: Path) -> list[dict[str, Any]]:
-    """Rows of metrics.jsonl; a torn last line (a run killed mid-write) is ignored."""
-    rows: list[dict[str, Any]] = []
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError):
-        return rows
-    for line in text.splitlines():
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError:
-            continue
-        if isinstance(row, dict):
-            rows.append(row)
-    return rows
-
-
-def pid_alive(pid: int) -> bool:
-    if pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    # a zombie (exited, not yet reaped) is gone for our purposes
-    with contextlib.suppress(OSError):
-        stat = Path(f"/proc/{pid}/stat").read_text()
-        if stat.rsplit(")", 1)[-1].split()[0] == "Z":
-            return False
-    return True
 
 
 @dataclass
@@ -199,54 +140,6 @@ class RunHandle:
 
     def info(self) -> RunInfo:
         return RunInfo(self.id, self.summary.get("experiment", ""), self.path, self.summary)
-
-
-def git_commit(cwd: Path | None = None) -> str | None:
-    try:
-        out = subprocess.run(
-            ["git", "rev-parse", "HEAD"],
-            cwd=cwd,
-            capture_output=True,
-            text=True,
-            timeout=5,
-            check=False,
-        )
-    except (OSError, subprocess.SubprocessError):
-        return None
-    if out.returncode != 0:
-        return None
-    commit = out.stdout.strip()
-    dirty = subprocess.run(
-        ["git", "status", "--porcelain", "--untracked-files=no"],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=5,
-        check=False,
-    ).stdout.strip()
-    return commit + ("-dirty" if dirty else "")
-
-
-def environment(device: str, seed: int) -> dict[str, Any]:
-    import torch
-    import torchvision
-
-    from mnist_tui import __version__
-
-    return {
-        "mnist_tui": __version__,
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "torchvision": torchvision.__version__,
-        "cuda": torch.version.cuda,
-        "device": device,
-        "seed": seed,
-        "host": socket.gethostname(),
-        "platform": platform.platform(),
-        "command": sys.argv,
-        "cwd": str(Path.cwd()),
-        "git_commit": git_commit(),
-    }
 
 
 class RunStore:

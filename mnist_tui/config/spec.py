@@ -1,0 +1,304 @@
+"""Experiment definitions: schema, TOML loading, `extends`, overrides, resolved TOML.
+
+An experiment file is TOML with a few tables::
+
+    description = "..."
+    extends = "task4"          # another experiment by name (or a path), deep-merged
+
+    [data]      dataset, normalize, pad, val_split, subset, ...
+    [model]     name = "cnn" plus the builder's own parameters (see models.py)
+    [optim]     name, lr, momentum, nesterov, weight_decay, ...
+    [schedule]  name, monitor, patience, factor, ...
+    [train]     epochs, batch_size, seed, ...
+    [augment]   hflip, rotation, translate, crop_scale, scale, noise_std, double_hflip
+    [reference] what the study reported: test_accuracy, test_loss, hardest_class, source
+
+`load_experiment` returns a validated, fully resolved `ExperimentSpec` (every default
+filled in). Every problem is reported with the file (or override) it came from, its
+dotted key and what was expected.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Annotated, Any, Literal
+
+import tomli_w
+
+from mnist_tui import models
+from mnist_tui.config.schema import Help, Length, Range
+
+Fraction = Annotated[float, Range(ge=0, le=1)]
+Positive = Annotated[float, Range(gt=0)]
+NonNegative = Annotated[float, Range(ge=0)]
+Metric = Literal["val_loss", "val_acc", "test_loss", "test_acc", "train_loss", "train_acc"]
+
+
+@dataclass(frozen=True)
+class DataSpec:
+    dataset: Annotated[Literal["mnist", "fashion_mnist"], Help("which dataset")] = "mnist"
+    normalize: Annotated[
+        Literal["standard", "unit"],
+        Help("standard: per-dataset mean/std; unit: pixels scaled to 0..1"),
+    ] = "standard"
+    pad: Annotated[int, Range(ge=0, le=16), Help("zero pixels added on each side")] = 0
+    val_split: Annotated[
+        float, Range(ge=0, lt=1), Help("fraction of the training set held out for validation")
+    ] = 0.0
+    split_seed: Annotated[int, Help("seed of the validation split and subsets")] = 0
+    subset: Annotated[int, Range(ge=0), Help("train on this many (stratified) images; 0 = all")] = 0
+    test_subset: Annotated[int, Range(ge=0), Help("evaluate on this many test images; 0 = all")] = 0
+    folds: Annotated[
+        int, Range(ge=0, le=100), Help("K-fold: split the training set into K stratified folds")
+    ] = 0
+    fold: Annotated[int, Range(ge=0), Help("K-fold: which fold is held out for validation")] = 0
+
+
+@dataclass(frozen=True)
+class OptimSpec:
+    name: Literal["sgd", "adam", "adagrad", "adadelta", "rmsprop"] = "adam"
+    lr: Positive = 0.001
+    momentum: Annotated[float, Range(ge=0, lt=1)] = 0.0
+    nesterov: bool = False
+    weight_decay: NonNegative = 0.0
+    beta1: Annotated[float, Range(ge=0, lt=1)] = 0.9
+    beta2: Annotated[float, Range(ge=0, lt=1)] = 0.999
+    eps: Positive = 1e-8
+    rho: Annotated[float, Range(gt=0, lt=1), Help("adadelta's rho, rmsprop's alpha")] = 0.9
+    initial_accumulator: Annotated[NonNegative, Help("adagrad's initial accumulator")] = 0.0
+
+
+@dataclass(frozen=True)
+class ScheduleSpec:
+    name: Literal["none", "reduce_on_plateau", "step", "cosine"] = "none"
+    monitor: Annotated[
+        Literal["auto", "val_loss", "val_acc", "test_loss", "test_acc", "train_loss", "train_acc"],
+        Help(
+            "reduce_on_plateau's metric; auto = val_loss with a validation split, else train_loss"
+        ),
+    ] = "auto"
+    patience: Annotated[int, Range(ge=0)] = 10
+    factor: Annotated[float, Range(gt=0, lt=1)] = 0.1
+    min_lr: NonNegative = 0.0
+    step_size: Annotated[int, Range(ge=1), Help("step: epochs between decays")] = 10
+    gamma: Annotated[float, Range(gt=0, le=1), Help("step: decay factor")] = 0.1
+
+
+@dataclass(frozen=True)
+class TrainSpec:
+    epochs: Annotated[int, Range(ge=1, le=100000)] = 10
+    batch_size: Annotated[int, Range(ge=1, le=1 << 20)] = 64
+    seed: Annotated[int, Range(ge=0, lt=1 << 63)] = 0
+    repeats: Annotated[int, Range(ge=1, le=1000), Help("seeds to run: seed, seed+1, ...")] = 1
+    eval_batch_size: Annotated[
+        int,
+        Range(ge=1, le=1 << 20),
+        Help("evaluation batch; results do not depend on it (at most 512 on a CPU)"),
+    ] = 2048
+    label_smoothing: Annotated[float, Range(ge=0, lt=1)] = 0.0
+    best_metric: Annotated[
+        Literal["auto", "val_loss", "val_acc", "test_loss", "test_acc"],
+        Help("which epoch is 'best'; auto = val_loss with a validation split, else test_acc"),
+    ] = "auto"
+
+
+@dataclass(frozen=True)
+class AugmentSpec:
+    hflip: Annotated[Fraction, Help("probability of a horizontal flip")] = 0.0
+    rotation: Annotated[float, Range(ge=0, le=180), Help("max rotation, degrees")] = 0.0
+    translate: Annotated[float, Range(ge=0, le=0.5), Help("max shift, fraction of size")] = 0.0
+    crop_scale: Annotated[
+        list[float],
+        Length(2, 2),
+        Range(gt=0, le=1),
+        Help("random resized crop: area fraction range [lo, hi]"),
+    ] = field(default_factory=lambda: [1.0, 1.0])
+    scale: Annotated[
+        list[float], Length(2, 2), Range(gt=0, le=4), Help("random zoom range [lo, hi]")
+    ] = field(default_factory=lambda: [1.0, 1.0])
+    noise_std: Annotated[NonNegative, Help("Gaussian noise std, in 0..1 pixel units")] = 0.0
+    double_hflip: Annotated[
+        bool, Help("training set = originals + horizontally flipped copies")
+    ] = False
+
+    @property
+    def per_batch(self) -> bool:
+        """Whether anything is applied to each training batch."""
+        return bool(
+            self.hflip
+            or self.rotation
+            or self.translate
+            or self.crop_scale != [1.0, 1.0]
+            or self.scale != [1.0, 1.0]
+            or self.noise_std
+        )
+
+
+@dataclass(frozen=True)
+class ReferenceSpec:
+    test_accuracy: Annotated[Fraction | None, Help("reported, as a fraction (0.9173)")] = None
+    test_loss: Annotated[NonNegative | None, Help("reported test loss")] = None
+    at: Annotated[
+        Literal["final", "best"], Help("whether the study reported its final or best epoch")
+    ] = "final"
+    hardest_class: str | None = None
+    parameters: Annotated[int | None, Range(ge=0)] = None
+    source: str = ""
+    notes: str = ""
+
+
+@dataclass(frozen=True)
+class CVSpec:
+    folds: Annotated[int, Range(ge=2, le=100), Help("folds for mnist-tui cv")] = 5
+
+
+@dataclass(frozen=True)
+class SearchParam:
+    key: str  # dotted definition key, e.g. "optim.lr"
+    low: float | None = None
+    high: float | None = None
+    log: bool = False
+    integer: bool = False
+    choices: tuple[Any, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        if self.choices:
+            return {"choices": list(self.choices)}
+        out: dict[str, Any] = {"low": self.low, "high": self.high}
+        if self.log:
+            out["log"] = True
+        return out
+
+
+@dataclass(frozen=True)
+class SearchSpec:
+    """`mnist-tui tune`: what to search, and the metric to optimise."""
+
+    metric: str = "val_acc"
+    trials: int = 20
+    val_split: float = 0.1  # held out for trials when the experiment has no validation
+    params: tuple[SearchParam, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "metric": self.metric,
+            "trials": self.trials,
+            "val_split": self.val_split,
+        }
+        if self.params:
+            out["params"] = {p.key: p.to_dict() for p in self.params}
+        return out
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    name: str
+    params: dict[str, Any]
+
+
+SECTIONS: dict[str, type] = {
+    "data": DataSpec,
+    "optim": OptimSpec,
+    "schedule": ScheduleSpec,
+    "train": TrainSpec,
+    "augment": AugmentSpec,
+    "reference": ReferenceSpec,
+    "cv": CVSpec,
+}
+TOP_LEVEL = ("description", "extends")
+ALL_TOP_KEYS = (*TOP_LEVEL, "model", *SECTIONS, "search")
+# Keys that describe one file and are not inherited through `extends`.
+NOT_INHERITED = ("description", "reference", "search")
+MAX_PARAMETERS = 500_000_000  # far beyond any MNIST model, far below a machine's memory
+# What an experiment means for training (diffs compare these by default).
+DEFINITION_SECTIONS = ("data", "model", "optim", "schedule", "train", "augment")
+
+
+@dataclass(frozen=True)
+class ExperimentSpec:
+    """A validated, fully resolved experiment definition."""
+
+    name: str
+    description: str
+    extends: str | None
+    data: DataSpec
+    model: ModelSpec
+    optim: OptimSpec
+    schedule: ScheduleSpec
+    train: TrainSpec
+    augment: AugmentSpec
+    reference: ReferenceSpec
+    cv: CVSpec = CVSpec()
+    search: SearchSpec = SearchSpec()
+    source: str = ""  # the file it was loaded from ("" when built in code)
+    lineage: tuple[str, ...] = ()  # parents, nearest first
+    inherited: frozenset[str] = frozenset()  # dotted keys set by a parent, not this file
+    parameters: int = 0  # trainable parameters, counted by the trial build in validation
+
+    def to_dict(self) -> dict[str, Any]:
+        """Everything, sorted and without None values: the form written as TOML."""
+        out: dict[str, Any] = {"name": self.name, "description": self.description}
+        if self.extends:
+            out["extends"] = self.extends
+        for section in SECTIONS:
+            out[section] = _drop_none(dataclasses.asdict(getattr(self, section)))
+        out["model"] = {"name": self.model.name, **self.model.params}
+        if self.search.params:
+            out["search"] = self.search.to_dict()
+        return sorted_dict(out)
+
+    def definition(self) -> dict[str, Any]:
+        """Only what training depends on (no name, description, reference)."""
+        d = self.to_dict()
+        return {k: d[k] for k in DEFINITION_SECTIONS}
+
+    def to_toml(self) -> str:
+        return tomli_w.dumps(self.to_dict())
+
+    def input_shape(self) -> tuple[int, int, int]:
+        side = 28 + 2 * self.data.pad
+        return (1, side, side)
+
+    def build_model(self, pool_first: bool = True) -> Any:
+        return models.build_model(
+            self.model.name, self.model.params, self.input_shape(), pool_first=pool_first
+        )
+
+    def with_overrides(self, overrides: Iterable[str]) -> ExperimentSpec:
+        """A copy with `-S key=value` overrides applied and validated."""
+        overrides = list(overrides)
+        if not overrides:
+            return self
+        from mnist_tui.config.loading import apply_overrides
+        from mnist_tui.config.validate import validate_raw
+
+        raw = self.to_dict()
+        origins = {k: self.source for k in flatten(raw)}
+        apply_overrides(raw, origins, overrides)
+        return validate_raw(raw, origins, self.source, self.lineage, self.inherited)
+
+
+def _drop_none(d: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in d.items() if v is not None}
+
+
+def sorted_dict(d: Any) -> Any:
+    if isinstance(d, dict):
+        return {k: sorted_dict(d[k]) for k in sorted(d)}
+    return d
+
+
+def flatten(d: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, Mapping):
+            out.update(flatten(v, key + "."))
+        else:
+            out[key] = v
+    return out
+
+
+# ----------------------------------------------------------------------------- loading

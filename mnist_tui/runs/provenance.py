@@ -1,0 +1,58 @@
+"""Where a run came from: package and library versions, device, host, command line, git commit."""
+
+from __future__ import annotations
+
+import platform
+import socket
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+
+def git_commit(cwd: Path | None = None) -> str | None:
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            cwd=cwd,
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=False,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    if out.returncode != 0:
+        return None
+    commit = out.stdout.strip()
+    dirty = subprocess.run(
+        ["git", "status", "--porcelain", "--untracked-files=no"],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=5,
+        check=False,
+    ).stdout.strip()
+    return commit + ("-dirty" if dirty else "")
+
+
+def environment(device: str, seed: int) -> dict[str, Any]:
+    import torch
+    import torchvision
+
+    from mnist_tui import __version__
+
+    return {
+        "mnist_tui": __version__,
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "torchvision": torchvision.__version__,
+        "cuda": torch.version.cuda,
+        "device": device,
+        "seed": seed,
+        "host": socket.gethostname(),
+        "platform": platform.platform(),
+        "command": sys.argv,
+        "cwd": str(Path.cwd()),
+        "git_commit": git_commit(),
+    }
