@@ -1,5 +1,24 @@
-"""The command line: parses arguments, calls the core, prints. `main` is the entry point."""
+"""The command line: parses arguments, calls the core, prints. `main` is the entry point.
 
-from mnist_tui.cli.app import app, main
+Commands live in `train_cmds` (run, cv, tune, resume) and `read_cmds` (list, runs, show,
+diff, plot, report); importing them registers them on the one Typer `app`.
+"""
+
+from __future__ import annotations
+
+from rich.markup import escape
+
+from mnist_tui.cli import read_cmds, train_cmds  # noqa: F401 - registers the commands
+from mnist_tui.cli.options import app, err
+from mnist_tui.errors import MnistTuiError
 
 __all__ = ["app", "main"]
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console entry point: user errors print one clear message and exit non-zero."""
+    try:
+        app(args=argv, prog_name="mnist-tui")
+    except MnistTuiError as exc:
+        err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False)
+        raise SystemExit(exc.exit_code) from None

@@ -1,0 +1,285 @@
+"""Read-only commands: list, runs, show, diff, plot, report. None imports torch
+unless it must (plot's sample pictures)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.markup import escape
+from rich.text import Text
+
+from mnist_tui.cli.options import (
+    DataDir,
+    ExpDir,
+    JsonOut,
+    RunsDir,
+    app,
+    console,
+    context_stores,
+    err,
+    global_option,
+    print_json,
+)
+from mnist_tui.views import fmt
+
+# ----------------------------------------------------------------------------- list / runs
+
+
+@app.command("list")
+def list_(
+    ctx: typer.Context,
+    runs_dir: RunsDir = None,
+    experiments_dir: ExpDir = None,
+    json_out: JsonOut = False,
+) -> None:
+    """Experiments: dataset, model, parameters, epochs, reported and best reproduced accuracy."""
+    from mnist_tui.studies.catalog import experiment_rows
+    from mnist_tui.views.render import experiments_table
+
+    exp_dir, store = context_stores(ctx, experiments_dir, runs_dir)
+    rows = experiment_rows(exp_dir, store)
+    if json_out:
+        print_json(
+            [
+                {
+                    "name": r.name,
+                    "error": r.error,
+                    "dataset": r.spec.data.dataset if r.spec else None,
+                    "model": r.spec.model.name if r.spec else None,
+                    "parameters": r.parameters,
+                    "epochs": r.spec.train.epochs if r.spec else None,
+                    "reported_test_acc": r.spec.reference.test_accuracy if r.spec else None,
+                    "best_test_acc": r.best_run.final("test_acc") if r.best_run else None,
+                    "best_run": r.best_run.id if r.best_run else None,
+                    "runs": len(r.runs),
+                }
+                for r in rows
+            ]
+        )
+        return
+    console.print(experiments_table(rows))
+    broken = [r for r in rows if r.error]
+    for r in broken:
+        err.print(f"[red]{r.name}[/]: {escape(r.error or '')}")
+    if broken:
+        raise typer.Exit(2)
+
+
+@app.command()
+def runs(
+    ctx: typer.Context,
+    experiment: Annotated[str | None, typer.Argument(help="Only this experiment's runs.")] = None,
+    runs_dir: RunsDir = None,
+    limit: Annotated[int, typer.Option(help="Show at most N runs (0 = all).")] = 0,
+    json_out: JsonOut = False,
+) -> None:
+    """Stored runs, newest first (ids accept a unique prefix; 1 = newest)."""
+    from mnist_tui.views.render import runs_table
+
+    _, store = context_stores(ctx, None, runs_dir)
+    infos = store.runs(experiment)
+    if limit:
+        infos = infos[:limit]
+    if json_out:
+        print_json(
+            [
+                {**r.summary, "id": r.id, "experiment": r.experiment, "status": r.status}
+                for r in infos
+            ]
+        )
+        return
+    console.print(runs_table(infos))
+    for path in store.damaged():
+        err.print(f"[yellow]skipped damaged run directory[/] {path}")
+
+
+# ----------------------------------------------------------------------------- show / diff
+
+
+@app.command()
+def show(
+    ctx: typer.Context,
+    ref: Annotated[
+        str, typer.Argument(help="Experiment name, TOML file, run id or recency (1 = newest).")
+    ],
+    runs_dir: RunsDir = None,
+    experiments_dir: ExpDir = None,
+    json_out: JsonOut = False,
+) -> None:
+    """An experiment's resolved definition and runs, or a run's epochs, classes and confusion."""
+    from mnist_tui.studies.catalog import resolve_subject
+    from mnist_tui.views.render import show_subject
+
+    exp_dir, store = context_stores(ctx, experiments_dir, runs_dir)
+    subject = resolve_subject(ref, exp_dir, store)
+    if json_out:
+        out: dict[str, Any] = {
+            "kind": subject.kind,
+            "label": subject.label,
+            "spec": subject.spec.to_dict(),
+        }
+        if subject.run is not None:
+            out["summary"] = {**subject.run.summary, "status": subject.run.status}
+            out["metrics"] = subject.run.metrics()
+        else:
+            out["inherited"] = sorted(subject.spec.inherited)
+            out["runs"] = [{**r.summary, "status": r.status} for r in store.runs(subject.spec.name)]
+        print_json(out)
+        return
+    show_subject(console, subject, store)
+
+
+@app.command()
+def diff(
+    ctx: typer.Context,
+    a: Annotated[str, typer.Argument(help="Experiment or run.")],
+    b: Annotated[str, typer.Argument(help="Experiment or run.")],
+    all_: Annotated[bool, typer.Option("--all", help="Show unchanged keys too.")] = False,
+    runs_dir: RunsDir = None,
+    experiments_dir: ExpDir = None,
+    json_out: JsonOut = False,
+    md: Annotated[bool, typer.Option("--md", help="Markdown output.")] = False,
+) -> None:
+    """What differs between two experiments or runs: definition keys and results."""
+    from mnist_tui.studies.catalog import resolve_subject
+    from mnist_tui.studies.diff import MISSING, diff_definitions, result_deltas
+    from mnist_tui.views.render import diff_markdown, print_diff
+
+    exp_dir, store = context_stores(ctx, experiments_dir, runs_dir)
+    sa, sb = resolve_subject(a, exp_dir, store), resolve_subject(b, exp_dir, store)
+    changes = diff_definitions(sa.spec.definition(), sb.spec.definition(), include_same=all_)
+    deltas = result_deltas(sa.results(), sb.results())
+    if json_out:
+        print_json(
+            {
+                "a": sa.label,
+                "b": sb.label,
+                "definition": [
+                    {
+                        "key": c.key,
+                        "a": None if c.a is MISSING else c.a,
+                        "b": None if c.b is MISSING else c.b,
+                        "changed": c.changed,
+                    }
+                    for c in changes
+                ],
+                "results": [
+                    {"figure": d.label, "a": d.a, "b": d.b, "delta": d.delta} for d in deltas
+                ],
+            }
+        )
+        return
+    if md:
+        sys.stdout.write(diff_markdown(sa, sb, changes, deltas))
+        return
+    print_diff(console, sa, sb, changes, deltas)
+
+
+@app.command()
+def plot(
+    ctx: typer.Context,
+    ref: Annotated[str, typer.Argument(help="Run id (prefix) or recency (1 = newest).")],
+    samples: Annotated[int, typer.Option(help="Test images to draw (0: none).")] = 12,
+    mistakes: Annotated[bool, typer.Option(help="Draw only misclassified images.")] = False,
+    seed: Annotated[int, typer.Option(help="Which images are drawn.")] = 0,
+    data_dir: DataDir = None,
+    runs_dir: RunsDir = None,
+    download: Annotated[bool, typer.Option("--download/--no-download")] = True,
+    png: Annotated[
+        Path | None, typer.Option(help="Also save the pictures as a PNG (needs matplotlib).")
+    ] = None,
+) -> None:
+    """Pictures of a run in half blocks: curves, per-class bars, confusion, test images.
+
+    Test images carry predicted and true labels, mistakes marked.
+    """
+
+    from mnist_tui.studies.predictions import predict_samples
+    from mnist_tui.views import pictures
+
+    _, store = context_stores(ctx, None, runs_dir)
+    run = store.resolve(ref)
+    rows = run.metrics()
+    width = max(40, min(console.width, 160) // 2 - 1)
+    loss = pictures.curves(
+        [("train", rows, "train_loss"), ("val", rows, "val_loss"), ("test", rows, "test_loss")],
+        title=f"{run.experiment}/{run.id}: loss",
+        width=width,
+        height=16,
+    )
+    acc = pictures.curves(
+        [("train", rows, "train_acc"), ("val", rows, "val_acc"), ("test", rows, "test_acc")],
+        title="accuracy %",
+        width=width,
+        height=16,
+        percent=True,
+    )
+    from rich.columns import Columns
+
+    console.print(Columns([Text.from_ansi(loss), Text.from_ansi(acc)]))
+    s = run.summary
+    classes = s.get("classes") or [str(i) for i in range(10)]
+    if s.get("per_class_acc"):
+        console.print(pictures.class_bars(classes, s["per_class_acc"]), highlight=False)
+    if s.get("confusion"):
+        console.print(pictures.confusion_heatmap(classes, s["confusion"]))
+    picked = None
+    if samples > 0:
+        picked = predict_samples(
+            run,
+            count=samples,
+            mistakes_only=mistakes,
+            seed=seed,
+            data_dir=global_option(ctx, "data_dir", data_dir),
+            download=download,
+        )
+        console.print(
+            f"test images ({'mistakes only, ' if mistakes else ''}best checkpoint, "
+            f"test accuracy {fmt.pct(picked.accuracy)}):"
+        )
+        console.print(
+            pictures.sample_grid(
+                picked.images,
+                picked.predicted,
+                picked.true,
+                picked.classes,
+                per_row=max(1, console.width // 31),
+                color=console.is_terminal and console.color_system is not None,
+            )
+        )
+    if png is not None:
+        from mnist_tui.views.png import save_run_png
+
+        save_run_png(png, f"{run.experiment}/{run.id}", rows, s, picked)
+        console.print(f"saved {png}")
+
+
+@app.command()
+def report(
+    ctx: typer.Context,
+    experiments: Annotated[
+        list[str] | None, typer.Argument(help="Experiments to include (default: all).")
+    ] = None,
+    runs_dir: RunsDir = None,
+    experiments_dir: ExpDir = None,
+    md: Annotated[bool, typer.Option("--md", help="Markdown table.")] = False,
+    json_out: JsonOut = False,
+) -> None:
+    """Reported vs reproduced for each experiment: mean ± std over seeds, Δ in pp."""
+    from mnist_tui.config.loading import find_experiment
+    from mnist_tui.studies.report import build_report, markdown
+    from mnist_tui.views.render import report_table
+
+    exp_dir, store = context_stores(ctx, experiments_dir, runs_dir)
+    for name in experiments or []:
+        find_experiment(name, exp_dir)  # a typo is an error, not an empty table
+    rows = build_report(exp_dir, store, experiments or None)
+    if json_out:
+        print_json([r.to_json() for r in rows])
+    elif md:
+        sys.stdout.write(markdown(rows))
+    else:
+        console.print(report_table(rows))
