@@ -84,6 +84,22 @@ def test_sigkill_then_resume_matches_uninterrupted(real_data: Path, tmp_path: Pa
 def test_resume_without_checkpoint_says_so(tmp_path: Path) -> None:
     store = RunStore(tmp_path)
     h = store.create("fnn1", load_experiment("fnn1", EXPERIMENTS).to_toml())
-    h.update(status="killed")
+    h.update(status="killed", epochs_done=1)
     with pytest.raises(StoreError, match="no checkpoint"):
         resume_run(store.runs()[0], store, device="cpu")
+    # refused without a trace: the run is exactly as it was
+    assert store.runs()[0].summary == h.summary
+    assert not (h.path / "claims.jsonl").exists()
+
+
+@pytest.mark.realdata
+def test_resume_of_a_run_cancelled_before_it_started_starts_it(
+    tmp_path: Path, real_data: Path
+) -> None:
+    store = RunStore(tmp_path)
+    spec = load_experiment("fnn1", EXPERIMENTS, OVERRIDES)
+    h = store.create("fnn1", spec.to_toml(), status="killed")
+    h.update(reason="removed from the queue before it started")
+    done = resume_run(store.runs()[0], store, device="cpu", data_dir=real_data, download=False)
+    assert done.status == "completed"
+    assert [r["epoch"] for r in done.metrics()] == list(range(1, spec.train.epochs + 1))

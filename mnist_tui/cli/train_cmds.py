@@ -1,10 +1,12 @@
-"""Commands that train: run, cv, tune, resume."""
+"""Commands that train in this process: run, cv, tune, resume (and the worker's train-run)."""
 
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -26,6 +28,64 @@ from mnist_tui.cli.options import (
 from mnist_tui.errors import MnistTuiError
 from mnist_tui.views import fmt
 
+if TYPE_CHECKING:  # the core is imported inside commands, so --help stays fast
+    from mnist_tui.studies.batch import EventSink, PlannedRun
+
+Overrides = Annotated[
+    list[str] | None,
+    typer.Option(
+        "-S",
+        "--set",
+        metavar="KEY=VALUE",
+        help="Override a key, e.g. -S optim.lr=0.01 (repeatable).",
+    ),
+]
+Epochs = Annotated[int | None, typer.Option(metavar="N", help="Shortcut for -S train.epochs=N.")]
+Device = Annotated[str, typer.Option(metavar="DEVICE", help="auto, cpu, cuda or cuda:N.")]
+Threads = Annotated[
+    int | None,
+    typer.Option(metavar="N", help="CPU threads for training (default: all cores)."),
+]
+Download = Annotated[
+    bool, typer.Option("--download/--no-download", help="Download missing datasets.")
+]
+Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")]
+
+
+def overrides_with(
+    set_: list[str] | None, epochs: int | None, seed: int | None = None
+) -> list[str]:
+    out = list(set_ or [])
+    if epochs is not None:
+        out.append(f"train.epochs={epochs}")
+    if seed is not None:
+        out.append(f"train.seed={seed}")
+    return out
+
+
+def progress_factory(quiet: bool, json_out: bool) -> Any:
+    """Progress bars (or none) for each planned run, as a context giving its event sink."""
+    from mnist_tui.views.render import RunProgress
+
+    @contextmanager
+    def progress(plan: PlannedRun) -> Iterator[EventSink]:
+        bars = RunProgress(
+            console if not json_out else Console(file=sys.stderr),
+            enabled=not quiet and not json_out,
+        )
+        with bars:
+            yield bars.on_event
+
+    return progress
+
+
+def report_failure(info: Any) -> None:
+    err.print(
+        f"[red]{info.experiment}/{info.id} {info.status}[/]: "
+        f"{escape(str(info.summary.get('reason', '')))}"
+    )
+
+
 # ----------------------------------------------------------------------------- run
 
 
@@ -33,148 +93,111 @@ from mnist_tui.views import fmt
 def run(
     ctx: typer.Context,
     experiments: Annotated[list[str], typer.Argument(help="Experiment names or TOML files.")],
-    set_: Annotated[
-        list[str] | None,
-        typer.Option("-S", "--set", help="Override a key, e.g. -S optim.lr=0.01 (repeatable)."),
+    set_: Overrides = None,
+    epochs: Epochs = None,
+    seed: Annotated[
+        int | None, typer.Option(metavar="N", help="Shortcut for -S train.seed=N.")
     ] = None,
-    epochs: Annotated[int | None, typer.Option(help="Shortcut for -S train.epochs=N.")] = None,
-    seed: Annotated[int | None, typer.Option(help="Shortcut for -S train.seed=N.")] = None,
     repeats: Annotated[
         int | None,
-        typer.Option(help="Train N seeds (seed, seed+1, ...); overrides \\[train] repeats."),
+        typer.Option(
+            metavar="N", help="Train N seeds (seed, seed+1, ...); overrides \\[train] repeats."
+        ),
     ] = None,
     seeds: Annotated[
-        str | None, typer.Option(help="Comma-separated seeds, e.g. 0,1,2 (a group of runs).")
+        str | None,
+        typer.Option(metavar="0,1,2", help="Comma-separated seeds (a group of runs)."),
     ] = None,
-    device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",
+    device: Device = "auto",
     engine: Annotated[
-        str, typer.Option(help="auto (CUDA graphs on a GPU), graph or eager.")
+        str, typer.Option(metavar="ENGINE", help="auto (CUDA graphs on a GPU), graph or eager.")
     ] = "auto",
+    threads: Threads = None,
     data_dir: DataDir = None,
     runs_dir: RunsDir = None,
     experiments_dir: ExpDir = None,
-    download: Annotated[
-        bool, typer.Option("--download/--no-download", help="Download missing datasets.")
-    ] = True,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
-    attach: Annotated[
-        str | None, typer.Option(hidden=True, help="Train into this queued run directory.")
-    ] = None,
+    download: Download = True,
+    quiet: Quiet = False,
     json_out: JsonOut = False,
 ) -> None:
-    """Train experiments and store the runs; prints reported vs reproduced accuracy."""
+    """Train experiments in this terminal and store the runs; prints reported vs reproduced."""
     from mnist_tui.config.loading import load_experiment
-    from mnist_tui.studies.runner import run_experiment
-    from mnist_tui.views.render import RunProgress, run_summary_table
+    from mnist_tui.studies.batch import RunOptions, parse_seeds, plan_seeds, train_planned
+    from mnist_tui.views.render import run_summary_table
 
     exp_dir, store = context_stores(ctx, experiments_dir, runs_dir)
-    data_dir = global_option(ctx, "data_dir", data_dir)
-    if engine not in ("auto", "graph", "eager"):
-        raise MnistTuiError(f"--engine: expected auto, graph or eager, got '{engine}'")
-    overrides = list(set_ or [])
-    if epochs is not None:
-        overrides.append(f"train.epochs={epochs}")
-    if seed is not None:
-        overrides.append(f"train.seed={seed}")
+    options = RunOptions(
+        device, engine, global_option(ctx, "data_dir", data_dir), download, threads
+    )
+    overrides = overrides_with(set_, epochs, seed)
     # validate everything before training anything
     specs = [load_experiment(e, exp_dir, overrides) for e in experiments]
-    groups: list[str | None] = [None] * len(specs)
-    if attach is None:
-        specs, groups = _expand_seeds(specs, repeats, seeds)
-    handle = None
-    if attach is not None:
-        handle = _attach(store, specs, attach)
-    stop = _stop_on_sigterm()
+    planned = plan_seeds(specs, overrides, repeats, parse_seeds(seeds))
     results = []
-    failed = False
-    for spec, group in zip(specs, groups, strict=True):
-        progress = RunProgress(
-            console if not json_out else Console(file=sys.stderr),
-            enabled=not quiet and not json_out,
-        )
-        try:
-            with progress:
-                info = run_experiment(
-                    spec,
-                    store,
-                    device=device,
-                    data_dir=data_dir,
-                    download=download,
-                    on_event=progress.on_event,
-                    engine=engine,
-                    handle=handle,
-                    should_stop=stop,
-                    group=group,
-                )
-        except KeyboardInterrupt:
-            err.print("[yellow]interrupted[/]: the run is stored as killed")
-            raise typer.Exit(130) from None
-        results.append((spec, info))
-        if info.status != "completed":
-            failed = True
-            err.print(
-                f"[red]{info.experiment}/{info.id} {info.status}[/]: "
-                f"{escape(str(info.summary.get('reason', '')))}"
-            )
+    try:
+        for plan, info in train_planned(planned, store, options, progress_factory(quiet, json_out)):
+            results.append((plan.spec, info))
+            if info.status != "completed":
+                report_failure(info)
+    except KeyboardInterrupt:
+        err.print("[yellow]interrupted[/]: the run is stored as killed")
+        raise typer.Exit(130) from None
     if json_out:
         print_json([{"experiment": s.name, "run": i.id, **i.summary} for s, i in results])
-    elif attach is None:  # a console-started run logs its epochs, not a table
+    else:
         console.print(run_summary_table(results))
-    if failed:
+    if any(i.status != "completed" for _, i in results):
         raise typer.Exit(1)
 
 
-def _expand_seeds(
-    specs: list[Any], repeats: int | None, seeds: str | None
-) -> tuple[list[Any], list[str | None]]:
-    """One spec per seed; the runs of one experiment in one invocation share a group."""
-    import secrets
+@app.command("train-run", hidden=True)
+def train_run(
+    run_dir: Annotated[Path, typer.Argument(help="A queued run directory.")],
+    device: Device = "auto",
+    threads: Threads = None,
+    data_dir: DataDir = None,
+) -> None:
+    """Train a queued run from its own spec.toml; the worker starts this, one per run."""
+    import os
 
-    if repeats is not None and seeds is not None:
-        raise MnistTuiError("give --repeats or --seeds, not both")
-    if repeats is not None and repeats < 1:
-        raise MnistTuiError(f"--repeats: expected a positive integer, got {repeats}")
-    explicit: list[int] | None = None
-    if seeds is not None:
-        try:
-            explicit = [int(x) for x in seeds.split(",") if x.strip()]
-        except ValueError:
-            raise MnistTuiError(f"--seeds: expected integers like 0,1,2, got '{seeds}'") from None
-        if not explicit or any(x < 0 for x in explicit):
-            raise MnistTuiError(f"--seeds: expected non-negative integers, got '{seeds}'")
-    out_specs: list[Any] = []
-    out_groups: list[str | None] = []
-    for spec in specs:
-        n = repeats if repeats is not None else spec.train.repeats
-        chosen = explicit or [spec.train.seed + i for i in range(n)]
-        group = f"{spec.name}-{secrets.token_hex(3)}" if len(chosen) > 1 else None
-        for s in chosen:
-            out_specs.append(
-                spec.with_overrides([f"train.seed={s}"]) if s != spec.train.seed else spec
-            )
-            out_groups.append(group)
-    return out_specs, out_groups
+    from mnist_tui.config.loading import load_spec_file
+    from mnist_tui.errors import SpecError, StoreError
+    from mnist_tui.runs.scheduler import cancel_requested
+    from mnist_tui.runs.store import RunStore
+    from mnist_tui.studies.batch import stop_on_sigterm
+    from mnist_tui.studies.runner import run_experiment
 
-
-def _attach(store: Any, specs: list[Any], run_id: str) -> Any:
-    """The queued run directory a background run trains into (used by the console)."""
-    if len(specs) != 1:
-        raise MnistTuiError("--attach takes exactly one experiment")
-    info = store.read_run(specs[0].name, run_id)
+    run_dir = run_dir.resolve()
+    store = RunStore(run_dir.parent.parent)
+    info = store.read_run(run_dir.parent.name, run_dir.name)
     if info is None:
-        raise MnistTuiError(f"--attach: no run {specs[0].name}/{run_id} in {store.root}")
-    return store.handle(info)
-
-
-def _stop_on_sigterm() -> Any:
-    """SIGTERM (the console's cancel) ends the run cleanly as killed."""
-    import signal
-    import threading
-
-    flag = threading.Event()
-    if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGTERM, lambda *_: flag.set())
-    return flag.is_set
+        raise StoreError(f"no readable run in {run_dir}")
+    handle = store.handle(info)
+    try:
+        spec = load_spec_file(info.spec_path())  # never the experiment file: it may have changed
+    except SpecError as exc:
+        handle.update(status="failed", reason=f"its spec.toml does not load: {exc}")
+        raise
+    sigterm = stop_on_sigterm()
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES", "")
+    label = f"cuda:{visible}" if device.startswith("cuda") and visible.isdigit() else None
+    done = run_experiment(
+        spec,
+        store,
+        device=device,
+        data_dir=data_dir,
+        handle=handle,
+        should_stop=lambda: sigterm() or cancel_requested(run_dir),
+        threads=threads,
+        device_label=label,
+        env_extra={
+            "slot": os.environ.get("MNIST_TUI_SLOT"),
+            "cuda_visible_devices": visible or None,
+        },
+    )
+    print(f"{done.experiment}/{done.id} {done.status}", flush=True)
+    if done.status != "completed":
+        raise typer.Exit(1)
 
 
 @app.command()
@@ -182,85 +205,59 @@ def cv(
     ctx: typer.Context,
     experiment: Annotated[str, typer.Argument(help="Experiment name or TOML file.")],
     folds: Annotated[
-        int | None, typer.Option(help="K (default: the experiment's \\[cv] folds, else 5).")
+        int | None,
+        typer.Option(metavar="K", help="K (default: the experiment's \\[cv] folds, else 5)."),
     ] = None,
-    set_: Annotated[
-        list[str] | None, typer.Option("-S", "--set", help="Override a key (repeatable).")
-    ] = None,
-    epochs: Annotated[int | None, typer.Option(help="Shortcut for -S train.epochs=N.")] = None,
-    device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",
+    set_: Overrides = None,
+    epochs: Epochs = None,
+    device: Device = "auto",
+    threads: Threads = None,
     data_dir: DataDir = None,
     runs_dir: RunsDir = None,
     experiments_dir: ExpDir = None,
-    download: Annotated[bool, typer.Option("--download/--no-download")] = True,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
+    download: Download = True,
+    quiet: Quiet = False,
     json_out: JsonOut = False,
 ) -> None:
     """Stratified K-fold cross-validation: one stored run per fold, in one group."""
-    import secrets
-    import statistics
-
     from rich.table import Table
 
     from mnist_tui.config.loading import load_experiment
-    from mnist_tui.studies.runner import run_experiment
-    from mnist_tui.views.render import RunProgress
+    from mnist_tui.studies.batch import RunOptions, group_result, plan_folds, train_planned
 
     exp_dir, store = context_stores(ctx, experiments_dir, runs_dir)
-    overrides = list(set_ or [])
-    if epochs is not None:
-        overrides.append(f"train.epochs={epochs}")
+    options = RunOptions(
+        device, "auto", global_option(ctx, "data_dir", data_dir), download, threads
+    )
+    overrides = overrides_with(set_, epochs)
     base = load_experiment(experiment, exp_dir, overrides)
-    k = folds if folds is not None else base.cv.folds
-    if k < 2:
-        raise MnistTuiError(f"--folds: expected at least 2, got {k}")
-    # validate every fold's definition before training any
-    specs = [base.with_overrides([f"data.folds={k}", f"data.fold={i}"]) for i in range(k)]
-    group = f"{base.name}-cv{k}-{secrets.token_hex(3)}"
-    stop = _stop_on_sigterm()
+    planned = plan_folds(base, folds, overrides)
+    k, group = len(planned), planned[0].group
     results = []
-    for spec in specs:
-        progress = RunProgress(
-            console if not json_out else Console(file=sys.stderr),
-            enabled=not quiet and not json_out,
-        )
-        try:
-            with progress:
-                info = run_experiment(
-                    spec,
-                    store,
-                    device=device,
-                    data_dir=global_option(ctx, "data_dir", data_dir),
-                    download=download,
-                    on_event=progress.on_event,
-                    should_stop=stop,
-                    group=group,
+    try:
+        for plan, info in train_planned(
+            planned, store, options, progress_factory(quiet, json_out), stop_on_failure=True
+        ):
+            results.append(info)
+            if info.status != "completed":
+                raise MnistTuiError(
+                    f"fold {plan.extra['fold']} {info.status}: {info.summary.get('reason')}"
                 )
-        except KeyboardInterrupt:
-            err.print("[yellow]interrupted[/]: the fold's run is stored as killed")
-            raise typer.Exit(130) from None
-        results.append(info)
-        if info.status != "completed":
-            raise MnistTuiError(
-                f"fold {spec.data.fold} {info.status}: {info.summary.get('reason')}"
-            )
-    val = [r.final("val_acc") or 0.0 for r in results]
-    test = [r.final("test_acc") or 0.0 for r in results]
-
-    def ms(xs: list[float]) -> tuple[float, float]:
-        return statistics.fmean(xs), statistics.stdev(xs) if len(xs) > 1 else 0.0
-
+    except KeyboardInterrupt:
+        err.print("[yellow]interrupted[/]: the fold's run is stored as killed")
+        raise typer.Exit(130) from None
+    result = group_result(results)
     if json_out:
         print_json(
             {
                 "experiment": base.name,
                 "folds": k,
                 "group": group,
-                "runs": [r.id for r in results],
-                "val_acc": val,
-                "test_acc": test,
-                "val_acc_mean_std": ms(val),
-                "test_acc_mean_std": ms(test),
+                "runs": result.runs,
+                "val_acc": result.val_acc,
+                "test_acc": result.test_acc,
+                "val_acc_mean_std": (result.val.mean, result.val.std),
+                "test_acc_mean_std": (result.test.mean, result.test.std),
             }
         )
         return
@@ -269,9 +266,12 @@ def cv(
         t.add_column(col, justify="right")
     for i, r in enumerate(results):
         t.add_row(str(i), r.id, fmt.pct(r.final("val_acc")), fmt.pct(r.final("test_acc")))
-    (vm, vs), (tm, ts) = ms(val), ms(test)
+    v, te = result.val, result.test
     t.add_row(
-        "mean ± std", "", f"{100 * vm:.2f} ± {100 * vs:.2f}%", f"{100 * tm:.2f} ± {100 * ts:.2f}%"
+        "mean ± std",
+        "",
+        f"{100 * v.mean:.2f} ± {100 * v.std:.2f}%",
+        f"{100 * te.mean:.2f} ± {100 * te.std:.2f}%",
     )
     console.print(t)
 
@@ -373,30 +373,33 @@ def tune(
 def resume(
     ctx: typer.Context,
     ref: Annotated[str, typer.Argument(help="Run id (prefix) or recency (1 = newest).")],
-    device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",
+    device: Device = "auto",
+    threads: Threads = None,
     data_dir: DataDir = None,
     runs_dir: RunsDir = None,
-    download: Annotated[bool, typer.Option("--download/--no-download")] = True,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
+    download: Download = True,
+    quiet: Quiet = False,
 ) -> None:
     """Continue an interrupted, killed or failed run from its last checkpoint."""
     from mnist_tui.config.loading import load_spec_file
-    from mnist_tui.studies.runner import resume_run
-    from mnist_tui.views.render import RunProgress, run_summary_table
+    from mnist_tui.studies.batch import PlannedRun, stop_on_sigterm
+    from mnist_tui.studies.runner import check_resumable, resume_run
+    from mnist_tui.views.render import run_summary_table
 
     _, store = context_stores(ctx, None, runs_dir)
     info = store.resolve(ref)
-    progress = RunProgress(console, enabled=not quiet)
+    spec, _ = check_resumable(info)
     try:
-        with progress:
+        with progress_factory(quiet, False)(PlannedRun(spec)) as sink:
             done = resume_run(
                 info,
                 store,
                 device=device,
                 data_dir=global_option(ctx, "data_dir", data_dir),
                 download=download,
-                on_event=progress.on_event,
-                should_stop=_stop_on_sigterm(),
+                on_event=sink,
+                should_stop=stop_on_sigterm(),
+                threads=threads,
             )
     except KeyboardInterrupt:
         err.print("[yellow]interrupted[/]: the run is stored as killed")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import asdict
@@ -14,7 +15,8 @@ import torch
 
 from mnist_tui.config.spec import ExperimentSpec
 from mnist_tui.data import device as data_device
-from mnist_tui.errors import MnistTuiError, StoreError
+from mnist_tui.errors import MnistTuiError, StoreError, TrainingError
+from mnist_tui.runs.claim import claim, process_start_time, release
 from mnist_tui.runs.io import write_json_atomic
 from mnist_tui.runs.provenance import environment
 from mnist_tui.runs.store import RunHandle, RunInfo, RunStore
@@ -36,19 +38,51 @@ def run_experiment(
     handle: RunHandle | None = None,
     engine: str = "auto",
     resume_state: dict[str, Any] | None = None,
+    threads: int | None = None,
+    device_label: str | None = None,
+    env_extra: dict[str, Any] | None = None,
+    extra_summary: dict[str, Any] | None = None,
 ) -> RunInfo:
     """Train `spec` once, recording everything in `store`; returns the finished run.
 
+    A run directory that already exists (`handle`: a queued or resumed run) is failed with
+    the real reason when anything goes wrong before training, such as a missing dataset.
     Interrupting with Ctrl-C marks the run killed before re-raising.
     """
-    dev = resolve_device(device)
-    if dev.type == "cpu":
-        torch.set_num_threads(max(1, torch.get_num_threads()))
-    dataset = data_device.prepare(spec.data, spec.augment, dev, data_dir, download)
+    try:
+        dev = resolve_device(device)
+        if dev.type == "cpu":
+            # threads: the worker's share of the cores; never more than the machine has
+            torch.set_num_threads(max(1, threads or torch.get_num_threads()))
+        dataset = data_device.prepare(spec.data, spec.augment, dev, data_dir, download)
+    except MnistTuiError as exc:
+        if handle is not None:
+            _mark(handle, "failed", str(exc))
+        raise
+    except MemoryError:
+        reason = _out_of_memory("loading the dataset")
+        if handle is not None:
+            _mark(handle, "failed", reason)
+        raise TrainingError(reason) from None
     if handle is None:
-        handle = store.create(spec.name, spec.to_toml(), seed=spec.train.seed, group=group)
-    handle.update(status="running", device=device_name(dev), pid=os.getpid())
-    env = environment(device_name(dev), spec.train.seed)
+        handle = store.create(
+            spec.name,
+            spec.to_toml(),
+            seed=spec.train.seed,
+            group=group,
+            extra={"epochs": spec.train.epochs, **(extra_summary or {})},
+        )
+    label = device_label or device_name(dev)
+    handle.update(
+        status="running",
+        device=label,
+        pid=os.getpid(),
+        pid_start=process_start_time(os.getpid()),
+        started=time.time(),
+        threads=torch.get_num_threads() if dev.type == "cpu" else None,
+    )
+    env = environment(label, spec.train.seed)
+    env.update(threads=torch.get_num_threads(), **(env_extra or {}))
     write_json_atomic(handle.path / "env.json", env)
 
     last_progress = [0.0]
@@ -93,6 +127,17 @@ def run_experiment(
     except KeyboardInterrupt:
         _mark(handle, "killed", "interrupted from the keyboard")
         raise
+    except MemoryError:
+        reason = _out_of_memory("training")
+        _mark(handle, "failed", reason)
+        raise TrainingError(reason) from None
+    except RuntimeError as exc:
+        if not _is_host_oom(exc):
+            _mark(handle, "failed", f"{type(exc).__name__}: {exc}")
+            raise
+        reason = _out_of_memory("training")
+        _mark(handle, "failed", reason)
+        raise TrainingError(reason) from None
     except Exception as exc:
         _mark(
             handle,
@@ -103,10 +148,115 @@ def run_experiment(
     return handle.info()
 
 
+def _is_host_oom(exc: RuntimeError) -> bool:
+    text = str(exc)
+    return "can't allocate memory" in text or "not enough memory" in text
+
+
+def _out_of_memory(when: str) -> str:
+    return (
+        f"out of host memory while {when}: this model and batch size need more memory than "
+        "the machine has free; lower train.batch_size or the model's width, or free memory"
+    )
+
+
 def _mark(handle: RunHandle, status: str, reason: str) -> None:
     """Record why a run stopped; on a full disk this may fail too, and the first error wins."""
     with contextlib.suppress(StoreError):
         handle.update(status=status, reason=reason)
+
+
+CHECKPOINT_KEYS = ("model", "optimizer", "generator", "torch_rng", "epoch", "best_epoch", "history")
+
+
+def load_checkpoint(path: Path) -> dict[str, Any]:
+    """A checkpoint as plain data; a damaged file is a StoreError that says what still works."""
+    try:
+        # weights_only: a checkpoint is data, never code
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises many kinds for a damaged file
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        first = first.split(" Please file an issue")[0].split("(1) In PyTorch")[0].strip()
+        raise StoreError(
+            f"the checkpoint {path} is damaged ({first[:160]}); the run's metrics and summary "
+            "are intact, but it cannot continue from this file: start it again with "
+            "mnist-tui run, or resume it from best.pt by copying that over last.pt"
+        ) from None
+    if not isinstance(state, dict) or any(k not in state for k in CHECKPOINT_KEYS):
+        missing = [k for k in CHECKPOINT_KEYS if not isinstance(state, dict) or k not in state]
+        raise StoreError(
+            f"the checkpoint {path} is not a mnist-tui training checkpoint "
+            f"(missing {', '.join(missing)}); the run is unchanged"
+        )
+    return state
+
+
+def check_resumable(info: RunInfo) -> tuple[ExperimentSpec, dict[str, Any] | None]:
+    """Everything `resume` needs, validated before anything is written.
+
+    Returns the run's spec and its checkpoint (None: it never finished an epoch, so it
+    starts from the beginning). Raises StoreError and leaves the run exactly as it was.
+    """
+    from mnist_tui.config.loading import load_spec_file
+    from mnist_tui.errors import SpecError
+
+    status = info.status
+    if status in ("running", "queued"):
+        hint = " (the worker starts it)" if status == "queued" else ""
+        raise StoreError(f"run {info.id} is {status}{hint}; only a stopped run can be resumed")
+    if status == "completed":
+        raise StoreError(f"run {info.id} already completed all its epochs")
+    try:
+        spec = load_spec_file(info.spec_path())
+    except SpecError as exc:
+        raise StoreError(f"run {info.id}: its spec.toml no longer loads: {exc}") from None
+    ckpt = info.path / "last.pt"
+    if not ckpt.is_file():
+        if not info.summary.get("epochs_done"):
+            return spec, None  # cancelled or failed before its first epoch: simply start it
+        raise StoreError(
+            f"run {info.id} has no checkpoint ({ckpt}) although it finished epochs; "
+            "start it again with mnist-tui run"
+        )
+    state = load_checkpoint(ckpt)
+    trained = state.get("spec")
+    if isinstance(trained, str):
+        import tomllib
+
+        try:
+            then = tomllib.loads(trained)
+        except tomllib.TOMLDecodeError:
+            then = {}
+        now = spec.to_dict()
+        for section in ("model", "optim", "data", "augment"):
+            if section in then and then[section] != now.get(section):
+                keys = sorted(
+                    k
+                    for k in {*then[section], *now.get(section, {})}
+                    if then[section].get(k) != now.get(section, {}).get(k)
+                )
+                shown = ", ".join(
+                    f"{section}.{k}: checkpoint {then[section].get(k)!r}, spec.toml "
+                    f"{now.get(section, {}).get(k)!r}"
+                    for k in keys[:3]
+                )
+                raise StoreError(
+                    f"run {info.id}: spec.toml no longer matches the checkpoint ({shown}); "
+                    "a resumed run must train what it started with: put spec.toml back, or "
+                    "start a new run"
+                )
+    with torch.device("meta"):
+        model = spec.build_model()
+    expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    weights = state["model"]
+    got = {k: tuple(v.shape) for k, v in weights.items()} if isinstance(weights, dict) else {}
+    if expected != got:
+        diff = sorted(set(expected) ^ set(got)) or [k for k in expected if expected[k] != got[k]]
+        raise StoreError(
+            f"run {info.id}: the checkpoint's weights do not fit the model in spec.toml "
+            f"({', '.join(diff[:3])}); the run is unchanged"
+        )
+    return spec, state
 
 
 def resume_run(
@@ -118,38 +268,35 @@ def resume_run(
     download: bool = True,
     on_event: EventSink | None = None,
     should_stop: Callable[[], bool] | None = None,
+    threads: int | None = None,
 ) -> RunInfo:
-    """Continue a stopped run from its last checkpoint (model, optimizer, schedule, RNG)."""
-    import torch
+    """Continue a stopped run from its last checkpoint (model, optimizer, schedule, RNG).
 
-    from mnist_tui.config.loading import load_spec_file
-    from mnist_tui.errors import StoreError
-
-    status = info.status
-    if status in ("running", "queued"):
-        raise StoreError(f"run {info.id} is {status}; only a stopped run can be resumed")
-    if status == "completed":
-        raise StoreError(f"run {info.id} already completed all its epochs")
-    ckpt = info.path / "last.pt"
-    if not ckpt.is_file():
-        raise StoreError(
-            f"run {info.id} has no checkpoint ({ckpt}): it stopped before its first epoch "
-            "ended; start it again with mnist-tui run"
-        )
+    Validated first, then claimed: of two `resume`s started together exactly one trains,
+    the other fails naming the holder. Neither touches the run before it holds it.
+    """
+    spec, state = check_resumable(info)
+    holder = claim(info.path, "resume", " ".join(sys.argv))
+    ended = "failed"
     try:
-        # weights_only: a checkpoint is data, never code
-        state = torch.load(ckpt, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise StoreError(f"cannot read checkpoint {ckpt}: {exc}") from None
-    spec = load_spec_file(info.spec_path())
-    return run_experiment(
-        spec,
-        store,
-        device=device,
-        data_dir=data_dir,
-        download=download,
-        on_event=on_event,
-        should_stop=should_stop,
-        handle=store.handle(info),
-        resume_state=state,
-    )
+        fresh = store.read_run(info.experiment, info.id)
+        if fresh is None or fresh.status in ("running", "queued", "completed"):
+            now = fresh.status if fresh else "gone"
+            raise StoreError(f"run {info.id} is {now} now; it was not resumed")
+        fresh.path.joinpath(".cancel").unlink(missing_ok=True)
+        done = run_experiment(
+            spec,
+            store,
+            device=device,
+            data_dir=data_dir,
+            download=download,
+            on_event=on_event,
+            should_stop=should_stop,
+            handle=store.handle(fresh),
+            resume_state=state,
+            threads=threads,
+        )
+        ended = done.status
+        return done
+    finally:
+        release(info.path, holder, ended=f"resume {ended}")

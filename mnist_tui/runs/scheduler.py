@@ -1,0 +1,190 @@
+"""The queue is the run store: a queued run is a run directory whose status is `queued`.
+
+Order comes from each queued run's `queue_position` (then its creation time); there is no
+side file of statuses to drift from the runs. The operations here are the only ones both
+faces use: `enqueue`, `queue_order`, `move`, `cancel`, `pause`/`resume`. Runs are started by
+the worker (runs/worker.py), never here.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from mnist_tui.config.spec import ExperimentSpec
+from mnist_tui.errors import StoreError
+from mnist_tui.runs import claim as claims
+from mnist_tui.runs.store import RunInfo, RunStore
+
+PAUSE_FLAG = ".queue-paused"
+CANCEL_FLAG = ".cancel"  # in a run directory: asks whoever trains it to stop
+Where = Literal["up", "down", "top", "bottom"]
+
+
+@dataclass(frozen=True)
+class QueueRequest:
+    """What a queued run carries besides its definition: why it exists and where it may run."""
+
+    overrides: tuple[str, ...] = ()
+    group: str | None = None
+    device: str | None = None  # pinned device: "cpu" or a GPU id such as "1"; None = any
+    extra: dict[str, Any] = field(default_factory=dict)  # fold, trial, ... shown in views
+
+
+def normalize_device(device: str | None) -> str | None:
+    """'cuda:1' / 'gpu1' / '1' -> '1'; 'cpu' -> 'cpu'; None / 'auto' / '' -> None (any)."""
+    if device is None:
+        return None
+    d = device.strip().lower()
+    if d in ("", "auto", "any"):
+        return None
+    if d == "cpu":
+        return "cpu"
+    for prefix in ("cuda:", "gpu:", "gpu", "cuda"):
+        if d.startswith(prefix) and d[len(prefix) :].isdigit():
+            return d[len(prefix) :]
+    if d.isdigit():
+        return d
+    if d == "cuda":
+        return None
+    raise StoreError(f"device '{device}': expected cpu, a GPU id (0, 1, ...) or cuda:N")
+
+
+def queue_order(store: RunStore, runs: Iterable[RunInfo] | None = None) -> list[RunInfo]:
+    """Queued runs in the order the worker will start them."""
+    pool = store.runs() if runs is None else runs
+    queued = [r for r in pool if r.summary.get("status") == "queued"]
+    return sorted(queued, key=_position)
+
+
+def active_runs(store: RunStore, runs: Iterable[RunInfo] | None = None) -> list[RunInfo]:
+    """Running runs (oldest start first), then queued runs in queue order."""
+    pool = list(store.runs() if runs is None else runs)
+    running = sorted(
+        (r for r in pool if r.status == "running"),
+        key=lambda r: float(r.summary.get("started") or r.created),
+    )
+    return running + queue_order(store, pool)
+
+
+def _position(info: RunInfo) -> tuple[float, float]:
+    pos = info.summary.get("queue_position")
+    return (float(pos) if isinstance(pos, int | float) else info.created, info.created)
+
+
+def enqueue(store: RunStore, spec: ExperimentSpec, request: QueueRequest) -> RunInfo:
+    """Create the run directory, status queued, at the end of the queue.
+
+    The run's spec.toml is the definition it will train: editing the experiment file
+    afterwards changes nothing for this run.
+    """
+    order = queue_order(store)
+    position = max([_position(r)[0] for r in order] + [time.time()]) + 1e-3
+    handle = store.create(
+        spec.name,
+        spec.to_toml(),
+        status="queued",
+        seed=spec.train.seed,
+        group=request.group,
+        extra={
+            "epochs": spec.train.epochs,
+            "overrides": list(request.overrides),
+            "pid": None,
+            "queue_position": position,
+            "pin_device": normalize_device(request.device),
+            "queued_at": time.time(),
+            **request.extra,
+        },
+    )
+    return handle.info()
+
+
+def move(store: RunStore, run: RunInfo, where: Where) -> None:
+    """Move a queued run within the queue; running runs are not part of the order."""
+    if run.summary.get("status") != "queued":
+        raise StoreError(f"run {run.id} is {run.status}: only queued runs can be moved")
+    order = queue_order(store)
+    ids = [r.id for r in order]
+    i = ids.index(run.id)
+    if where == "top":
+        target = 0
+    elif where == "bottom":
+        target = len(order) - 1
+    else:
+        target = max(0, min(len(order) - 1, i + (-1 if where == "up" else 1)))
+    if target == i:
+        return
+    order.insert(target, order.pop(i))
+    # renumber only the span that moved, so other writers' positions stay put
+    lo, hi = min(i, target), max(i, target)
+    base = _position(order[lo - 1])[0] if lo > 0 else _position(order[0])[0] - 1.0
+    top = _position(order[hi + 1])[0] if hi + 1 < len(order) else base + (hi - lo + 2)
+    step = (top - base) / (hi - lo + 2)
+    for k, info in enumerate(order[lo : hi + 1], start=1):
+        _update_if_queued(store, info, queue_position=base + k * step)
+
+
+def _update_if_queued(store: RunStore, info: RunInfo, **fields: Any) -> None:
+    fresh = store.read_run(info.experiment, info.id)
+    if fresh is not None and fresh.summary.get("status") == "queued":
+        store.handle(fresh).update(**fields)
+
+
+def cancel(store: RunStore, run: RunInfo) -> str:
+    """Take a run off the queue, or ask a running run to stop. Returns what happened.
+
+    A queued run is claimed first, so a worker cannot start it while it is being removed.
+    A running one gets a cancel flag in its directory (seen by a trainer on any host) and,
+    on this host, SIGTERM; it then ends as killed with its checkpoint, resumable.
+    """
+    status = run.status
+    if status == "queued":
+        try:
+            holder = claims.claim(run.path, "cancel")
+        except claims.ClaimedError:
+            status = "running"  # a worker took it a moment ago: stop it instead
+        else:
+            try:
+                fresh = store.read_run(run.experiment, run.id)
+                if fresh is not None and fresh.summary.get("status") == "queued":
+                    store.handle(fresh).update(
+                        status="killed", reason="removed from the queue before it started"
+                    )
+            finally:
+                claims.release(run.path, holder, ended="cancelled before it started")
+            return "removed from the queue"
+    if status == "running":
+        with contextlib.suppress(OSError):
+            (run.path / CANCEL_FLAG).write_text(str(time.time()), encoding="utf-8")
+        holder_ = claims.holder_of(run.path)
+        pid = holder_.pid if holder_ is not None else run.summary.get("pid")
+        if isinstance(pid, int) and (holder_ is None or holder_.alive()):
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, signal.SIGTERM)
+        return "asked to stop"
+    raise StoreError(f"run {run.id} is {status}: there is nothing to cancel")
+
+
+def cancel_requested(run_path: Path) -> bool:
+    return (run_path / CANCEL_FLAG).exists()
+
+
+def pause(store: RunStore) -> None:
+    """Start no new runs until resumed; running runs go on."""
+    store.root.mkdir(parents=True, exist_ok=True)
+    (store.root / PAUSE_FLAG).write_text(str(time.time()), encoding="utf-8")
+
+
+def resume(store: RunStore) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        (store.root / PAUSE_FLAG).unlink()
+
+
+def is_paused(store: RunStore) -> bool:
+    return (store.root / PAUSE_FLAG).exists()
