@@ -159,6 +159,11 @@ def cnn(
     convs_per_block: Annotated[int, Range(ge=1, le=4)] = 1,
     padding: Literal["valid", "same"] = "valid",
     pool: Literal["max", "avg", "none"] = "max",
+    pool_after: Annotated[
+        list[bool],
+        Length(min=0, max=8),
+        Help("per conv block, whether it ends with the pool; empty = every block"),
+    ] = [],  # noqa: B006
     batch_norm: bool = False,
     batch_norm_position: Annotated[
         Literal["before_activation", "after_activation"],
@@ -182,6 +187,12 @@ def cnn(
             f"needs one kernel size per conv block: filters has {len(filters)} "
             f"entries, kernel has {len(kernel)}",
         )
+    if pool_after and len(pool_after) != len(filters):
+        raise ModelConfigError(
+            "model.pool_after",
+            f"needs one entry per conv block: filters has {len(filters)} entries, "
+            f"pool_after has {len(pool_after)}",
+        )
     channels, h, w = in_shape
     layers: list[nn.Module] = []
     for block, (f, k) in enumerate(zip(filters, kernel, strict=True)):
@@ -193,7 +204,7 @@ def cnn(
             layers += unit
             channels = f
             h, w = _conv_out(h, k, padding), _conv_out(w, k, padding)
-        if pool != "none":
+        if pool != "none" and (not pool_after or pool_after[block]):
             layers.append(_pool(pool))
             h, w = h // 2, w // 2
         if conv_dropout:
@@ -256,6 +267,14 @@ def lenet5(
     activation: Activation = "relu",
     batch_norm: bool = False,
     dropout: Dropout = 0.0,
+    input_pad: Annotated[
+        int,
+        Range(ge=0, le=8),
+        Help(
+            "zeros added on each side inside the model, after normalisation and "
+            "augmentation (F.pad in forward); data.pad pads black pixels before both"
+        ),
+    ] = 0,
 ) -> nn.Module:
     """LeNet-5 on 32x32: C1 conv5x5x6, S2, C3 conv5x5x16, S4, C5 5x5x120, F6 84, output.
 
@@ -264,10 +283,12 @@ def lenet5(
     """
     from torch import nn
 
-    if in_shape[1:] != (32, 32):
+    side = (in_shape[1] + 2 * input_pad, in_shape[2] + 2 * input_pad)
+    if side != (32, 32):
         raise ModelConfigError(
             "data.pad",
-            f"lenet5 expects 32x32 inputs, got {in_shape[1]}x{in_shape[2]}; set data.pad = 2",
+            f"lenet5 expects 32x32 inputs, got {side[0]}x{side[1]}; set data.pad = 2 "
+            "(or model.input_pad = 2)",
         )
 
     def conv(cin: int, cout: int) -> list[nn.Module]:
@@ -277,7 +298,8 @@ def lenet5(
         layers.append(_act(activation))
         return layers
 
-    layers: list[nn.Module] = [
+    layers: list[nn.Module] = [nn.ZeroPad2d(input_pad)] if input_pad else []
+    layers += [
         *conv(in_shape[0], 6),
         _pool(pool),
         *conv(6, 16),

@@ -40,8 +40,11 @@ Metric = Literal["val_loss", "val_acc", "test_loss", "test_acc", "train_loss", "
 class DataSpec:
     dataset: Annotated[Literal["mnist", "fashion_mnist"], Help("which dataset")] = "mnist"
     normalize: Annotated[
-        Literal["standard", "unit"],
-        Help("standard: per-dataset mean/std; unit: pixels scaled to 0..1"),
+        Literal["standard", "unit", "half"],
+        Help(
+            "standard: per-dataset mean/std; unit: pixels scaled to 0..1; half: "
+            "torchvision Normalize((0.5,), (0.5,)), pixels to -1..1"
+        ),
     ] = "standard"
     pad: Annotated[int, Range(ge=0, le=16), Help("zero pixels added on each side")] = 0
     val_split: Annotated[
@@ -72,7 +75,10 @@ class OptimSpec:
 
 @dataclass(frozen=True)
 class ScheduleSpec:
-    name: Literal["none", "reduce_on_plateau", "step", "cosine"] = "none"
+    name: Annotated[
+        Literal["none", "reduce_on_plateau", "step", "cosine", "inverse_time"],
+        Help("inverse_time: Keras' legacy decay, lr / (1 + decay * step) after every batch"),
+    ] = "none"
     monitor: Annotated[
         Literal["auto", "val_loss", "val_acc", "test_loss", "test_acc", "train_loss", "train_acc"],
         Help(
@@ -84,6 +90,11 @@ class ScheduleSpec:
     min_lr: NonNegative = 0.0
     step_size: Annotated[int, Range(ge=1), Help("step: epochs between decays")] = 10
     gamma: Annotated[float, Range(gt=0, le=1), Help("step: decay factor")] = 0.1
+    decay: Annotated[
+        float,
+        Range(ge=0, le=1),
+        Help("inverse_time: Keras SGD(decay=...), per optimizer step counted from 0"),
+    ] = 0.0
 
 
 @dataclass(frozen=True)
@@ -147,6 +158,25 @@ class ReferenceSpec:
     parameters: Annotated[int | None, Range(ge=0)] = None
     source: str = ""
     notes: str = ""
+    # Provenance: the authors' code that produced the figure, and where the figure is.
+    repository: Annotated[str, Help("the authors' GitHub repository, owner/name")] = ""
+    commit: Annotated[str, Help("full commit hash of the code that produced the figure")] = ""
+    files: Annotated[
+        list[str], Length(0, 8), Help("files at `commit` the settings were taken from")
+    ] = field(default_factory=list)
+    cells: Annotated[
+        list[int],
+        Length(0, 16),
+        Range(ge=0),
+        Help("notebook cells (0-based) holding the model and training settings"),
+    ] = field(default_factory=list)
+    figure_commit: Annotated[
+        str, Help("commit of the file that states the figure; empty = `commit`")
+    ] = ""
+    figure_file: Annotated[str, Help("file that states the figure (README, notebook output)")] = ""
+    figure_line: Annotated[
+        int | None, Range(ge=1), Help("1-based line of the figure in figure_file")
+    ] = None
 
 
 @dataclass(frozen=True)

@@ -79,7 +79,12 @@ def prepare(
         train_x = torch.cat([train_x, train_x.flip(-1)])
         train_y = torch.cat([train_y, train_y])
 
-    mean, std = (info.mean, info.std) if spec_data.normalize == "standard" else (0.0, 1.0)
+    # "half" is torchvision's Normalize((0.5,), (0.5,)): black -1, white +1
+    mean, std = {
+        "standard": (info.mean, info.std),
+        "unit": (0.0, 1.0),
+        "half": (0.5, 0.5),
+    }[spec_data.normalize]
 
     def conv(x: torch.Tensor) -> torch.Tensor:
         return _to_float(x, spec_data.pad, mean, std, device)

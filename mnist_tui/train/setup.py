@@ -138,4 +138,14 @@ def make_scheduler(spec: ExperimentSpec, opt: torch.optim.Optimizer) -> Any:
         return torch.optim.lr_scheduler.CosineAnnealingLR(
             opt, T_max=spec.train.epochs, eta_min=s.min_lr
         )
+    if s.name == "inverse_time":
+        # Keras 2.x SGD(decay=d): lr_t = lr / (1 + d * t), t = updates so far (from 0,
+        # never reset between epochs); stepped after every batch, see per_step_schedule
+        decay = s.decay
+        return torch.optim.lr_scheduler.LambdaLR(opt, lambda t: 1.0 / (1.0 + decay * t))
     return None
+
+
+def per_step_schedule(spec: ExperimentSpec) -> bool:
+    """Whether the schedule steps after every batch rather than every epoch."""
+    return spec.schedule.name == "inverse_time"

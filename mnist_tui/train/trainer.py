@@ -36,6 +36,7 @@ from mnist_tui.train.setup import (
     make_optimizer,
     make_scheduler,
     monitored_metric,
+    per_step_schedule,
     prefers_channels_last,
 )
 
@@ -133,6 +134,9 @@ class Trainer:
             keep_freed_memory()
         if device.type == "cpu" and prefers_channels_last(self.model):
             self.model = self.model.to(memory_format=torch.channels_last)
+        self.per_step = per_step_schedule(spec)
+        if self.per_step:
+            engine = "eager"  # a CUDA graph bakes in the learning rate; this one changes each step
         graphable = (
             engine in ("auto", "graph")
             and device.type == "cuda"
@@ -201,6 +205,8 @@ class Trainer:
         batches = batch_indices(n, self.spec.train.batch_size, self.generator, self.device)
         for step, idx in enumerate(batches, start=1):
             engine.step(idx)
+            if self.per_step and self.scheduler is not None:
+                self.scheduler.step()
             if step % self.progress_every == 0 or step == steps:
                 self.emit(BatchProgress(epoch, step, steps))
                 if self.should_stop():
@@ -293,7 +299,7 @@ class Trainer:
         return self._end("completed", "", started, last_eval)
 
     def _step_scheduler(self, m: EpochMetrics) -> None:
-        if self.scheduler is None:
+        if self.scheduler is None or self.per_step:
             return
         if isinstance(self.scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
             self.scheduler.step(getattr(m, monitored_metric(self.spec)))
