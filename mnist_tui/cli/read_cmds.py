@@ -203,27 +203,20 @@ def plot(
     _, store = context_stores(ctx, None, runs_dir)
     run = store.resolve(ref)
     rows = run.metrics()
-    width = max(40, min(console.width, 160) // 2 - 1)
-    loss = pictures.curves(
-        [("train", rows, "train_loss"), ("val", rows, "val_loss"), ("test", rows, "test_loss")],
-        title=f"{run.experiment}/{run.id}: loss",
-        width=width,
-        height=16,
-    )
-    acc = pictures.curves(
-        [("train", rows, "train_acc"), ("val", rows, "val_acc"), ("test", rows, "test_acc")],
-        title="accuracy %",
-        width=width,
-        height=16,
-        percent=True,
-    )
     from rich.columns import Columns
 
-    console.print(Columns([Text.from_ansi(loss), Text.from_ansi(acc)]))
+    from mnist_tui.views.render import per_class_table
+    from mnist_tui.views.tables import class_names, run_curves
+
+    width = max(40, min(console.width, 160) // 2 - 1)
+    curves = run_curves(rows, f"{run.experiment}/{run.id}")
+    console.print(
+        Columns([Text.from_ansi(pictures.plot(c, width=width, height=16)) for c in curves])
+    )
     s = run.summary
-    classes = s.get("classes") or [str(i) for i in range(10)]
+    classes = class_names(s, rows)
     if s.get("per_class_acc"):
-        console.print(pictures.class_bars(classes, s["per_class_acc"]), highlight=False)
+        console.print(per_class_table(classes, s["per_class_acc"]))
     if s.get("confusion"):
         console.print(pictures.confusion_heatmap(classes, s["confusion"]))
     picked = None

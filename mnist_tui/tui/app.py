@@ -298,12 +298,13 @@ class MnistTuiApp(App[None]):
     def fill_report(self) -> None:
         """Reported vs reproduced; computed only while its tab is shown (it reads specs)."""
         from mnist_tui.studies.report import report_rows
-        from mnist_tui.views.render import report_cells
+        from mnist_tui.views.tables import report_table
 
         if not self._report_stale:
             return
         self._report_stale = False
-        rows = [(r.name, report_cells(r)) for r in report_rows(self.rows)]
+        data = report_table(report_rows(self.rows))
+        rows = [(r.key, [Text(c.text, style=c.style) for c in r.cells]) for r in data.rows]
         self._refill(self.query_one("#report-table", DataTable), rows)
 
     def on_tabbed_content_tab_activated(self, event: TabbedContent.TabActivated) -> None:

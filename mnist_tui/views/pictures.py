@@ -8,6 +8,8 @@ changed, and series are thinned to the plot's width first.
 
 from __future__ import annotations
 
+import itertools
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -17,6 +19,7 @@ from rich.table import Table
 from rich.text import Text
 
 from mnist_tui.views import fmt
+from mnist_tui.views.tables import MARKERS, Curve, series_of
 
 
 def thin(xs: Sequence[float], ys: Sequence[float], width: int) -> tuple[list[float], list[float]]:
@@ -29,6 +32,67 @@ def thin(xs: Sequence[float], ys: Sequence[float], width: int) -> tuple[list[flo
     return [xs[i] for i in idx], [ys[i] for i in idx]
 
 
+def int_ticks(lo: float, hi: float, width: int) -> list[int]:
+    """Whole-number ticks from lo to hi, about one per 8 columns, on a 1-2-5 step."""
+    first, last = math.ceil(lo), math.floor(hi)
+    if last < first:
+        return [round(lo)]
+    room = max(2, width // 8)
+    step = 1
+    for base in itertools.count():
+        step = next((m * 10**base for m in (1, 2, 5) if (last - first) / (m * 10**base) < room), 0)
+        if step:
+            break
+    start = first if step == 1 else math.ceil(first / step) * step
+    ticks = list(range(start, last + 1, step))
+    return ticks or [first]
+
+
+def _legend_corner(curve: Curve) -> tuple[str, str]:
+    """The right-hand corner (top or bottom) that the curves cross least."""
+    xs = [x for s in curve.series for x in s.xs]
+    ys = [y for s in curve.series for y in s.ys]
+    x0, x1, y0, y1 = min(xs), max(xs), min(ys), max(ys)
+    right = [y for x, y in zip(xs, ys, strict=True) if x1 == x0 or (x - x0) / (x1 - x0) > 0.55]
+    mid = (y0 + y1) / 2
+    top = sum(1 for y in right if y > mid)
+    return ("top", "bottom") if top <= len(right) - top else ("bottom", "top")
+
+
+def plot(curve: Curve, *, width: int, height: int) -> str:
+    """A curve as ANSI text: a glyph per series (told apart without colour), whole-number
+    ticks on the x axis, the legend in the right-hand corner the lines leave free."""
+    if curve.empty:
+        return f"{curve.title}: no epochs yet"
+    fig = plt.figure
+    fig.clear()
+    fig.plot_size(max(width, 20), max(height, 6))
+    fig.theme("dark")
+    fig.canvas("default")  # leave the terminal's own background showing
+    fig.title(curve.title)
+    xs_all: list[float] = []
+    ys_all: list[float] = []
+    for s in curve.series:
+        if not s.xs:
+            continue
+        xs_t, ys_t = thin(s.xs, s.ys, width)
+        signal = fig.signal(xs_t, ys_t, marker=s.marker)
+        signal.label(s.label)
+        signal.lines()
+        fig.draw(signal)
+        xs_all += xs_t
+        ys_all += ys_t
+    lo, hi = min(xs_all), max(xs_all)
+    fig.ruler(0).ticks(int_ticks(lo, hi, width - 8))
+    along, _ = _legend_corner(curve)
+    fig.legend(
+        x=hi, y=max(ys_all) if along == "top" else min(ys_all), relative=True, ha="right", va=along
+    )
+    fig._legend.frame(False)  # no public switch; the box costs 4 rows a small plot lacks
+    fig.label(curve.xlabel)
+    return str(fig.build().string())
+
+
 def curves(
     series: list[tuple[str, list[dict[str, Any]], str]],
     *,
@@ -39,29 +103,12 @@ def curves(
     xlabel: str = "epoch",
 ) -> str:
     """Lines of `key` over epochs for each (label, metric rows, key), as ANSI text."""
-    fig = plt.figure
-    fig.clear()
-    fig.plot_size(max(width, 20), max(height, 6))
-    fig.theme("dark")
-    fig.canvas("default")  # leave the terminal's own background showing
-    fig.title(title)
-    drawn = 0
-    for label, rows, key in series:
-        pts = [(r["epoch"], r[key]) for r in rows if r.get(key) is not None]
-        if not pts:
-            continue
-        xs, ys = zip(*pts, strict=True)
-        ys_scaled = [100 * y for y in ys] if percent else list(ys)
-        xs_t, ys_t = thin(list(xs), ys_scaled, width)
-        signal = fig.signal(xs_t, ys_t, marker="braille")
-        signal.label(label)
-        signal.lines()
-        fig.draw(signal)
-        drawn += 1
-    if not drawn:
-        return f"{title}: no epochs yet"
-    fig.label(xlabel)
-    return str(fig.build().string())
+    scale = 100.0 if percent else 1.0
+    built = tuple(
+        series_of(label, rows, key, MARKERS[i % len(MARKERS)], scale)
+        for i, (label, rows, key) in enumerate(series)
+    )
+    return plot(Curve(title, built, xlabel, percent), width=width, height=height)
 
 
 def class_bars(classes: list[str], acc: list[float], width: int = 30) -> str:

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mnist_tui.errors import MnistTuiError
+
+if TYPE_CHECKING:
+    from mnist_tui.studies.predictions import Samples
 
 
 def save_run_png(
@@ -13,7 +16,7 @@ def save_run_png(
     title: str,
     rows: list[dict[str, Any]],
     summary: dict[str, Any],
-    samples: Any | None = None,
+    samples: Samples | None = None,
 ) -> Path:
     """Curves, per-class accuracy, confusion matrix and (optionally) sample predictions."""
     try:
@@ -29,17 +32,24 @@ def save_run_png(
     sample_rows = (n_samples + 5) // 6
     fig = plt.figure(figsize=(13, 8 + 2.2 * sample_rows))
     grid = fig.add_gridspec(2 + sample_rows, 6, height_ratios=[3, 3.5] + [1.8] * sample_rows)
-    epochs = [r["epoch"] for r in rows]
-    for col, (metric, label) in enumerate((("loss", "loss"), ("acc", "accuracy"))):
+    from matplotlib.ticker import MaxNLocator
+
+    from mnist_tui.views.tables import run_curves
+
+    # the same series as the terminal plots; matplotlib's own glyphs, one per split
+    glyph = {"•": "o", "+": "s", "x": "^"}
+    for col, curve in enumerate(run_curves(rows, "loss")):
         ax = fig.add_subplot(grid[0, col * 3 : col * 3 + 3])
-        for split in ("train", "val", "test"):
-            ys = [r.get(f"{split}_{metric}") for r in rows]
-            if any(y is not None for y in ys):
-                ax.plot(epochs, ys, marker="o", ms=3, label=split)
-        ax.set_xlabel("epoch")
-        ax.set_title(label)
+        for series in curve.series:
+            ax.plot(
+                series.xs, series.ys, marker=glyph.get(series.marker, "o"), ms=3, label=series.label
+            )
+        ax.set_xlabel(curve.xlabel)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set_title("accuracy (%)" if curve.percent else "loss")
         ax.grid(alpha=0.3)
-        ax.legend()
+        if curve.series:
+            ax.legend()
     classes = summary.get("classes") or [str(i) for i in range(10)]
     per_class = summary.get("per_class_acc") or []
     ax = fig.add_subplot(grid[1, :3])
@@ -59,6 +69,7 @@ def save_run_png(
         ax.set_ylabel("true")
         ax.set_title("confusion matrix")
     for i in range(n_samples):
+        assert samples is not None
         ax = fig.add_subplot(grid[2 + i // 6, i % 6])
         ax.imshow(samples.images[i], cmap="gray")
         p, t = samples.predicted[i], samples.true[i]

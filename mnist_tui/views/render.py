@@ -1,10 +1,12 @@
-"""Rich renderings for the CLI: progress, tables, run and experiment pages, diffs."""
+"""Rich renderings for the CLI: progress bars, and the tables of `views.tables` as Rich
+tables (the console draws the same data as DataTables), run and experiment pages, diffs."""
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
-from rich.console import Console, Group
+from rich.console import Console, ConsoleOptions, RenderResult
 from rich.markup import escape
 from rich.progress import (
     BarColumn,
@@ -21,23 +23,15 @@ from rich.text import Text
 from mnist_tui.config.spec import ExperimentSpec
 from mnist_tui.runs.store import RunInfo, RunStore
 from mnist_tui.studies.catalog import ExperimentRow, Subject
-from mnist_tui.studies.diff import MISSING, Change, FigureDelta
-from mnist_tui.studies.report import OTHER_DEFINITION_NOTE, runs_text
+from mnist_tui.studies.diff import Change, FigureDelta
+from mnist_tui.studies.report import ReportRow
 from mnist_tui.train.events import BatchProgress, EpochEnded, Event, RunEnded, RunStarted
-from mnist_tui.views import fmt
+from mnist_tui.views import fmt, tables
 from mnist_tui.views.pictures import confusion_heatmap
+from mnist_tui.views.provenance import provenance_lines
+from mnist_tui.views.tables import DATASET_SHORT, STATUS_STYLE, TableData
 
-STATUS_STYLE = {
-    "completed": "green",
-    "running": "cyan",
-    "queued": "blue",
-    "failed": "red",
-    "killed": "yellow",
-    "interrupted": "magenta",
-}
-
-
-DATASET_SHORT = {"mnist": "MNIST", "fashion_mnist": "Fashion"}
+__all__ = ["DATASET_SHORT", "STATUS_STYLE"]
 
 
 def status_text(status: str | None) -> Text:
@@ -113,177 +107,128 @@ class RunProgress:
             self.console.print(f"[red]{event.status}[/]: {escape(event.reason)}")
 
 
-def run_summary_table(results: list[tuple[ExperimentSpec, RunInfo]]) -> Group:
-    """Reported vs reproduced, compact enough for an 80-column terminal."""
-    t = Table(title="Reported vs reproduced", title_justify="left")
-    for col in ("experiment", "run", "status", "reported", "final", "best (ep)", "Δ", "time"):
-        t.add_column(col, justify="left" if col in ("experiment", "run", "status") else "right")
-    notes: list[str] = []
-    for spec, info in results:
-        ref = spec.reference
-        reproduced = info.final("test_acc") if ref.at == "final" else info.best("test_acc")
-        delta = None
-        if ref.test_accuracy is not None and reproduced is not None:
-            delta = reproduced - ref.test_accuracy
-        best_epoch = info.summary.get("best_epoch")
-        t.add_row(
-            spec.name,
-            info.id,
-            status_text(info.status),
-            fmt.pct(ref.test_accuracy) + ("ᵇ" if ref.at == "best" else ""),
-            fmt.pct(info.final("test_acc")),
-            f"{fmt.pct(info.best('test_acc'))} ({best_epoch})" if best_epoch else "—",
-            fmt.pp(delta),
-            fmt.seconds(info.summary.get("wall_seconds")),
+class FitTable(Table):
+    """A Rich table that drops its least needed columns, not its digits, when the
+    terminal is narrower than the table (the ranks come from `views.tables`)."""
+
+    def __init__(self, data: TableData, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.data = data
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        fitted = tables.fit(self.data, options.max_width - 1, padding=3)
+        if len(fitted.columns) == len(self.data.columns):
+            yield from super().__rich_console__(console, options)
+            return
+        kept = {id(c) for c in fitted.columns}
+        narrow = copy.copy(self)
+        narrow.columns = [
+            col
+            for col, spec in zip(self.columns, self.data.columns, strict=True)
+            if id(spec) in kept
+        ]
+        yield from Table.__rich_console__(narrow, console, options)
+
+
+def rich_table(data: TableData) -> Table:
+    """A `TableData` as a Rich table; ids and names (`keep`) are never wrapped or cut, and
+    at a narrow width whole columns go (highest `drop` rank first)."""
+    t = FitTable(
+        data,
+        title=data.title or None,
+        title_justify="left",
+        caption="\n".join(data.notes) or None,
+        caption_justify="left",
+    )
+    natural = tables.widths(data)
+    for col, w in zip(data.columns, natural, strict=True):
+        t.add_column(
+            col.header,
+            justify=col.justify,
+            no_wrap=col.keep,
+            min_width=w if col.keep else None,
         )
-        if ref.hardest_class:
-            notes.append(
-                f"{spec.name}: hardest class {info.summary.get('hardest_class', '—')} "
-                f"(reported {ref.hardest_class})"
-            )
-    if any(spec.reference.at == "best" for spec, _ in results):
-        notes.append("ᵇ reported at the study's best epoch; Δ then compares best with best")
-    return Group(t, *[Text(n, style="dim") for n in notes])
+    for r in data.rows:
+        t.add_row(*(Text(c.text, style=c.style) for c in r.cells))
+    return t
+
+
+def print_table(console: Console, data: TableData) -> None:
+    """The table, or its `empty` sentence when it has no rows and says one."""
+    if not data.rows and data.empty:
+        console.print(data.empty)
+    else:
+        console.print(rich_table(data))
+
+
+def markdown_table(data: TableData, code_first: bool = False) -> str:
+    """A GitHub table of the same cells (styles dropped)."""
+    align = {"left": "---", "right": "---:", "center": ":-:"}
+    lines = [
+        "| " + " | ".join(c.header for c in data.columns) + " |",
+        "|" + "|".join(align[c.justify] for c in data.columns) + "|",
+    ]
+    for r in data.rows:
+        cells = [c.text for c in r.cells]
+        if code_first:
+            cells[0] = f"`{cells[0]}`"
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def run_summary_table(results: list[tuple[ExperimentSpec, RunInfo]]) -> Table:
+    """Reported vs reproduced, compact enough for an 80-column terminal."""
+    return rich_table(tables.run_summary_table(results))
 
 
 def experiments_table(rows: list[ExperimentRow]) -> Table:
-    t = Table(title=f"{len(rows)} experiments", title_justify="left")
-    for col, just in (
-        ("name", "left"),
-        ("data", "left"),
-        ("model", "left"),
-        ("params", "right"),
-        ("ep", "right"),
-        ("reported", "right"),
-        ("best run", "right"),
-        ("runs", "right"),
-        ("latest", "left"),
-    ):
-        t.add_column(col, justify=just)  # type: ignore[arg-type]
-    for r in rows:
-        if r.spec is None:
-            t.add_row(r.name, Text("invalid definition", style="red"), *[""] * 7)
-            continue
-        best = r.best_run
-        t.add_row(
-            r.name,
-            DATASET_SHORT.get(r.spec.data.dataset, r.spec.data.dataset),
-            r.spec.model.name,
-            fmt.count(r.parameters),
-            str(r.spec.train.epochs),
-            fmt.pct(r.spec.reference.test_accuracy),
-            fmt.pct(best.final("test_acc")) if best else "—",
-            str(len(r.runs)) if r.runs else "",
-            status_text(r.latest.status) if r.latest else Text(""),
-        )
-    return t
+    return rich_table(tables.experiments_table(rows))
 
 
-def runs_table(infos: list[RunInfo]) -> Table:
-    t = Table(title=f"{len(infos)} runs", title_justify="left")
-    for col, just in (
-        ("#", "right"),
-        ("id", "left"),
-        ("experiment", "left"),
-        ("status", "left"),
-        ("seed", "right"),
-        ("epochs", "right"),
-        ("test acc", "right"),
-        ("best acc", "right"),
-        ("duration", "right"),
-        ("started", "left"),
-    ):
-        t.add_column(col, justify=just)  # type: ignore[arg-type]
-    for i, r in enumerate(infos, 1):
-        done = r.summary.get("epochs_done", 0)
-        total = r.summary.get("epochs", "?")
-        t.add_row(
-            str(i),
-            r.id,
-            r.experiment,
-            status_text(r.status),
-            str(r.seed if r.seed is not None else "—"),
-            f"{done}/{total}",
-            fmt.pct(r.final("test_acc")),
-            fmt.pct(r.best("test_acc")),
-            fmt.seconds(r.duration()),
-            fmt.ago(r.created),
-        )
-    return t
+def runs_table(infos: list[RunInfo], *, start: int = 1) -> Table:
+    """Runs, numbered by recency from `start` (pass the offset + 1 of a later page)."""
+    return rich_table(tables.runs_table(infos, start=start))
 
 
 def spec_table(spec: ExperimentSpec) -> Table:
     """The resolved definition; keys inherited through `extends` are dimmed and marked."""
-    from mnist_tui.config.spec import flatten
-
-    t = Table(title=f"{spec.name}: resolved definition", title_justify="left", show_header=True)
-    t.add_column("key")
-    t.add_column("value")
-    t.add_column("from")
-    for key, value in flatten(spec.definition()).items():
-        inherited = key in spec.inherited
-        style = "dim" if inherited else ""
-        t.add_row(
-            Text(key, style=style),
-            Text(fmt.value(value), style=style),
-            Text("inherited" if inherited else "", style="dim"),
-        )
-    return t
+    return rich_table(tables.spec_table(spec))
 
 
 def per_class_table(classes: list[str], acc: list[float]) -> Table:
-    t = Table(title="Per-class test accuracy (final epoch)", title_justify="left")
-    t.add_column("class")
-    t.add_column("accuracy", justify="right")
-    t.add_column("")
-    worst = min(range(len(acc)), key=acc.__getitem__) if acc else -1
-    for i, (c, a) in enumerate(zip(classes, acc, strict=False)):
-        bar = "█" * round(a * 30)
-        t.add_row(
-            Text(c, style="bold red" if i == worst else ""), fmt.pct(a), Text(bar, style="cyan")
-        )
-    return t
+    return rich_table(tables.per_class_table(classes, acc))
 
 
 def epochs_table(rows: list[dict[str, Any]]) -> Table:
-    t = Table(title="Per epoch", title_justify="left")
-    has_val = any(r.get("val_loss") is not None for r in rows)
-    cols = ["epoch", "train loss", "train acc"]
-    if has_val:
-        cols += ["val loss", "val acc"]
-    cols += ["test loss", "test acc", "lr", "seconds", "img/s"]
-    for c in cols:
-        t.add_column(c, justify="right")
-    for r in rows:
-        cells = [str(r["epoch"]), fmt.num(r["train_loss"]), fmt.pct(r["train_acc"])]
-        if has_val:
-            cells += [fmt.num(r.get("val_loss")), fmt.pct(r.get("val_acc"))]
-        cells += [
-            fmt.num(r["test_loss"]),
-            fmt.pct(r["test_acc"]),
-            f"{r['lr']:.3g}",
-            f"{r['seconds']:.1f}",
-            f"{r['images_per_s']:,.0f}",
-        ]
-        t.add_row(*cells)
-    return t
+    return rich_table(tables.epochs_table(rows))
+
+
+def trials_table(trials: list[dict[str, Any]], title: str = "trials") -> Table:
+    return rich_table(tables.trials_table(trials, title))
+
+
+def importances_table(importances: dict[str, float]) -> Table:
+    return rich_table(tables.importances_table(importances))
+
+
+def report_table(rows: list[ReportRow]) -> Table:
+    """`mnist-tui report`: reported vs reproduced, mean ± std over seeds."""
+    return rich_table(tables.report_table(rows))
 
 
 def show_subject(console: Console, subject: Subject, store: RunStore) -> None:
     spec = subject.spec
     if subject.run is None:
-        console.print(f"[bold]{spec.name}[/]  {escape(spec.description)}")
+        console.print(f"[bold]{escape(spec.name)}[/]  {escape(spec.description)}")
         if spec.lineage:
             console.print(f"extends: {' → '.join(spec.lineage)}")
         console.print(spec_table(spec))
-        ref = spec.reference
-        if ref.test_accuracy is not None or ref.test_loss is not None:
-            console.print(
-                f"reported ({ref.at} epoch): test acc {fmt.pct(ref.test_accuracy)}, "
-                f"test loss {fmt.num(ref.test_loss)}"
-                + (f", hardest class {ref.hardest_class}" if ref.hardest_class else "")
-                + (f"  [dim]{escape(ref.source)}[/]" if ref.source else "")
-            )
+        reported = tables.reported_line(spec)
+        if reported:
+            source = f"  [dim]{escape(spec.reference.source)}[/]" if spec.reference.source else ""
+            console.print(escape(reported) + source)
+        for line in provenance_lines(spec):
+            console.print(f"[dim]{escape(line)}[/]", soft_wrap=True)
         runs = store.runs(spec.name)
         if runs:
             console.print(runs_table(runs))
@@ -307,112 +252,46 @@ def show_subject(console: Console, subject: Subject, store: RunStore) -> None:
             f"best epoch {s['best_epoch']} by {s.get('best_metric')}: test acc "
             f"{fmt.pct(run.best('test_acc'))}, loss {fmt.num(run.best('test_loss'))}"
         )
-    classes = s.get("classes") or []
+    classes = tables.class_names(s, rows)
     if s.get("per_class_acc"):
         console.print(per_class_table(classes, s["per_class_acc"]))
     if s.get("confusion"):
         console.print(confusion_heatmap(classes, s["confusion"]))
 
 
-def _cell(v: Any) -> str:
-    return "(absent)" if v is MISSING else fmt.value(v)
+def diff_tables(
+    a: Subject, b: Subject, changes: list[Change], deltas: list[FigureDelta]
+) -> tuple[TableData, TableData]:
+    """The definition and the figures of a diff, shared by `diff`, `diff --md` and the console."""
+    epochs = (_best_epoch(a), _best_epoch(b)) if a.run or b.run else None
+    title = "Results" if a.run or b.run else "Reported results"
+    return (
+        tables.diff_keys_table(a.label, b.label, changes),
+        tables.delta_table(a.label, b.label, tables.deltas_of(deltas, epochs), title),
+    )
+
+
+def _best_epoch(s: Subject) -> int | None:
+    e = s.run.summary.get("best_epoch") if s.run is not None else None
+    return e if isinstance(e, int) else None
 
 
 def print_diff(
     console: Console, a: Subject, b: Subject, changes: list[Change], deltas: list[FigureDelta]
 ) -> None:
     console.print(f"[bold]diff[/] {escape(a.label)} ({a.kind}) → {escape(b.label)} ({b.kind})")
-    t = Table(title="Definition", title_justify="left")
-    t.add_column("key")
-    t.add_column(a.label)
-    t.add_column(b.label)
-    changed = 0
-    for c in changes:
-        style = "" if c.changed else "dim"
-        changed += c.changed
-        t.add_row(
-            Text(c.key, style="bold" if c.changed else "dim"),
-            Text(_cell(c.a), style=style or "red"),
-            Text(_cell(c.b), style=style or "green"),
-        )
-    if changes:
-        console.print(t)
-    if not changed:
-        console.print("definitions are identical")
-    if deltas:
-        r = Table(title="Results" if a.run or b.run else "Reported results", title_justify="left")
-        for col in ("figure", a.label, b.label, "Δ"):
-            r.add_column(col, justify="left" if col == "figure" else "right")
-        for d in deltas:
-            is_acc = "acc" in d.label
-            show = fmt.pct if is_acc else fmt.num
-            delta = d.delta
-            dtext = Text("—")
-            if delta is not None:
-                good = (delta > 0) == d.higher_is_better
-                dtext = Text(
-                    fmt.pp(delta) if is_acc else f"{delta:+.4f}",
-                    style="green" if good and delta else "red" if delta else "",
-                )
-            r.add_row(d.label, show(d.a), show(d.b), dtext)
-        console.print(r)
-    for s in (a, b):
-        if s.run is not None and s.run.summary.get("best_epoch"):
-            console.print(f"{escape(s.label)}: best epoch {s.run.summary['best_epoch']}")
+    keys, figures = diff_tables(a, b, changes, deltas)
+    if keys.rows:
+        console.print(rich_table(keys))
+    if not any(c.changed for c in changes):
+        console.print(keys.empty)
+    if figures.rows:
+        console.print(rich_table(figures))
 
 
 def diff_markdown(a: Subject, b: Subject, changes: list[Change], deltas: list[FigureDelta]) -> str:
-    lines = [f"### {a.label} → {b.label}", "", f"| key | {a.label} | {b.label} |", "|---|---|---|"]
-    lines += [f"| `{c.key}` | {_cell(c.a)} | {_cell(c.b)} |" for c in changes]
-    if deltas:
-        lines += ["", f"| figure | {a.label} | {b.label} | Δ |", "|---|---:|---:|---:|"]
-        for d in deltas:
-            show = fmt.pct if "acc" in d.label else fmt.num
-            delta = fmt.pp(d.delta) if "acc" in d.label else fmt.num(d.delta)
-            lines.append(f"| {d.label} | {show(d.a)} | {show(d.b)} | {delta} |")
-    return "\n".join(lines) + "\n"
-
-
-def report_table(rows: list[Any]) -> Table:
-    """`mnist-tui report`: reported vs reproduced, mean ± std over seeds."""
-    t = Table(title="Reported vs reproduced (mean ± std over seeds)", title_justify="left")
-    for col, just in (
-        ("experiment", "left"),
-        ("reported", "right"),
-        ("final", "right"),
-        ("best", "right"),
-        ("Δ pp", "right"),
-        ("in", "center"),
-        ("runs", "right"),
-        ("hardest rep/ours", "left"),
-        ("train", "right"),
-    ):
-        t.add_column(col, justify=just)  # type: ignore[arg-type]
-    for r in rows:
-        t.add_row(*report_cells(r))
-    if any(r.other_definition_runs for r in rows):
-        t.caption, t.caption_justify = OTHER_DEFINITION_NOTE, "left"
-    return t
-
-
-def report_cells(r: Any) -> list[Any]:
-    """One report row as table cells (shared by `mnist-tui report` and the console)."""
-    inside = {
-        True: Text("yes", style="green"),
-        False: Text("no", style="red"),
-        None: Text("—", style="dim"),
-    }[r.inside]
-    delta = Text("—", style="dim")
-    if r.delta_pp is not None:
-        delta = Text(f"{r.delta_pp:+.2f}", style="green" if abs(r.delta_pp) <= 1 else "red")
-    return [
-        r.name,
-        fmt.pct(r.reported_acc) + ("ᵇ" if r.reported_at == "best" else ""),
-        r.final_acc.pct() if r.final_acc else "—",
-        r.best_acc.pct() if r.best_acc else "—",
-        delta,
-        inside,
-        runs_text(r) if r.runs or r.other_definition_runs else "",
-        f"{r.reported_hardest}/{r.hardest or '—'}" if r.reported_hardest else "",
-        fmt.seconds(r.train_seconds.mean) if r.train_seconds else "—",
-    ]
+    keys, figures = diff_tables(a, b, changes, deltas)
+    parts = [f"### {a.label} → {b.label}", "", markdown_table(keys, code_first=True)]
+    if figures.rows:
+        parts += ["", markdown_table(figures)]
+    return "\n".join(parts) + "\n"

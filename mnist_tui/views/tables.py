@@ -1,0 +1,784 @@
+"""Every table and curve the two faces show, built once as plain data.
+
+A `TableData` is column specs plus rows of `Cell`s (text, a Rich style string, a sort
+key); a `Curve` is labelled series of numbers with a marker each. Neither needs Rich or
+Textual: `views.render` turns them into Rich tables for the CLI, `tui.grid` into
+DataTables for the console, and `views.pictures.plot` draws curves for both.
+
+How a cell looks is decided here from the data's own fields (a change's `changed`, a
+figure's kind, a run's status), never from the text of a label.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Collection, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any, Literal
+
+from mnist_tui.views import fmt
+
+if TYPE_CHECKING:
+    from mnist_tui.config.spec import ExperimentSpec
+    from mnist_tui.runs.queue import QueueEntry
+    from mnist_tui.runs.store import RunInfo
+    from mnist_tui.studies.catalog import ExperimentRow
+    from mnist_tui.studies.diff import Change, FigureDelta
+    from mnist_tui.studies.report import ReportRow
+
+Justify = Literal["left", "center", "right"]
+
+STATUS_STYLE = {
+    "completed": "green",
+    "running": "cyan",
+    "queued": "blue",
+    "failed": "red",
+    "killed": "yellow",
+    "interrupted": "magenta",
+}
+
+DATASET_SHORT = {"mnist": "MNIST", "fashion_mnist": "Fashion"}
+
+MARK = "●"  # a marked row in the console
+
+
+@dataclass(frozen=True)
+class Column:
+    header: str
+    justify: Justify = "left"
+    keep: bool = False  # ids and names: never dropped, never cut
+    drop: int = 0  # when the table is too wide, higher ranks go first (0: never)
+
+
+@dataclass(frozen=True)
+class Cell:
+    text: str
+    style: str = ""  # a Rich style string ("green", "bold red", "dim")
+    sort: float | None = None  # numeric sort key where the text is not one
+
+
+@dataclass(frozen=True)
+class Row:
+    key: str  # stable identity: experiment name, run id, dotted key
+    cells: tuple[Cell, ...]
+    search: str = ""  # what the console's filter matches (defaults to the cells' text)
+
+    def matches(self, text: str) -> bool:
+        hay = self.search or " ".join(c.text for c in self.cells)
+        return text.lower() in hay.lower()
+
+
+@dataclass
+class TableData:
+    title: str
+    columns: list[Column]
+    rows: list[Row]
+    notes: list[str] = field(default_factory=list)  # dim lines under the table
+    empty: str = ""  # said instead of an empty table
+
+    def column_index(self, header: str) -> int:
+        return next(i for i, c in enumerate(self.columns) if c.header == header)
+
+
+def cell(text: object, style: str = "", sort: float | None = None) -> Cell:
+    return Cell(str(text), style, sort)
+
+
+def _num(x: float | None, text: str, style: str = "") -> Cell:
+    return Cell(text, style, x)
+
+
+def status_cell(status: str | None) -> Cell:
+    """A run status in its colour; None (no run yet) is an empty cell."""
+    return Cell(status or "", STATUS_STYLE.get(status or "", ""))
+
+
+# ----------------------------------------------------------------------------- shaping
+
+
+def widths(data: TableData) -> list[int]:
+    """Each column's natural width: its longest cell or header."""
+    out = [len(c.header) for c in data.columns]
+    for r in data.rows:
+        for i, c in enumerate(r.cells):
+            out[i] = max(out[i], len(c.text))
+    return out
+
+
+def fit(data: TableData, width: int, padding: int = 2) -> TableData:
+    """Drop columns (highest `drop` first, then rightmost) until the table fits `width`.
+
+    Columns marked `keep` and those with `drop` 0 stay, so an id or a name is never cut;
+    `padding` is what the renderer adds around each column.
+    """
+    cols = list(range(len(data.columns)))
+    natural = widths(data)
+
+    def total() -> int:
+        return sum(natural[i] + padding for i in cols)
+
+    droppable = sorted(
+        (i for i in cols if data.columns[i].drop and not data.columns[i].keep),
+        key=lambda i: (-data.columns[i].drop, -i),
+    )
+    for i in droppable:
+        if total() <= width:
+            break
+        cols.remove(i)
+    if len(cols) == len(data.columns):
+        return data
+    return select_columns(data, cols)
+
+
+def select_columns(data: TableData, keep: Sequence[int]) -> TableData:
+    return replace(
+        data,
+        columns=[data.columns[i] for i in keep],
+        rows=[replace(r, cells=tuple(r.cells[i] for i in keep)) for r in data.rows],
+    )
+
+
+def without(data: TableData, *headers: str) -> TableData:
+    return select_columns(data, [i for i, c in enumerate(data.columns) if c.header not in headers])
+
+
+def filtered(data: TableData, text: str) -> TableData:
+    if not text:
+        return data
+    return replace(data, rows=[r for r in data.rows if r.matches(text)])
+
+
+def sorted_by(data: TableData, index: int) -> TableData:
+    """Numbers largest first, then text A-Z, empty cells last."""
+
+    def key(r: Row) -> tuple[int, float, str]:
+        c = r.cells[index]
+        if c.sort is not None:
+            return (0, -c.sort, "")
+        if not c.text or c.text == "—":
+            return (2, 0.0, "")
+        return (1, 0.0, c.text.lower())
+
+    return replace(data, rows=sorted(data.rows, key=key))
+
+
+def with_marks(data: TableData, marked: Collection[str]) -> TableData:
+    """A first column showing which rows are marked (console only)."""
+    return replace(
+        data,
+        columns=[Column(" "), *data.columns],
+        rows=[
+            replace(r, cells=(Cell(MARK if r.key in marked else "", "bold"), *r.cells))
+            for r in data.rows
+        ],
+    )
+
+
+# ----------------------------------------------------------------------------- experiments
+
+
+def experiments_table(rows: Sequence[ExperimentRow]) -> TableData:
+    columns = [
+        Column("name", keep=True),
+        Column("data", drop=3),
+        Column("model", drop=2),
+        Column("params", "right", drop=5),
+        Column("epochs", "right", drop=6),
+        Column("reported", "right", drop=1),
+        Column("best run", "right", drop=1),
+        Column("runs", "right", drop=4),
+        Column("latest", drop=2),
+    ]
+    out = []
+    for r in rows:
+        spec = r.spec
+        if spec is None:
+            blank = [Cell("")] * 7
+            out.append(Row(r.name, (Cell(r.name), Cell("invalid", "red"), *blank), r.name))
+            continue
+        best = r.best_run
+        best_acc = best.final("test_acc") if best else None
+        ref_acc = spec.reference.test_accuracy
+        out.append(
+            Row(
+                r.name,
+                (
+                    Cell(r.name),
+                    Cell(DATASET_SHORT.get(spec.data.dataset, spec.data.dataset)),
+                    Cell(spec.model.name),
+                    _num(r.parameters, fmt.count(r.parameters)),
+                    _num(spec.train.epochs, str(spec.train.epochs)),
+                    _num(ref_acc, fmt.pct(ref_acc)),
+                    _num(best_acc, fmt.pct(best_acc)),
+                    _num(len(r.runs), str(len(r.runs)) if r.runs else ""),
+                    status_cell(r.latest.status if r.latest else None),
+                ),
+                f"{r.name} {spec.data.dataset} {spec.model.name}",
+            )
+        )
+    return TableData(f"{len(rows)} experiments", columns, out)
+
+
+def spec_table(spec: ExperimentSpec) -> TableData:
+    """The resolved definition; keys inherited through `extends` are dimmed and marked."""
+    from mnist_tui.config.spec import flatten
+
+    rows = []
+    for key, value in flatten(spec.definition()).items():
+        inherited = key in spec.inherited
+        style = "dim" if inherited else ""
+        rows.append(
+            Row(
+                key,
+                (
+                    Cell(key, style or "bold"),
+                    Cell(fmt.value(value), style),
+                    Cell("inherited" if inherited else "set here", "dim"),
+                ),
+            )
+        )
+    return TableData(
+        f"{spec.name}: resolved definition",
+        [Column("key", keep=True), Column("value"), Column("from", drop=1)],
+        rows,
+    )
+
+
+def reported_line(spec: ExperimentSpec) -> str:
+    """The study's own figures, or "" when the definition has none."""
+    ref = spec.reference
+    if ref.test_accuracy is None and ref.test_loss is None:
+        return ""
+    return (
+        f"reported ({ref.at} epoch): test acc {fmt.pct(ref.test_accuracy)}, "
+        f"test loss {fmt.num(ref.test_loss)}"
+        + (f", hardest class {ref.hardest_class}" if ref.hardest_class else "")
+    )
+
+
+# ----------------------------------------------------------------------------- runs
+
+
+def runs_table(
+    infos: Sequence[RunInfo], *, start: int = 1, show_experiment: bool = True
+) -> TableData:
+    """Runs with their recency number (`start` is the first row's, for paged listings)."""
+    columns = [
+        Column("#", "right", drop=7),
+        Column("id", keep=True),
+        Column("experiment", keep=True),
+        Column("status"),
+        Column("seed", "right", drop=6),
+        Column("epochs", "right", drop=3),
+        Column("test acc", "right", drop=1),
+        Column("best acc", "right", drop=2),
+        Column("duration", "right", drop=4),
+        Column("started", drop=5),
+    ]
+    rows = []
+    for i, r in enumerate(infos, start):
+        done = r.summary.get("epochs_done", 0)
+        total = r.summary.get("epochs", "?")
+        rows.append(
+            Row(
+                r.id,
+                (
+                    _num(-i, str(i)),
+                    Cell(r.id),
+                    Cell(r.experiment),
+                    status_cell(r.status),
+                    _num(r.seed, "—" if r.seed is None else str(r.seed)),
+                    _num(done, f"{done}/{total}"),
+                    _num(r.final("test_acc"), fmt.pct(r.final("test_acc"))),
+                    _num(r.best("test_acc"), fmt.pct(r.best("test_acc"))),
+                    _num(r.duration(), fmt.seconds(r.duration())),
+                    _num(r.created, fmt.ago(r.created)),
+                ),
+                f"{r.id} {r.experiment} {r.status}",
+            )
+        )
+    data = TableData(f"{len(infos)} runs", columns, rows, empty="no runs yet")
+    return data if show_experiment else without(data, "experiment")
+
+
+def run_summary_table(results: Sequence[tuple[ExperimentSpec, RunInfo]]) -> TableData:
+    """Reported vs reproduced after `run`/`resume`, compact enough for 80 columns."""
+    columns = [
+        Column("experiment", keep=True),
+        Column("run", keep=True),
+        Column("status"),
+        Column("reported", "right"),
+        Column("final", "right"),
+        Column("best (ep)", "right"),
+        Column("Δ", "right"),
+        Column("time", "right"),
+    ]
+    rows, notes = [], []
+    for spec, info in results:
+        ref = spec.reference
+        reproduced = info.final("test_acc") if ref.at == "final" else info.best("test_acc")
+        delta = None
+        if ref.test_accuracy is not None and reproduced is not None:
+            delta = reproduced - ref.test_accuracy
+        best_epoch = info.summary.get("best_epoch")
+        rows.append(
+            Row(
+                info.id,
+                (
+                    Cell(spec.name),
+                    Cell(info.id),
+                    status_cell(info.status),
+                    Cell(fmt.pct(ref.test_accuracy) + ("ᵇ" if ref.at == "best" else "")),
+                    Cell(fmt.pct(info.final("test_acc"))),
+                    Cell(f"{fmt.pct(info.best('test_acc'))} ({best_epoch})" if best_epoch else "—"),
+                    Cell(fmt.pp(delta)),
+                    Cell(fmt.seconds(info.summary.get("wall_seconds"))),
+                ),
+            )
+        )
+        if ref.hardest_class:
+            notes.append(
+                f"{spec.name}: hardest class {info.summary.get('hardest_class', '—')} "
+                f"(reported {ref.hardest_class})"
+            )
+    if any(spec.reference.at == "best" for spec, _ in results):
+        notes.append("ᵇ reported at the study's best epoch; Δ then compares best with best")
+    return TableData("Reported vs reproduced", columns, rows, notes)
+
+
+def epochs_table(rows: Sequence[Mapping[str, Any]]) -> TableData:
+    """One row per epoch; the validation columns only when the run kept a validation set."""
+    has_val = any(r.get("val_loss") is not None for r in rows)
+    headers = ["epoch", "train loss", "train acc"]
+    if has_val:
+        headers += ["val loss", "val acc"]
+    headers += ["test loss", "test acc", "lr", "seconds", "img/s"]
+    drops = {"lr": 2, "seconds": 3, "img/s": 4, "train loss": 1, "val loss": 1}
+    columns = [Column(h, "right", keep=h == "epoch", drop=drops.get(h, 0)) for h in headers]
+    out = []
+    for r in rows:
+        cells = [
+            Cell(str(r["epoch"])),
+            Cell(fmt.num(r["train_loss"])),
+            Cell(fmt.pct(r["train_acc"])),
+        ]
+        if has_val:
+            cells += [Cell(fmt.num(r.get("val_loss"))), Cell(fmt.pct(r.get("val_acc")))]
+        cells += [
+            Cell(fmt.num(r["test_loss"])),
+            Cell(fmt.pct(r["test_acc"])),
+            Cell(f"{r['lr']:.3g}"),
+            Cell(f"{r['seconds']:.1f}"),
+            Cell(f"{r['images_per_s']:,.0f}"),
+        ]
+        out.append(Row(str(r["epoch"]), tuple(cells)))
+    return TableData("Per epoch", columns, out, empty="no epochs yet")
+
+
+def per_class_table(classes: Sequence[str], acc: Sequence[float], bar: int = 30) -> TableData:
+    """Per-class test accuracy with a bar each; the hardest class in bold red."""
+    worst = min(range(len(acc)), key=acc.__getitem__) if acc else -1
+    rows = [
+        Row(
+            c,
+            (
+                Cell(c, "bold red" if i == worst else ""),
+                _num(a, fmt.pct(a)),
+                Cell("█" * round(a * bar), "cyan"),
+            ),
+        )
+        for i, (c, a) in enumerate(zip(classes, acc, strict=False))
+    ]
+    return TableData(
+        "Per-class test accuracy",
+        [Column("class", keep=True), Column("accuracy", "right"), Column("", drop=1)],
+        rows,
+        empty="no per-class figures yet",
+    )
+
+
+def class_names(summary: Mapping[str, Any], rows: Sequence[Mapping[str, Any]]) -> list[str]:
+    """The run's class names, or 0..n-1 when the summary has none."""
+    classes = list(summary.get("classes") or [])
+    if not classes:
+        per_class = summary.get("per_class_acc") or (
+            rows[-1].get("test_per_class") if rows else None
+        )
+        classes = [str(i) for i in range(len(per_class or []) or 10)]
+    return classes
+
+
+def run_header(run: RunInfo, rows: Sequence[Mapping[str, Any]]) -> str:
+    """Status line of a run: epochs, ETA, lr, seed, device; then its headline figures."""
+    s = run.summary
+    status = run.status
+    done, total = s.get("epochs_done", len(rows)), s.get("epochs", "?")
+    eta = ""
+    if status == "running" and rows and isinstance(total, int):
+        per = sum(r["seconds"] for r in rows) / len(rows)
+        eta = f"  ETA {fmt.seconds(per * (total - len(rows)))}"
+    lr = f"  lr {rows[-1]['lr']:.3g}" if rows else ""
+    if status == "running" and s.get("steps") and s.get("epoch_in_progress", 0) > len(rows):
+        lr += f"  epoch {s['epoch_in_progress']} step {s.get('step')}/{s['steps']}"
+    last = rows[-1] if rows else {}
+    best_row = next((r for r in rows if r["epoch"] == s.get("best_epoch")), None)
+    best_acc = best_row["test_acc"] if best_row else run.best("test_acc")
+    return (
+        f"epoch {done}/{total}{eta}{lr}  seed {s.get('seed')}  {s.get('device', '')}".rstrip()
+        + f"\ntest acc {fmt.pct(last.get('test_acc'))}  best {fmt.pct(best_acc)}"
+        f" (epoch {s.get('best_epoch', '—')})  train loss {fmt.num(last.get('train_loss'))}"
+    )
+
+
+# ----------------------------------------------------------------------------- queue
+
+
+def queue_table(
+    entries: Sequence[tuple[QueueEntry, RunInfo | None]], now: float | None = None
+) -> TableData:
+    """Queued and running entries in order, with progress and an ETA for running ones."""
+    now = time.time() if now is None else now
+    rows = []
+    for i, (e, info) in enumerate(entries, 1):
+        status = info.status if info else "?"
+        done = info.summary.get("epochs_done", 0) if info else 0
+        total = info.summary.get("epochs", "?") if info else "?"
+        eta = "—"
+        if info is not None and status == "running" and done and isinstance(total, int):
+            elapsed = now - (e.started or now)
+            eta = fmt.seconds(elapsed / done * (total - done))
+        progress = f"{done}/{total}"
+        if info is not None and status == "running" and info.summary.get("steps"):
+            progress += f" · step {info.summary.get('step')}/{info.summary['steps']}"
+        rows.append(
+            Row(
+                e.run_id,
+                (
+                    Cell(str(i)),
+                    Cell(e.run_id),
+                    Cell(e.experiment),
+                    Cell(" ".join(e.overrides)),
+                    status_cell(status),
+                    Cell(progress),
+                    Cell(eta),
+                ),
+            )
+        )
+    columns = [
+        Column("#", "right", drop=4),
+        Column("run", keep=True),
+        Column("experiment", keep=True),
+        Column("overrides", drop=1),
+        Column("status"),
+        Column("progress", drop=3),
+        Column("ETA", "right", drop=2),
+    ]
+    return TableData(f"{len(entries)} queued or running", columns, rows, empty="queue empty")
+
+
+# ----------------------------------------------------------------------------- diff
+
+Kind = Literal["accuracy", "loss", "epoch", "number"]
+
+# what each compared figure is, by the metric it reads (see studies.diff.RUN_FIGURES)
+METRIC_KIND: dict[str, Kind] = {
+    "test_acc": "accuracy",
+    "val_acc": "accuracy",
+    "train_acc": "accuracy",
+    "test_loss": "loss",
+    "val_loss": "loss",
+    "train_loss": "loss",
+}
+
+
+def figure_kind(d: FigureDelta) -> Kind:
+    """A figure's kind: its own `kind` field where it has one, else by the metric it reads."""
+    own = getattr(d, "kind", None)
+    if own in ("accuracy", "loss", "epoch", "number"):
+        return own  # type: ignore[no-any-return]
+    from mnist_tui.studies.diff import RUN_FIGURES
+
+    by_label = {label: key for label, _where, key, _hib in RUN_FIGURES}
+    return METRIC_KIND.get(by_label.get(d.label, ""), "number")
+
+
+def show_value(kind: Kind, v: float | None) -> str:
+    if v is None:
+        return "—"
+    if kind == "accuracy":
+        return fmt.pct(v)
+    if kind == "epoch":
+        return str(int(v))
+    return fmt.num(v)
+
+
+def show_delta(kind: Kind, d: float | None) -> str:
+    if d is None:
+        return "—"
+    if kind == "accuracy":
+        return fmt.pp(d)
+    if kind == "epoch":
+        return f"{int(d):+d}"
+    return f"{d:+.4f}"
+
+
+def _absent(v: Any) -> str:
+    from mnist_tui.studies.diff import MISSING
+
+    return "(absent)" if v is MISSING else fmt.value(v)
+
+
+def diff_keys_table(a_label: str, b_label: str, changes: Sequence[Change]) -> TableData:
+    """Definition keys side by side: changed ones bold (old red, new green), others dim."""
+    rows = []
+    for c in changes:
+        if c.changed:
+            cells = (Cell(c.key, "bold"), Cell(_absent(c.a), "red"), Cell(_absent(c.b), "green"))
+        else:
+            cells = (Cell(c.key, "dim"), Cell(_absent(c.a), "dim"), Cell(_absent(c.b), "dim"))
+        rows.append(Row(c.key, cells))
+    return TableData(
+        "Definition",
+        [Column("key", keep=True), Column(a_label), Column(b_label)],
+        rows,
+        empty="definitions are identical",
+    )
+
+
+@dataclass(frozen=True)
+class Delta:
+    """One compared figure, already classified (what `FigureDelta` is for the views)."""
+
+    label: str
+    kind: Kind
+    a: float | None
+    b: float | None
+    higher_is_better: bool
+
+    @property
+    def delta(self) -> float | None:
+        return None if self.a is None or self.b is None else self.b - self.a
+
+
+def deltas_of(
+    deltas: Iterable[FigureDelta], best_epochs: tuple[int | None, int | None] | None = None
+) -> list[Delta]:
+    out = [Delta(d.label, figure_kind(d), d.a, d.b, d.higher_is_better) for d in deltas]
+    if best_epochs is not None and any(e is not None for e in best_epochs):
+        a, b = best_epochs
+        out.append(
+            Delta(
+                "best epoch",
+                "epoch",
+                None if a is None else float(a),
+                None if b is None else float(b),
+                False,
+            )
+        )
+    return out
+
+
+def delta_table(a_label: str, b_label: str, deltas: Sequence[Delta], title: str) -> TableData:
+    """Headline figures of two sides and b - a, green where b is better, red where worse."""
+    rows = []
+    for d in deltas:
+        delta = d.delta
+        style = ""
+        if delta and d.kind != "epoch":
+            style = "green" if (delta > 0) == d.higher_is_better else "red"
+        rows.append(
+            Row(
+                d.label,
+                (
+                    Cell(d.label),
+                    _num(d.a, show_value(d.kind, d.a)),
+                    _num(d.b, show_value(d.kind, d.b)),
+                    _num(delta, show_delta(d.kind, delta), style),
+                ),
+            )
+        )
+    columns = [
+        Column("figure", keep=True),
+        Column(a_label, "right"),
+        Column(b_label, "right"),
+        Column("Δ", "right"),
+    ]
+    return TableData(title, columns, rows, empty="no figures to compare")
+
+
+# ----------------------------------------------------------------------------- report
+
+
+def report_table(rows: Sequence[ReportRow]) -> TableData:
+    """Reported vs reproduced, mean ± std over seeds (`mnist-tui report` and the console)."""
+    from mnist_tui.studies.report import OTHER_DEFINITION_NOTE, runs_text
+
+    columns = [
+        Column("experiment", keep=True),
+        Column("reported", "right"),
+        Column("final", "right", drop=1),
+        Column("best", "right", drop=4),
+        Column("Δ pp", "right"),
+        Column("inside", "center", drop=3),
+        Column("runs", "right", drop=2),
+        Column("hardest rep/ours", drop=5),
+        Column("train", "right", drop=6),
+    ]
+    inside_cell = {
+        True: Cell("yes", "green"),
+        False: Cell("no", "red"),
+        None: Cell("—", "dim"),
+    }
+    out = []
+    for r in rows:
+        delta = Cell("—", "dim")
+        if r.delta_pp is not None:
+            delta = Cell(
+                f"{r.delta_pp:+.2f}", "green" if abs(r.delta_pp) <= 1 else "red", r.delta_pp
+            )
+        out.append(
+            Row(
+                r.name,
+                (
+                    Cell(r.name),
+                    _num(
+                        r.reported_acc,
+                        fmt.pct(r.reported_acc) + ("ᵇ" if r.reported_at == "best" else ""),
+                    ),
+                    _num(r.final_acc.mean if r.final_acc else None, _stat(r.final_acc)),
+                    _num(r.best_acc.mean if r.best_acc else None, _stat(r.best_acc)),
+                    delta,
+                    inside_cell[r.inside],
+                    _num(r.runs, runs_text(r) if r.runs or r.other_definition_runs else ""),
+                    Cell(f"{r.reported_hardest}/{r.hardest or '—'}" if r.reported_hardest else ""),
+                    _num(
+                        r.train_seconds.mean if r.train_seconds else None,
+                        fmt.seconds(r.train_seconds.mean) if r.train_seconds else "—",
+                    ),
+                ),
+            )
+        )
+    notes = [OTHER_DEFINITION_NOTE] if any(r.other_definition_runs for r in rows) else []
+    return TableData("Reported vs reproduced (mean ± std over seeds)", columns, out, notes)
+
+
+def _stat(s: Any) -> str:
+    return "—" if s is None else str(s.pct())
+
+
+# ----------------------------------------------------------------------------- searches
+
+
+def trial_cells(trial: Mapping[str, Any]) -> tuple[Cell, ...]:
+    value = trial.get("value")
+    return (
+        Cell(str(trial["number"])),
+        status_cell(trial.get("state")) if trial.get("state") else Cell(""),
+        _num(value, fmt.num(value)),
+        Cell(trial.get("run") or ""),
+        Cell("  ".join(f"{k}={fmt.value(v)}" for k, v in trial.get("params", {}).items())),
+    )
+
+
+def trials_table(trials: Sequence[Mapping[str, Any]], title: str = "trials") -> TableData:
+    """A search's trials: number, state, objective value, its run, the sampled values."""
+    columns = [
+        Column("trial", "right"),
+        Column("state"),
+        Column("value", "right"),
+        Column("run", keep=True),
+        Column("params"),
+    ]
+    rows = [Row(str(t["number"]), trial_cells(t)) for t in trials]
+    return TableData(title, columns, rows, empty="no trials yet")
+
+
+def trial_line(trial: Mapping[str, Any]) -> str:
+    """One finished trial as a log line (what `tune` prints as it goes)."""
+    value = trial.get("value")
+    shown = f"{value:.4f}" if value is not None else str(trial.get("state", ""))
+    params = "  ".join(f"{k}={fmt.value(v)}" for k, v in trial.get("params", {}).items())
+    return f"trial {trial['number']:>3}  run {trial.get('run')}  {shown:>9}  {params}"
+
+
+def importances_table(importances: Mapping[str, float], bar: int = 30) -> TableData:
+    rows = [
+        Row(k, (Cell(k), _num(v, f"{v:.3f}"), Cell("█" * round(v * bar), "cyan")))
+        for k, v in importances.items()
+    ]
+    return TableData(
+        "parameter importances (fANOVA)",
+        [Column("parameter", keep=True), Column("importance", "right"), Column("", drop=1)],
+        rows,
+        empty="importances need two completed trials",
+    )
+
+
+# ----------------------------------------------------------------------------- curves
+
+# told apart without colour: one glyph per series, in this order
+MARKERS = ("•", "x", "+", "o", "*", "#", "@", "%", "&", "=")
+SPLIT_MARKERS = {"train": "•", "val": "+", "test": "x"}
+
+
+@dataclass(frozen=True)
+class Series:
+    label: str
+    xs: tuple[float, ...]
+    ys: tuple[float, ...]
+    marker: str
+
+
+@dataclass(frozen=True)
+class Curve:
+    title: str
+    series: tuple[Series, ...]
+    xlabel: str = "epoch"
+    percent: bool = False  # ys are fractions shown as percent
+
+    @property
+    def empty(self) -> bool:
+        return not any(s.xs for s in self.series)
+
+
+def series_of(
+    label: str, rows: Iterable[Mapping[str, Any]], key: str, marker: str, scale: float = 1.0
+) -> Series:
+    pts = [(float(r["epoch"]), scale * float(r[key])) for r in rows if r.get(key) is not None]
+    return Series(label, tuple(p[0] for p in pts), tuple(p[1] for p in pts), marker)
+
+
+def split_curve(rows: Sequence[Mapping[str, Any]], metric: str, title: str) -> Curve:
+    """train / val / test of one metric ("loss" or "acc") of one run."""
+    percent = metric == "acc"
+    series = tuple(
+        s
+        for split, marker in SPLIT_MARKERS.items()
+        if (s := series_of(split, rows, f"{split}_{metric}", marker, 100 if percent else 1)).xs
+    )
+    return Curve(title, series, percent=percent)
+
+
+def run_curves(rows: Sequence[Mapping[str, Any]], label: str) -> tuple[Curve, Curve]:
+    """A run's loss and accuracy curves (the CLI's `plot` and the console's run view)."""
+    return split_curve(rows, "loss", f"{label}: loss"), split_curve(rows, "acc", "accuracy %")
+
+
+def overlay_curve(
+    runs: Sequence[tuple[str, Sequence[Mapping[str, Any]]]], key: str = "test_acc"
+) -> Curve:
+    """One metric of any number of runs in one plot, a marker each."""
+    percent = key.endswith("_acc")
+    series = tuple(
+        series_of(label, rows, key, MARKERS[i % len(MARKERS)], 100 if percent else 1)
+        for i, (label, rows) in enumerate(runs)
+    )
+    title = key.replace("_", " ") + (" %" if percent else "")
+    return Curve(title, series, percent=percent)
+
+
+def history_curve(trials: Sequence[Mapping[str, Any]], metric: str) -> Curve:
+    """A search's objective per trial."""
+    pts = [(t["number"] + 1.0, float(t["value"])) for t in trials if t.get("value") is not None]
+    s = Series(metric, tuple(p[0] for p in pts), tuple(p[1] for p in pts), MARKERS[0])
+    return Curve(f"search history ({metric})", (s,), xlabel="trial")
