@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import difflib
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator, Mapping
 
 
 class MnistTuiError(Exception):
@@ -26,8 +26,14 @@ class SpecError(MnistTuiError):
         if len(self.problems) == 1:
             return self.problems[0].render()
         lines = [f"{len(self.problems)} problems in the experiment definition:"]
-        lines += [f"  • {p.render()}" for p in self.problems]
+        lines += [f"  • {p.render()}" for p in self.problems[:MAX_SHOWN]]
+        if len(self.problems) > MAX_SHOWN:
+            # a generated file can hold thousands of bad keys; the first ones tell the story
+            lines.append(f"  … and {len(self.problems) - MAX_SHOWN} more")
         return "\n".join(lines)
+
+
+MAX_SHOWN = 25
 
 
 class SpecProblem:
@@ -47,6 +53,80 @@ class SpecProblem:
         return f"SpecProblem({self.render()!r})"
 
 
+class Problems:
+    """Every problem found in one definition, each placed at its source and dotted key.
+
+    ``problems.at("optim.lr").add("expected a number > 0")`` records a problem; the source
+    (file or ``-S`` override) is looked up in `origins`: the key itself, else the override
+    or file that set something below it, else the nearest table above it, else `fallback`.
+    `raise_if_any` then raises one SpecError listing them all.
+    """
+
+    def __init__(self, origins: Mapping[str, str] | None = None, fallback: str = "") -> None:
+        self.origins: Mapping[str, str] = origins if origins is not None else {}
+        self.fallback = fallback
+        self.items: list[SpecProblem] = []
+        self._below: dict[str, str] | None = None
+
+    def source_of(self, key: str) -> str:
+        if key in self.origins:
+            return self.origins[key]
+        if self._below is None:
+            self._below = {}
+            for k, src in self.origins.items():
+                parts = k.split(".")
+                for i in range(1, len(parts)):
+                    prefix = ".".join(parts[:i])
+                    # an override is the likelier culprit than the file it overrides
+                    if prefix not in self._below or src.startswith("-S "):
+                        self._below[prefix] = src
+        if key in self._below:
+            return self._below[key]
+        parts = key.split(".")
+        for i in range(len(parts) - 1, 0, -1):
+            prefix = ".".join(parts[:i])
+            if prefix in self.origins:
+                return self.origins[prefix]
+        return self.fallback
+
+    def at(self, key: str, source: str | None = None) -> ProblemSite:
+        """The place to report a problem: `key`, in `source` (default: where `key` was set)."""
+        return ProblemSite(self, self.source_of(key) if source is None else source, key)
+
+    def add(self, problem: SpecProblem) -> None:
+        self.items.append(problem)
+
+    def extend(self, problems: Iterable[SpecProblem]) -> None:
+        self.items.extend(problems)
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __iter__(self) -> Iterator[SpecProblem]:
+        return iter(self.items)
+
+    def raise_if_any(self) -> None:
+        if self.items:
+            raise SpecError(list(self.items))
+
+
+class ProblemSite:
+    """One source and key of a `Problems` collector."""
+
+    def __init__(self, problems: Problems, source: str, key: str) -> None:
+        self.problems = problems
+        self.source = source
+        self.key = key
+
+    def add(self, message: str) -> None:
+        self.problems.add(SpecProblem(self.source, self.key, message))
+
+    def unknown(self, word: str, allowed: Iterable[str], where: str = "here") -> None:
+        """`word` is not one of `allowed`: say so, with the closest match and the list."""
+        allowed = list(allowed)
+        self.add(f"unknown key.{did_you_mean(word, allowed)} Allowed {where}: {', '.join(allowed)}")
+
+
 class DataError(MnistTuiError):
     """Dataset files missing, corrupt, or unreadable."""
 
@@ -61,5 +141,7 @@ class TrainingError(MnistTuiError):
 
 def did_you_mean(word: str, candidates: Iterable[str]) -> str:
     """Return " Did you mean 'x'?" for the closest candidate, or "" when none is close."""
+    if len(word) > 200:  # no key or name is that long; spare difflib a pasted paragraph
+        return ""
     matches = difflib.get_close_matches(word, list(candidates), n=1, cutoff=0.6)
     return f" Did you mean '{matches[0]}'?" if matches else ""

@@ -69,7 +69,10 @@ def register_model(fn: Builder) -> Builder:
 def _act(name: str) -> nn.Module:
     from torch import nn
 
-    return {"relu": nn.ReLU, "tanh": nn.Tanh, "sigmoid": nn.Sigmoid, "gelu": nn.GELU}[name]()
+    act: nn.Module = {"relu": nn.ReLU, "tanh": nn.Tanh, "sigmoid": nn.Sigmoid, "gelu": nn.GELU}[
+        name
+    ]()
+    return act
 
 
 def _pool(kind: str, size: int = 2) -> nn.Module:

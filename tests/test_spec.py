@@ -65,7 +65,7 @@ def test_diff_task4_task6_is_the_kernel_change_only() -> None:
     b = load_experiment("task6", EXPERIMENTS).definition()
     changes = diff_definitions(a, b)
     assert [c.key for c in changes] == ["model.kernel"]
-    assert changes[0].a == [3, 3] and changes[0].b == [5, 3]
+    assert changes[0].a == [3, 3] and changes[0].b == [5, 5]
 
 
 @pytest.mark.parametrize(
@@ -76,7 +76,7 @@ def test_diff_task4_task6_is_the_kernel_change_only() -> None:
         ("task7", "task8", ["model.batch_norm", "model.batch_norm_position", "train.batch_size"]),
         ("task8", "task9", ["model.dropout"]),
         ("task10", "task11", ["optim.eps", "optim.lr", "optim.name"]),
-        ("task11", "task15", ["optim.momentum", "optim.nesterov"]),
+        ("task11", "task15", ["optim.lr", "optim.momentum", "optim.nesterov"]),
     ],
 )
 def test_task_lineage_diffs(parent: str, child: str, keys: list[str]) -> None:
@@ -203,3 +203,94 @@ def test_assumptions_are_marked() -> None:
     """Values a study leaves open carry an '# assumed:' comment."""
     marked = [n for n in ALL if "# assumed:" in (EXPERIMENTS / f"{n}.toml").read_text()]
     assert {"task0", "logreg", "lenet5", "mlp_validation", "cnn3", "lenet5_tuned"} <= set(marked)
+
+
+def test_problems_are_placed_at_the_source_that_set_the_key() -> None:
+    from mnist_tui.errors import Problems
+
+    origins = {"optim.lr": "a.toml", "model.hidden": "-S model.hidden=[1]", "model.name": "b.toml"}
+    problems = Problems(origins, fallback="fallback.toml")
+    problems.at("optim.lr").add("exact")
+    problems.at("model").add("below: the override wins over the file")
+    problems.at("optim.lr.x").add("above")
+    problems.at("train.epochs").add("nowhere")
+    problems.at("data.pad", source="c.toml").add("explicit")
+    assert [p.source for p in problems] == [
+        "a.toml",
+        "-S model.hidden=[1]",
+        "a.toml",
+        "fallback.toml",
+        "c.toml",
+    ]
+    with pytest.raises(SpecError, match="5 problems"):
+        problems.raise_if_any()
+    Problems().raise_if_any()  # none: nothing raised
+
+
+def test_one_error_lists_problems_of_every_table(tmp_path: Path) -> None:
+    p = tmp_path / "all.toml"
+    p.write_text(
+        'extends = "lenet5"\ncolour = 1\n[data]\npad = -1\n[model]\npool = "maxx"\n'
+        '[search]\ntrials = 0\n[search.params]\n"optim.lr" = { low = 1, hihg = 2 }\n'
+    )
+    with pytest.raises(SpecError) as exc:
+        load_experiment(str(p), EXPERIMENTS)
+    keys = [pr.key for pr in exc.value.problems]
+    assert keys == [
+        "colour",
+        "data.pad",
+        "model.pool",
+        "search.trials",
+        "search.params.optim.lr.hihg",
+    ]
+    assert all(
+        pr.source == "all.toml" or pr.source.endswith("all.toml") for pr in exc.value.problems
+    )
+
+
+def test_search_values_are_checked_against_their_keys(tmp_path: Path) -> None:
+    p = tmp_path / "s.toml"
+    body = (
+        'extends = "lenet5"\n[search.params]\n'
+        '"train.epochs" = { low = 2, high = 4 }\n'
+        '"optim.lr" = { low = 1, high = 2 }\n'
+        '"train.batch_size" = { choices = [16, 32.0] }\n'
+    )
+    p.write_text(body)
+    params = {sp.key: sp for sp in load_experiment(str(p), EXPERIMENTS).search.params}
+    # the setting's type decides: integer settings search integers, float settings floats
+    assert params["train.epochs"].integer and params["train.epochs"].low == 2
+    lr = params["optim.lr"]
+    assert not lr.integer and isinstance(lr.low, float)
+    assert params["train.batch_size"].choices == (16, 32)
+    bad = {
+        '"train.batch_size" = { choices = [16, 0] }': "choices: item 1: expected an integer >= 1",
+        '"model.dropout" = { low = 0.0, high = 1.5 }': "high: expected a number >= 0 and < 1",
+        '"optim.name" = { low = 1, high = 2 }': "a range needs a numeric setting",
+        '"optim.lr" = { low = 0.1, high = 0.2, choices = [0.1] }': "not both",
+        '"train.epochs" = { low = 1.5, high = 3 }': "low: expected an integer",
+        '"model.hidden" = { choices = [[8]] }': "not a parameter of model lenet5",
+    }
+    for line, words in bad.items():
+        p.write_text(f'extends = "lenet5"\n[search.params]\n{line}\n')
+        with pytest.raises(SpecError) as exc:
+            load_experiment(str(p), EXPERIMENTS)
+        assert words in str(exc.value), (line, str(exc.value))
+
+
+def test_the_spec_answers_which_metrics_and_whether_it_validates() -> None:
+    plain = load_experiment("fnn1", EXPERIMENTS, ["data.val_split=0"])
+    assert not plain.has_validation
+    assert (plain.monitored_metric, plain.best_metric) == ("train_loss", "test_acc")
+    split = load_experiment("fnn1", EXPERIMENTS, ["data.val_split=0.1"])
+    assert split.has_validation
+    assert (split.monitored_metric, split.best_metric) == ("val_loss", "val_loss")
+    fold = load_experiment("fnn1", EXPERIMENTS, ["data.val_split=0", "data.folds=3"])
+    assert fold.has_validation and fold.data.has_validation
+    chosen = load_experiment(
+        "fnn1", EXPERIMENTS, ["data.val_split=0.1", "schedule.monitor=val_acc"]
+    )
+    assert chosen.monitored_metric == "val_acc"
+    from mnist_tui.train.setup import best_metric, monitored_metric
+
+    assert monitored_metric(chosen) == "val_acc" and best_metric(plain) == "test_acc"

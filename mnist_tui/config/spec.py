@@ -58,6 +58,11 @@ class DataSpec:
     ] = 0
     fold: Annotated[int, Range(ge=0), Help("K-fold: which fold is held out for validation")] = 0
 
+    @property
+    def has_validation(self) -> bool:
+        """Whether training holds images out for validation (a split, or K-fold's fold)."""
+        return self.val_split > 0 or self.folds > 1
+
 
 @dataclass(frozen=True)
 class OptimSpec:
@@ -186,12 +191,17 @@ class CVSpec:
 
 @dataclass(frozen=True)
 class SearchParam:
+    """One `[search.params]` entry: a range (low, high, log) or a list of choices.
+
+    `key` (the table's key) and `integer` (whether the setting is an integer) are not
+    written in the entry; `SEARCH_PARAM_KEYS` are."""
+
     key: str  # dotted definition key, e.g. "optim.lr"
-    low: float | None = None
-    high: float | None = None
-    log: bool = False
+    low: Annotated[float | None, Help("lowest value tried")] = None
+    high: Annotated[float | None, Help("highest value tried")] = None
+    log: Annotated[bool, Help("sample on a log scale (needs low > 0)")] = False
     integer: bool = False
-    choices: tuple[Any, ...] = ()
+    choices: Annotated[tuple[Any, ...], Length(min=1), Help("the values to try")] = ()
 
     def to_dict(self) -> dict[str, Any]:
         if self.choices:
@@ -206,10 +216,16 @@ class SearchParam:
 class SearchSpec:
     """`mnist-tui tune`: what to search, and the metric to optimise."""
 
-    metric: str = "val_acc"
-    trials: int = 20
-    val_split: float = 0.1  # held out for trials when the experiment has no validation
-    params: tuple[SearchParam, ...] = ()
+    metric: Annotated[
+        Literal["val_acc", "val_loss"], Help("what trials are judged on (never the test set)")
+    ] = "val_acc"
+    trials: Annotated[int, Range(ge=1, le=10000), Help("trials for mnist-tui tune")] = 20
+    val_split: Annotated[
+        float,
+        Range(gt=0, lt=1),
+        Help("held out for trials when the experiment has no validation split"),
+    ] = 0.1
+    params: tuple[SearchParam, ...] = ()  # `[search.params]`, checked entry by entry
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -237,6 +253,7 @@ SECTIONS: dict[str, type] = {
     "reference": ReferenceSpec,
     "cv": CVSpec,
 }
+SEARCH_PARAM_KEYS = ("low", "high", "log", "choices")
 TOP_LEVEL = ("description", "extends")
 ALL_TOP_KEYS = (*TOP_LEVEL, "model", *SECTIONS, "search")
 # Keys that describe one file and are not inherited through `extends`.
@@ -267,6 +284,25 @@ class ExperimentSpec:
     inherited: frozenset[str] = frozenset()  # dotted keys set by a parent, not this file
     parameters: int = 0  # trainable parameters, counted by the trial build in validation
 
+    @property
+    def has_validation(self) -> bool:
+        """Whether training holds out a validation split (data.val_split or K-fold)."""
+        return self.data.has_validation
+
+    @property
+    def monitored_metric(self) -> str:
+        """reduce_on_plateau's metric: schedule.monitor, "auto" resolved."""
+        if self.schedule.monitor != "auto":
+            return self.schedule.monitor
+        return "val_loss" if self.has_validation else "train_loss"
+
+    @property
+    def best_metric(self) -> str:
+        """The metric that picks the 'best' epoch: train.best_metric, "auto" resolved."""
+        if self.train.best_metric != "auto":
+            return self.train.best_metric
+        return "val_loss" if self.has_validation else "test_acc"
+
     def to_dict(self) -> dict[str, Any]:
         """Everything, sorted and without None values: the form written as TOML."""
         out: dict[str, Any] = {"name": self.name, "description": self.description}
@@ -277,7 +313,8 @@ class ExperimentSpec:
         out["model"] = {"name": self.model.name, **self.model.params}
         if self.search.params:
             out["search"] = self.search.to_dict()
-        return sorted_dict(out)
+        resolved: dict[str, Any] = sorted_dict(out)
+        return resolved
 
     def definition(self) -> dict[str, Any]:
         """Only what training depends on (no name, description, reference)."""

@@ -1,18 +1,31 @@
-"""The one validator: each table checked against its schema, then cross-field rules."""
+"""The one validator: every table checked against its schema, then cross-field rules.
+
+Sections, the top level, `[model]` (the builder's parameters), `[search]` and each
+`[search.params]` entry all go through `schema.check_table`/`check_value`, and every
+problem goes to one `Problems` collector, so a file with five mistakes gets one error
+listing five.
+"""
 
 from __future__ import annotations
 
 import dataclasses
-import typing
 from collections.abc import Mapping
 from typing import Any
 
 from mnist_tui import models
-from mnist_tui.config.schema import Invalid, check_value, show
+from mnist_tui.config.schema import (
+    Field,
+    Invalid,
+    brief,
+    check_table,
+    check_value,
+    fields_of,
+    split_annotation,
+)
 from mnist_tui.config.spec import (
-    ALL_TOP_KEYS,
     DEFINITION_SECTIONS,
     MAX_PARAMETERS,
+    SEARCH_PARAM_KEYS,
     SECTIONS,
     AugmentSpec,
     CVSpec,
@@ -27,56 +40,15 @@ from mnist_tui.config.spec import (
     TrainSpec,
     sorted_dict,
 )
-from mnist_tui.errors import SpecError, SpecProblem, did_you_mean
+from mnist_tui.errors import Problems, did_you_mean
 
-
-def _validate_fields(
-    cls_or_params: type | dict[str, tuple[Any, Any]],
-    raw: Any,
-    section: str,
-    origins: Mapping[str, str],
-    fallback: str,
-    problems: list[SpecProblem],
-) -> dict[str, Any]:
-    """Check one table against a dataclass (or a model's params); fill in defaults."""
-    if isinstance(cls_or_params, dict):
-        fields = cls_or_params
-    else:
-        hints = typing.get_type_hints(cls_or_params, include_extras=True)
-        fields = {}
-        for f in dataclasses.fields(cls_or_params):
-            if f.default is not dataclasses.MISSING:
-                default = f.default
-            elif f.default_factory is not dataclasses.MISSING:
-                default = f.default_factory()
-            else:  # pragma: no cover - every section field has a default
-                default = None
-            fields[f.name] = (hints[f.name], default)
-    if not isinstance(raw, Mapping):
-        problems.append(
-            SpecProblem(
-                origins.get(section, fallback), section, f"expected a table, got {show(raw)}"
-            )
-        )
-        raw = {}
-    out: dict[str, Any] = {}
-    for key, value in raw.items():
-        dotted = f"{section}.{key}"
-        source = origins.get(dotted, fallback)
-        if key not in fields:
-            hint = did_you_mean(key, fields)
-            allowed = ", ".join(fields)
-            problems.append(
-                SpecProblem(source, dotted, f"unknown key.{hint} Allowed here: {allowed}")
-            )
-            continue
-        try:
-            out[key] = check_value(value, fields[key][0])
-        except Invalid as exc:
-            problems.append(SpecProblem(source, dotted, str(exc)))
-    for key, (_, default) in fields.items():
-        out.setdefault(key, list(default) if isinstance(default, list) else default)
-    return out
+# The top level's own keys; `name` is the file's name (a run's spec.toml writes it).
+TOP_FIELDS: dict[str, Field] = {
+    "description": (str, ""),
+    "extends": (str | None, None),
+    "name": (str, ""),
+}
+TOP_TABLES = ("model", *SECTIONS, "search")
 
 
 def validate_raw(
@@ -86,70 +58,23 @@ def validate_raw(
     lineage: tuple[str, ...],
     inherited: frozenset[str],
 ) -> ExperimentSpec:
-    problems: list[SpecProblem] = []
-    for key in raw:
-        if key not in (*ALL_TOP_KEYS, "name"):
-            hint = did_you_mean(key, ALL_TOP_KEYS)
-            problems.append(
-                SpecProblem(
-                    origins.get(key, source),
-                    key,
-                    f"unknown key.{hint} Allowed at the top level: {', '.join(ALL_TOP_KEYS)}",
-                )
-            )
-    description = raw.get("description", "")
-    if not isinstance(description, str):
-        problems.append(
-            SpecProblem(source, "description", f"expected a string, got {show(description)}")
-        )
-        description = ""
-
+    problems = Problems(origins, source)
+    top = check_table(raw, TOP_FIELDS, "", problems, tables=TOP_TABLES, where="at the top level")
     sections = {
-        name: _validate_fields(cls, raw.get(name, {}), name, origins, source, problems)
+        name: check_table(raw.get(name, {}), fields_of(cls), name, problems)
         for name, cls in SECTIONS.items()
     }
-
-    model_raw = raw.get("model", {})
-    model_spec = ModelSpec("mlp", {})
-    if not isinstance(model_raw, Mapping):
-        problems.append(SpecProblem(source, "model", f"expected a table, got {show(model_raw)}"))
-    elif "name" not in model_raw:
-        problems.append(
-            SpecProblem(
-                source,
-                "model.name",
-                f"missing; expected one of {', '.join(sorted(models.MODELS))}",
-            )
-        )
-    else:
-        name = model_raw["name"]
-        if not isinstance(name, str) or name not in models.MODELS:
-            hint = did_you_mean(str(name), models.MODELS)
-            problems.append(
-                SpecProblem(
-                    origins.get("model.name", source),
-                    "model.name",
-                    f"unknown model {show(name)}.{hint} Known models: "
-                    f"{', '.join(sorted(models.MODELS))}",
-                )
-            )
-        else:
-            params = {k: v for k, v in model_raw.items() if k != "name"}
-            checked = _validate_fields(
-                models.model_params(name), params, "model", origins, source, problems
-            )
-            model_spec = ModelSpec(name, sorted_dict(checked))
-
-    search = _validate_search(raw.get("search"), origins, source, problems)
-    if problems:
-        raise SpecError(problems)
+    model = _check_model(raw.get("model", {}), problems)
+    search = _check_search(raw.get("search"), model, problems)
+    problems.raise_if_any()
+    assert model is not None  # no problems: the model was checked
 
     spec = ExperimentSpec(
-        name=str(raw.get("name", "")),
-        description=description,
-        extends=raw.get("extends"),
+        name=top["name"],
+        description=top["description"],
+        extends=top["extends"],
         data=DataSpec(**sections["data"]),
-        model=model_spec,
+        model=model,
         optim=OptimSpec(**sections["optim"]),
         schedule=ScheduleSpec(**sections["schedule"]),
         train=TrainSpec(**sections["train"]),
@@ -161,164 +86,195 @@ def validate_raw(
         lineage=lineage,
         inherited=inherited,
     )
-    return dataclasses.replace(spec, parameters=_check_combinations(spec, origins, source))
+    _check_combinations(spec, problems)
+    problems.raise_if_any()
+    n = _check_model_build(spec, problems)
+    problems.raise_if_any()
+    return dataclasses.replace(spec, parameters=n)
 
 
-SEARCH_METRICS = ("val_acc", "val_loss")
-SEARCH_FIELDS = ("low", "high", "log", "choices")
+def _check_model(raw: Any, problems: Problems) -> ModelSpec | None:
+    """`[model]`: a registered name, then that builder's parameters as the schema."""
+    known = ", ".join(sorted(models.MODELS))
+    if not isinstance(raw, Mapping):
+        problems.at("model").add(f"expected a table, got {brief(raw)}")
+        return None
+    if "name" not in raw:
+        problems.at("model.name").add(f"missing; expected one of {known}")
+        return None
+    name = raw["name"]
+    if not isinstance(name, str) or name not in models.MODELS:
+        hint = did_you_mean(str(name), models.MODELS)
+        problems.at("model.name").add(f"unknown model {brief(name)}.{hint} Known models: {known}")
+        return None
+    params = {k: v for k, v in raw.items() if k != "name"}
+    checked = check_table(params, models.model_params(name), "model", problems)
+    return ModelSpec(name, sorted_dict(checked))
 
 
-def _validate_search(
-    raw: Any, origins: Mapping[str, str], source: str, problems: list[SpecProblem]
-) -> SearchSpec:
-    """`[search]`: metric, trials, val_split and `[search.params]` keyed by dotted keys."""
+def _check_search(raw: Any, model: ModelSpec | None, problems: Problems) -> SearchSpec:
+    """`[search]`: metric, trials, val_split, and `[search.params]` keyed by dotted keys."""
     if raw is None:
         return SearchSpec()
-
-    def add(key: str, message: str) -> None:
-        problems.append(SpecProblem(origins.get(key, source), key, message))
-
-    if not isinstance(raw, Mapping):
-        add("search", f"expected a table, got {show(raw)}")
-        return SearchSpec()
-    for key in raw:
-        if key not in ("metric", "trials", "val_split", "params"):
-            add(
-                f"search.{key}",
-                "unknown key."
-                + did_you_mean(key, ["metric", "trials", "val_split", "params"])
-                + " Allowed here: metric, trials, val_split, params",
-            )
-    metric = raw.get("metric", "val_acc")
-    if metric not in SEARCH_METRICS:
-        add("search.metric", f"expected one of {', '.join(SEARCH_METRICS)}, got {show(metric)}")
-    trials = raw.get("trials", 20)
-    if isinstance(trials, bool) or not isinstance(trials, int) or not 1 <= trials <= 10000:
-        add("search.trials", f"expected an integer from 1 to 10000, got {show(trials)}")
-    val_split = raw.get("val_split", 0.1)
-    if (
-        isinstance(val_split, bool)
-        or not isinstance(val_split, int | float)
-        or not (0 < val_split < 1)
-    ):
-        add("search.val_split", f"expected a number > 0 and < 1, got {show(val_split)}")
-    params: list[SearchParam] = []
-    table = raw.get("params", {})
+    fields = {k: v for k, v in fields_of(SearchSpec).items() if k != "params"}
+    top = check_table(raw, fields, "search", problems, tables=("params",))
+    table = raw.get("params", {}) if isinstance(raw, Mapping) else {}
     if not isinstance(table, Mapping):
-        add("search.params", f"expected a table, got {show(table)}")
+        problems.at("search.params").add(f"expected a table, got {brief(table)}")
         table = {}
-    known = {
-        f"{sec}.{f.name}"
+    targets = _search_targets(model)
+    params = []
+    for key, entry in table.items():
+        param = _check_search_param(str(key), entry, targets, model, problems)
+        if param is not None:
+            params.append(param)
+    return SearchSpec(**top, params=tuple(params))
+
+
+def _search_targets(model: ModelSpec | None) -> dict[str, Any]:
+    """Every key a search may vary, with its type hint."""
+    out = {
+        f"{sec}.{name}": hint
         for sec, cls in SECTIONS.items()
         if sec in DEFINITION_SECTIONS
-        for f in dataclasses.fields(cls)
+        for name, (hint, _) in fields_of(cls).items()
     }
-    for key, p in table.items():
-        where = f"search.params.{key}"
-        section = key.split(".", 1)[0]
-        if section != "model" and key not in known:
-            add(where, f"'{key}' is not a definition key." + did_you_mean(key, sorted(known)))
-            continue
-        if not isinstance(p, Mapping):
-            add(
-                where,
-                "expected a table such as { low = 1e-4, high = 1e-2, log = true } "
-                "or { choices = [64, 128] }",
+    if model is not None:
+        params = models.model_params(model.name)
+        out.update({f"model.{k}": hint for k, (hint, _) in params.items()})
+    return out
+
+
+_PARAM_FIELDS = {k: v for k, v in fields_of(SearchParam).items() if k in SEARCH_PARAM_KEYS}
+_ENTRY_EXAMPLE = "{ low = 1e-4, high = 1e-2, log = true } or { choices = [64, 128] }"
+
+
+def _check_search_param(
+    key: str,
+    entry: Any,
+    targets: Mapping[str, Any],
+    model: ModelSpec | None,
+    problems: Problems,
+) -> SearchParam | None:
+    """One `[search.params]` entry: its own fields, then its values against the key's type."""
+    where = f"search.params.{key}"
+    if key not in targets:
+        if key.startswith("model.") and model is None:
+            return None  # the model itself is wrong; that is reported already
+        if key.startswith("model.") and model is not None:
+            params = models.model_params(model.name)
+            problems.at(where).add(
+                f"'{key}' is not a parameter of model {model.name}."
+                + did_you_mean(key.removeprefix("model."), params)
+                + f" Its parameters: {', '.join(params)}"
             )
-            continue
-        extra = [k for k in p if k not in SEARCH_FIELDS]
-        if extra:
-            add(
-                where,
-                f"unknown field '{extra[0]}'."
-                + did_you_mean(extra[0], SEARCH_FIELDS)
-                + " Allowed: low, high, log, choices",
-            )
-            continue
-        if "choices" in p:
-            choices = p["choices"]
-            if not isinstance(choices, list) or not choices:
-                add(where, f"choices: expected a non-empty list, got {show(choices)}")
-                continue
-            params.append(SearchParam(key, choices=tuple(choices)))
-            continue
-        low, high = p.get("low"), p.get("high")
-        numbers = all(isinstance(v, int | float) and not isinstance(v, bool) for v in (low, high))
-        if not numbers or low >= high:  # type: ignore[operator]
-            add(where, f"expected numbers low < high, got low = {show(low)}, high = {show(high)}")
-            continue
-        log = p.get("log", False)
-        if not isinstance(log, bool) or (log and low <= 0):  # type: ignore[operator]
-            add(where, "log = true needs low > 0" if log is True else "log: expected true or false")
-            continue
-        integer = isinstance(low, int) and isinstance(high, int)
-        # keep the TOML types: integer bounds search integers
-        params.append(SearchParam(key, low, high, log, integer))  # type: ignore[arg-type]
-    return SearchSpec(
-        metric=metric if metric in SEARCH_METRICS else "val_acc",
-        trials=trials if isinstance(trials, int) else 20,
-        val_split=float(val_split) if isinstance(val_split, int | float) else 0.1,
-        params=tuple(params),
-    )
+        else:
+            known = sorted(k for k in targets if not k.startswith("model."))
+            problems.at(where).add(f"'{key}' is not a definition key." + did_you_mean(key, known))
+        return None
+    if not isinstance(entry, Mapping):
+        problems.at(where).add(f"expected a table such as {_ENTRY_EXAMPLE}")
+        return None
+    before = len(problems)
+    fields = check_table(entry, _PARAM_FIELDS, where, problems)
+    if len(problems) > before:
+        return None
+    hint = targets[key]
+    if "choices" in entry:
+        if "low" in entry or "high" in entry:
+            problems.at(where).add("give either choices or low and high, not both")
+            return None
+        choices = []
+        for i, choice in enumerate(fields["choices"]):
+            try:  # each choice a valid setting of the key
+                choices.append(check_value(choice, hint))
+            except Invalid as exc:
+                problems.at(f"{where}.choices").add(f"item {i}: {exc}")
+        if len(choices) < len(fields["choices"]):
+            return None
+        return SearchParam(key, choices=tuple(choices))
+    low, high, log = fields["low"], fields["high"], fields["log"]
+    if low is None or high is None or low >= high:
+        problems.at(where).add(
+            f"expected numbers low < high, got low = {brief(entry.get('low'))}, "
+            f"high = {brief(entry.get('high'))}"
+        )
+        return None
+    if log and low <= 0:
+        problems.at(where).add("log = true needs low > 0")
+        return None
+    base = split_annotation(hint)[0]
+    if base not in (int, float):
+        problems.at(where).add(
+            f"a range needs a numeric setting, and {key} is not; use choices = [...]"
+        )
+        return None
+    ends = {}
+    for end in ("low", "high"):
+        try:  # both ends must be valid settings; integer settings search integers
+            ends[end] = check_value(entry[end], hint)
+        except Invalid as exc:
+            problems.at(f"{where}.{end}").add(str(exc))
+    if len(ends) < 2:
+        return None
+    return SearchParam(key, ends["low"], ends["high"], log, integer=base is int)
 
 
-def _check_combinations(spec: ExperimentSpec, origins: Mapping[str, str], source: str) -> int:
-    """Rules that involve more than one key, and a trial build of the model.
-
-    Returns the model's parameter count."""
-    n = 0
-    problems: list[SpecProblem] = []
-
-    def add(key: str, message: str) -> None:
-        problems.append(SpecProblem(origins.get(key, source), key, message))
-
+def _check_combinations(spec: ExperimentSpec, problems: Problems) -> None:
+    """Rules that involve more than one key."""
     if spec.optim.nesterov and (spec.optim.name != "sgd" or spec.optim.momentum <= 0):
-        add("optim.nesterov", 'nesterov needs optim.name = "sgd" and optim.momentum > 0')
+        problems.at("optim.nesterov").add(
+            'nesterov needs optim.name = "sgd" and optim.momentum > 0'
+        )
     for key in ("crop_scale", "scale"):
         lo, hi = getattr(spec.augment, key)
         if lo > hi:
-            add(f"augment.{key}", f"expected [low, high] with low <= high, got {show([lo, hi])}")
-    for p in spec.search.params:
-        if p.key.startswith("model.") and p.key[6:] not in spec.model.params:
-            add(
-                f"search.params.{p.key}",
-                f"'{p.key}' is not a parameter of model "
-                f"{spec.model.name}." + did_you_mean(p.key[6:], spec.model.params),
+            problems.at(f"augment.{key}").add(
+                f"expected [low, high] with low <= high, got {brief([lo, hi])}"
             )
     if spec.data.folds:
         if spec.data.folds < 2:
-            add("data.folds", f"expected 0 (off) or at least 2 folds, got {spec.data.folds}")
+            problems.at("data.folds").add(
+                f"expected 0 (off) or at least 2 folds, got {spec.data.folds}"
+            )
         elif spec.data.fold >= spec.data.folds:
-            add("data.fold", f"expected 0 to {spec.data.folds - 1}, got {spec.data.fold}")
+            problems.at("data.fold").add(
+                f"expected 0 to {spec.data.folds - 1}, got {spec.data.fold}"
+            )
         if spec.data.val_split:
-            add("data.val_split", "give data.val_split or data.folds, not both")
-    has_val = spec.data.val_split > 0 or spec.data.folds > 1
-    needs_val = {spec.schedule.monitor, spec.train.best_metric} & {"val_loss", "val_acc"}
-    if needs_val and not has_val:
-        key = "schedule.monitor" if spec.schedule.monitor in needs_val else "train.best_metric"
-        add(key, f"{show(next(iter(needs_val)))} needs a validation split: set data.val_split")
-    if not problems:
-        try:
-            import torch
+            problems.at("data.val_split").add("give data.val_split or data.folds, not both")
+    for key, metric in (
+        ("schedule.monitor", spec.schedule.monitor),
+        ("train.best_metric", spec.train.best_metric),
+    ):
+        if metric.startswith("val_") and not spec.has_validation:
+            problems.at(key).add(f'"{metric}" needs a validation split: set data.val_split')
+            break
 
-            # a trial build on the meta device: shapes and counts, no memory, so a typo
-            # such as hidden = [65536, 65536] is an error, not an out-of-memory crash
-            with torch.device("meta"):
-                model = spec.build_model()
-                models.output_check(model, spec.input_shape())
-            n = models.count_parameters(model)
-            if n > MAX_PARAMETERS:
-                add(
-                    "model",
-                    f"the model would have {n:,} parameters; at most "
-                    f"{MAX_PARAMETERS:,} are allowed",
-                )
-        except models.ModelConfigError as exc:
-            add(exc.key if "." in exc.key else f"model.{exc.key}", str(exc))
-        except (RuntimeError, ValueError) as exc:
-            add("model", f"the model cannot be built with these settings: {exc}")
-    if problems:
-        raise SpecError(problems)
+
+def _check_model_build(spec: ExperimentSpec, problems: Problems) -> int:
+    """A trial build of the model on torch's meta device: its parameter count.
+
+    Shapes and counts, no memory, so a typo such as hidden = [65536, 65536] is an error,
+    not an out-of-memory crash."""
+    n = 0
+    try:
+        import torch
+
+        with torch.device("meta"):
+            model = spec.build_model()
+            models.output_check(model, spec.input_shape())
+        n = models.count_parameters(model)
+    except models.ModelConfigError as exc:
+        problems.at(exc.key if "." in exc.key else f"model.{exc.key}").add(str(exc))
+        return 0
+    except (RuntimeError, ValueError) as exc:
+        problems.at("model").add(f"the model cannot be built with these settings: {exc}")
+        return 0
+    if n > MAX_PARAMETERS:
+        problems.at("model").add(
+            f"the model would have {n:,} parameters; at most {MAX_PARAMETERS:,} are allowed"
+        )
     return n
 
 

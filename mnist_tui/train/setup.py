@@ -107,22 +107,12 @@ def make_optimizer(
     raise AssertionError(o.name)  # pragma: no cover - the schema admits no other
 
 
-def _has_validation(spec: ExperimentSpec) -> bool:
-    return spec.data.val_split > 0 or spec.data.folds > 1
-
-
 def monitored_metric(spec: ExperimentSpec) -> str:
-    m = spec.schedule.monitor
-    if m == "auto":
-        return "val_loss" if _has_validation(spec) else "train_loss"
-    return m
+    return spec.monitored_metric  # answered once, by the definition
 
 
 def best_metric(spec: ExperimentSpec) -> str:
-    m = spec.train.best_metric
-    if m == "auto":
-        return "val_loss" if _has_validation(spec) else "test_acc"
-    return m
+    return spec.best_metric
 
 
 def make_scheduler(spec: ExperimentSpec, opt: torch.optim.Optimizer) -> Any:
