@@ -294,3 +294,80 @@ def test_the_spec_answers_which_metrics_and_whether_it_validates() -> None:
     from mnist_tui.train.setup import best_metric, monitored_metric
 
     assert monitored_metric(chosen) == "val_acc" and best_metric(plain) == "test_acc"
+
+
+# ---------------------------------------------------------------- the cached model check
+
+_PROBE = (
+    "import sys; from mnist_tui.config.loading import load_experiment; "
+    "s = load_experiment('fnn1'); print(s.parameters, 'torch' in sys.modules)"
+)
+
+
+def _probe(env: dict[str, str]) -> tuple[int, bool]:
+    import subprocess
+    import sys
+
+    out = subprocess.run(
+        [sys.executable, "-c", _PROBE], env=env, capture_output=True, text=True, check=True
+    ).stdout.split()
+    return int(out[0]), out[1] == "True"
+
+
+def test_model_check_is_cached_and_a_warm_load_never_imports_torch(tmp_path: Path) -> None:
+    import os
+
+    env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path), "MNIST_TUI_EXPERIMENTS": str(EXPERIMENTS)}
+    cold = _probe(env)
+    assert cold[1], "a cold cache builds the model, with torch"
+    assert (tmp_path / "mnist-tui" / "model-checks.json").is_file()
+    warm = _probe(env)
+    assert warm == (cold[0], False)
+
+
+def test_model_check_cache_tolerates_corrupt_and_unwritable_files(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mnist_tui.config import model_check
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "corrupt"))
+    path = model_check.cache_path()
+    path.parent.mkdir(parents=True)
+    path.write_bytes(b"\x00{not json")
+    assert load_experiment("fnn1", EXPERIMENTS).parameters == 13_434
+    assert path.read_text().startswith('{"version"')  # rewritten whole
+    # a cache "directory" that is a file: nothing can be written, loading still works
+    (tmp_path / "file").write_text("")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "file"))
+    assert load_experiment("fnn1", EXPERIMENTS).parameters == 13_434
+
+
+def test_model_check_cache_is_keyed_by_the_definition_and_keeps_errors(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import json
+
+    from mnist_tui.config import model_check
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    spec = load_experiment("fnn1", EXPERIMENTS)
+    key = model_check.cache_key(spec.model.name, spec.model.params, spec.input_shape())
+    other = model_check.cache_key(
+        spec.model.name, {**spec.model.params, "hidden": [8]}, (1, 28, 28)
+    )
+    assert key != other
+    # the stored answer is what validation reports (here doctored, to prove it is read)
+    path = model_check.cache_path()
+    data = json.loads(path.read_text())
+    data["entries"][key] = {"parameters": 7}
+    path.write_text(json.dumps(data))
+    model_check._memory.clear()
+    assert load_experiment("fnn1", EXPERIMENTS).parameters == 7
+    # an error is remembered too, word for word
+    messages = []
+    for _ in range(2):
+        model_check._memory.clear()
+        with pytest.raises(SpecError) as exc:
+            load_experiment("lenet5", EXPERIMENTS, ["data.pad=0"])
+        messages.append(str(exc.value))
+    assert messages[0] == messages[1] and "lenet5 expects 32x32 inputs" in messages[0]

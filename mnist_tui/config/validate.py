@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from mnist_tui import models
+from mnist_tui.config.model_check import check_model
 from mnist_tui.config.schema import (
     Field,
     Invalid,
@@ -253,29 +254,17 @@ def _check_combinations(spec: ExperimentSpec, problems: Problems) -> None:
 
 
 def _check_model_build(spec: ExperimentSpec, problems: Problems) -> int:
-    """A trial build of the model on torch's meta device: its parameter count.
-
-    Shapes and counts, no memory, so a typo such as hidden = [65536, 65536] is an error,
-    not an out-of-memory crash."""
-    n = 0
-    try:
-        import torch
-
-        with torch.device("meta"):
-            model = spec.build_model()
-            models.output_check(model, spec.input_shape())
-        n = models.count_parameters(model)
-    except models.ModelConfigError as exc:
-        problems.at(exc.key if "." in exc.key else f"model.{exc.key}").add(str(exc))
+    """The trial build of the model (cached, see model_check): its parameter count."""
+    result = check_model(spec.model.name, spec.model.params, spec.input_shape())
+    if result.error is not None:
+        problems.at(result.error_key or "model").add(result.error)
         return 0
-    except (RuntimeError, ValueError) as exc:
-        problems.at("model").add(f"the model cannot be built with these settings: {exc}")
-        return 0
-    if n > MAX_PARAMETERS:
+    if result.parameters > MAX_PARAMETERS:
         problems.at("model").add(
-            f"the model would have {n:,} parameters; at most {MAX_PARAMETERS:,} are allowed"
+            f"the model would have {result.parameters:,} parameters; at most "
+            f"{MAX_PARAMETERS:,} are allowed"
         )
-    return n
+    return result.parameters
 
 
 def parameter_count(spec: ExperimentSpec) -> int:
