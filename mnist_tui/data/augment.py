@@ -18,7 +18,7 @@ from mnist_tui.config.spec import AugmentSpec
 
 
 def _uniform(
-    n: int, lo: float, hi: float, g: torch.Generator, device: torch.device
+    n: int, lo: float, hi: float, g: torch.Generator | None, device: torch.device
 ) -> torch.Tensor:
     return torch.rand(n, generator=g, device=device) * (hi - lo) + lo
 

@@ -220,14 +220,22 @@ class Worker:
             self.reconcile()
             while not self.stopping:
                 self.reap()
-                started = 0 if scheduler.is_paused(self.store) else self.fill_slots()
+                paused = scheduler.is_paused(self.store)
+                started = 0 if paused else self.fill_slots()
                 busy = any(s.child is not None for s in self.slots)
-                if busy or started:
+                # idle: nothing running and nothing it may start (a paused queue waits for
+                # `queue resume`, which starts a worker again)
+                idle = (
+                    not busy and not started and (paused or not scheduler.queue_order(self.store))
+                )
+                if not idle:
                     idle_since = time.monotonic()
-                elif not self.options.forever and not scheduler.queue_order(self.store):
-                    if time.monotonic() - idle_since >= self.options.idle_exit:
-                        self.log(f"queue empty for {self.options.idle_exit:g} s: exiting")
-                        break
+                elif not self.options.forever and (
+                    time.monotonic() - idle_since >= self.options.idle_exit
+                ):
+                    why = "queue paused" if paused else "queue empty"
+                    self.log(f"{why} for {self.options.idle_exit:g} s: exiting")
+                    break
                 time.sleep(self.options.poll)
         finally:
             self.stop_children()
@@ -345,7 +353,7 @@ class Worker:
                     stderr=subprocess.STDOUT,
                     env=self.child_env(slot),
                     start_new_session=True,  # Ctrl-C or a hang-up elsewhere never reaches it
-                    preexec_fn=_die_with_parent,  # noqa: PLW1509 - the worker is single-threaded
+                    preexec_fn=_die_with_parent,
                 )
             except OSError as exc:
                 claims.release(info.path, holder, ended=f"could not start: {exc.strerror}")
@@ -400,11 +408,10 @@ def _die_with_parent() -> None:
 def failure_reason(log_path: Path, code: int | None) -> str:
     """The real error from the end of a run's log (e.g. the missing-dataset message)."""
     lines: list[str] = []
-    with contextlib.suppress(OSError):
-        with log_path.open("rb") as fh:
-            fh.seek(0, os.SEEK_END)
-            fh.seek(max(0, fh.tell() - 8192))
-            lines = fh.read().decode("utf-8", "replace").splitlines()
+    with contextlib.suppress(OSError), log_path.open("rb") as fh:
+        fh.seek(0, os.SEEK_END)
+        fh.seek(max(0, fh.tell() - 8192))
+        lines = fh.read().decode("utf-8", "replace").splitlines()
     for line in reversed(lines):
         text = line.strip()
         if text.lower().startswith("error:") or "Error:" in text or "error:" in text:

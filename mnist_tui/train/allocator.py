@@ -43,4 +43,4 @@ def keep_freed_memory() -> bool:
     ok = mallopt(M_TRIM_THRESHOLD, TRIM_THRESHOLD) == 1 and ok
     ok = mallopt(M_TOP_PAD, TOP_PAD) == 1 and ok
     _applied = ok
-    return ok
+    return bool(ok)

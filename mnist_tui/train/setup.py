@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 import torch
 from torch import nn
@@ -118,7 +118,7 @@ def best_metric(spec: ExperimentSpec) -> str:
 def make_scheduler(spec: ExperimentSpec, opt: torch.optim.Optimizer) -> Any:
     s = spec.schedule
     if s.name == "reduce_on_plateau":
-        mode = "min" if monitored_metric(spec).endswith("loss") else "max"
+        mode: Literal["min", "max"] = "min" if monitored_metric(spec).endswith("loss") else "max"
         return torch.optim.lr_scheduler.ReduceLROnPlateau(
             opt, mode=mode, factor=s.factor, patience=s.patience, min_lr=s.min_lr
         )
