@@ -2,71 +2,214 @@
 
 from __future__ import annotations
 
+import dataclasses
+import errno
 import os
+import re
+import stat
 import tomllib
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-from mnist_tui.config.schema import show
+from mnist_tui.config.schema import brief, show
 from mnist_tui.config.spec import NOT_INHERITED, ExperimentSpec, flatten
 from mnist_tui.config.validate import validate_raw
 from mnist_tui.errors import SpecError, SpecProblem, did_you_mean
 
+PACKAGE_DIR = Path(__file__).resolve().parent.parent
+EXPERIMENT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
+NAME_RULE = "use letters, digits, '_', '.', '-' (at most 128, starting with a letter or digit)"
+
+
+def shipped_experiments_dir() -> Path | None:
+    """The experiments that come with the package.
+
+    Inside it (mnist_tui/experiments/) when installed from a wheel, where setup.py's
+    build step puts them; the checkout's experiments/ in a source tree (an editable
+    install), which stays their single source."""
+    inside = PACKAGE_DIR / "experiments"
+    if inside.is_dir():
+        return inside
+    checkout = PACKAGE_DIR.parent / "experiments"
+    if checkout.is_dir() and (PACKAGE_DIR.parent / "pyproject.toml").is_file():
+        return checkout
+    return None
+
 
 def default_experiments_dir() -> Path:
-    """`MNIST_TUI_EXPERIMENTS`, else ./experiments, else the one shipped beside the package."""
+    """The user's experiments: `MNIST_TUI_EXPERIMENTS`, else ./experiments.
+
+    It need not exist; the shipped experiments are always there beneath it."""
     env = os.environ.get("MNIST_TUI_EXPERIMENTS")
-    if env:
-        return Path(env)
-    local = Path.cwd() / "experiments"
-    if local.is_dir():
-        return local
-    return Path(__file__).resolve().parent.parent / "experiments"
+    return Path(env) if env else Path.cwd() / "experiments"
 
 
-def experiment_names(experiments_dir: Path) -> list[str]:
-    if not experiments_dir.is_dir():
+@dataclass(frozen=True)
+class ExperimentSource:
+    """Where the experiment of one name comes from.
+
+    `origin` is "shipped" (comes with the package) or "user" (the experiments
+    directory); a user file with a shipped name hides the shipped one, and `shadows`
+    is then the hidden file. `problem` says why the entry cannot be loaded (a name no
+    run directory can have, a broken symlink, a directory) - a listing shows it as an
+    error row."""
+
+    name: str
+    path: Path
+    origin: Literal["shipped", "user"]
+    shadows: Path | None = None
+    problem: str | None = None
+
+    @property
+    def shadowed(self) -> bool:
+        """Whether this file hides a shipped experiment of the same name."""
+        return self.shadows is not None
+
+
+def name_problem(name: str) -> str | None:
+    """Why `name` cannot name an experiment (its runs' directory), or None."""
+    if EXPERIMENT_NAME.fullmatch(name):
+        return None
+    return f"{brief(name)} cannot name a run directory: {NAME_RULE}"
+
+
+def _entry_problem(path: Path) -> str | None:
+    """Why a directory entry named *.toml is not a readable file, or None."""
+    try:
+        st = path.stat()  # follows symlinks
+    except OSError as exc:
+        if path.is_symlink():
+            if exc.errno == errno.ELOOP:
+                return "a symlink loop; skipped"
+            return f"a broken symlink (to {os.readlink(path)}); skipped"
+        return f"cannot read: {exc.strerror}"
+    if stat.S_ISDIR(st.st_mode):
+        return "a directory, not an experiment file; skipped"
+    if not stat.S_ISREG(st.st_mode):
+        return "not a regular file; skipped"
+    return None
+
+
+def _scan(directory: Path, origin: Literal["shipped", "user"]) -> list[ExperimentSource]:
+    try:
+        entries = sorted(os.scandir(directory), key=lambda e: e.name)
+    except OSError:  # missing or unreadable: it holds no experiments
         return []
-    return sorted((p.stem for p in experiments_dir.glob("*.toml")), key=natural_key)
+    out = []
+    for entry in entries:
+        if not entry.name.endswith(".toml") or entry.name.startswith("."):
+            continue
+        path = directory / entry.name
+        name = entry.name.removesuffix(".toml")
+        problem = name_problem(name) or _entry_problem(path)
+        out.append(ExperimentSource(name, path, origin, problem=problem))
+    return out
+
+
+def _same_dir(a: Path, b: Path) -> bool:
+    return os.path.realpath(a) == os.path.realpath(b)
+
+
+def experiment_layers(experiments_dir: Path | None = None) -> list[Path]:
+    """The directories searched for names, lowest first: the shipped set, then the user's."""
+    user = experiments_dir if experiments_dir is not None else default_experiments_dir()
+    shipped = shipped_experiments_dir()
+    if shipped is None or _same_dir(shipped, user):
+        return [user] if shipped is None else [shipped]
+    return [shipped, user]
+
+
+def experiment_sources(experiments_dir: Path | None = None) -> dict[str, ExperimentSource]:
+    """Every experiment by name, the user's directory over the shipped set, sorted.
+
+    In a checkout (the working directory the repository) both are experiments/, and
+    every experiment is "shipped"."""
+    layers = experiment_layers(experiments_dir)
+    shipped = shipped_experiments_dir()
+    found: dict[str, ExperimentSource] = {}
+    for directory in layers:
+        origin: Literal["shipped", "user"] = (
+            "shipped" if shipped is not None and directory == shipped else "user"
+        )
+        for src in _scan(directory, origin):
+            below = found.get(src.name)
+            if below is not None:
+                src = dataclasses.replace(src, shadows=below.path)
+            found[src.name] = src
+    return {n: found[n] for n in sorted(found, key=natural_key)}
+
+
+def experiment_names(experiments_dir: Path | None = None) -> list[str]:
+    """Every experiment name (broken entries included: loading one says what is wrong)."""
+    return list(experiment_sources(experiments_dir))
 
 
 def natural_key(name: str) -> list[Any]:
     """Sort task2 before task10."""
-    import re
-
     return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", name)]
 
 
 def _display(path: Path) -> str:
+    """The path as the user would write it: relative to here when below it, symlinks kept."""
+    absolute = os.path.abspath(path)
     try:
-        return str(path.resolve().relative_to(Path.cwd()))
+        return str(Path(absolute).relative_to(Path.cwd()))
     except ValueError:
         return str(path)
 
 
-def find_experiment(ref: str, experiments_dir: Path, relative_to: Path | None = None) -> Path:
-    """Resolve an experiment name or TOML path to a file, or raise SpecError."""
+def _where(layers: list[Path]) -> str:
+    shipped = shipped_experiments_dir()
+    words = [
+        "the shipped experiments" if d == shipped and len(layers) > 1 else _display(d)
+        for d in reversed(layers)
+    ]
+    return " or ".join(words)
+
+
+def find_experiment(
+    ref: str,
+    experiments_dir: Path | None = None,
+    relative_to: Path | None = None,
+    *,
+    shipped_only: bool = False,
+) -> Path:
+    """Resolve an experiment name or TOML path to a file, or raise SpecError.
+
+    A name is looked up in the user's directory, then the shipped set (`shipped_only`:
+    the shipped set alone, for a shipped file's own `extends`)."""
     looks_like_path = ref.endswith(".toml") or "/" in ref or os.sep in ref
     if looks_like_path:
         path = Path(ref)
-        if not path.is_absolute() and relative_to is not None and not path.exists():
+        if not path.is_absolute() and relative_to is not None and not os.path.lexists(path):
             path = relative_to / path
-        if path.is_file():
-            return path
-        raise SpecError([SpecProblem(ref, "", "no such experiment file")])
-    names = experiment_names(experiments_dir)
-    if ref in names:
-        return experiments_dir / f"{ref}.toml"
-    hint = did_you_mean(ref, names)
+        if not os.path.lexists(path):
+            raise SpecError([SpecProblem(ref, "", "no such experiment file")])
+        problem = _entry_problem(path) or name_problem(path.name.removesuffix(".toml"))
+        if problem:
+            raise SpecError([SpecProblem(_display(path), "", problem.removesuffix("; skipped"))])
+        return path
+    if shipped_only:
+        shipped = shipped_experiments_dir()
+        layers = [shipped] if shipped is not None else []
+        sources = {s.name: s for s in _scan(shipped, "shipped")} if shipped else {}
+    else:
+        layers = experiment_layers(experiments_dir)
+        sources = experiment_sources(experiments_dir)
+    src = sources.get(ref)
+    if src is not None:
+        if src.problem:
+            problem = src.problem.removesuffix("; skipped")
+            raise SpecError([SpecProblem(_display(src.path), "", problem)])
+        return src.path
+    problem = name_problem(ref)
+    if problem:
+        raise SpecError([SpecProblem("", "", problem)])
+    hint = did_you_mean(ref, sources)
     raise SpecError(
-        [
-            SpecProblem(
-                "",
-                "",
-                f"no experiment named '{ref}' in {_display(experiments_dir)}.{hint}",
-            )
-        ]
+        [SpecProblem("", "", f"no experiment named '{ref}' in {_where(layers)}.{hint}")]
     )
 
 
@@ -121,13 +264,14 @@ def load_experiment(
     """Load, merge (`extends`), override and validate one experiment."""
     experiments_dir = experiments_dir or default_experiments_dir()
     path = find_experiment(ref, experiments_dir)
+    shipped = shipped_experiments_dir()
     chain: list[tuple[Path, dict[str, Any]]] = []
-    seen: list[Path] = []
+    seen: list[str] = []
     current: Path | None = path
     while current is not None:
-        resolved = current.resolve()
+        resolved = os.path.realpath(current)
         if resolved in seen:
-            names = " -> ".join(p.stem for p in [*seen, resolved])
+            names = " -> ".join(Path(p).stem for p in [*seen, resolved])
             raise SpecError([SpecProblem(_display(path), "extends", f"cycle in extends: {names}")])
         seen.append(resolved)
         raw = _read_toml(current)
@@ -146,12 +290,20 @@ def load_experiment(
                 ]
             )
         else:
+            # a shipped file's parents are shipped ones: shadowing one file changes no other
+            own_layer = shipped is not None and _same_dir(current.parent, shipped)
             try:
-                current = find_experiment(parent, experiments_dir, relative_to=current.parent)
+                current = find_experiment(
+                    parent, experiments_dir, relative_to=current.parent, shipped_only=own_layer
+                )
             except SpecError as exc:
                 raise SpecError(
                     [
-                        SpecProblem(_display(current), "extends", p.message.rstrip("."))
+                        SpecProblem(
+                            _display(current),
+                            "extends",
+                            (f"{p.source}: " if p.source else "") + p.message.rstrip("."),
+                        )
                         for p in exc.problems
                     ]
                 ) from None
