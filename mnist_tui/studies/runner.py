@@ -175,12 +175,11 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
         # weights_only: a checkpoint is data, never code
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises many kinds for a damaged file
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        first = first.split(" Please file an issue")[0].split("(1) In PyTorch")[0].strip()
         raise StoreError(
-            f"the checkpoint {path} is damaged ({first[:160]}); the run's metrics and summary "
-            "are intact, but it cannot continue from this file: start it again with "
-            "mnist-tui run, or resume it from best.pt by copying that over last.pt"
+            f"the checkpoint {path} is damaged ({_checkpoint_damage(path, exc)}); the run's "
+            "metrics and summary are intact, but it cannot continue from this file: start it "
+            "again with mnist-tui run, or resume from its best epoch by copying best.pt over "
+            "last.pt"
         ) from None
     if not isinstance(state, dict) or any(k not in state for k in CHECKPOINT_KEYS):
         missing = [k for k in CHECKPOINT_KEYS if not isinstance(state, dict) or k not in state]
@@ -189,6 +188,24 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
             f"(missing {', '.join(missing)}); the run is unchanged"
         )
     return state
+
+
+def _checkpoint_damage(path: Path, exc: Exception) -> str:
+    """What is wrong with a checkpoint, in our words: torch's own message would suggest
+    loading it with weights_only=False, which can run arbitrary code."""
+    try:
+        size = path.stat().st_size
+        with path.open("rb") as fh:
+            head = fh.read(4)
+    except OSError as os_exc:
+        return f"cannot read it: {os_exc.strerror}"
+    if size == 0:
+        return "the file is empty"
+    if "weights_only" in str(exc) or "Unsupported global" in str(exc):
+        return "it holds Python objects, not only tensors and plain data; it is not loaded"
+    if head == b"PK\x03\x04":
+        return f"a truncated or corrupt archive of {size:,} bytes"
+    return f"not a PyTorch checkpoint ({size:,} bytes)"
 
 
 def check_resumable(info: RunInfo) -> tuple[ExperimentSpec, dict[str, Any] | None]:
