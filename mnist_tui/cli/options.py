@@ -47,6 +47,48 @@ ExpDir = Annotated[
     ),
 ]
 JsonOut = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
+Overrides = Annotated[
+    list[str] | None,
+    typer.Option(
+        "-S",
+        "--set",
+        metavar="KEY=VALUE",
+        help="Override a key, e.g. -S optim.lr=0.01 (repeatable).",
+    ),
+]
+Epochs = Annotated[int | None, typer.Option(metavar="N", help="Shortcut for -S train.epochs=N.")]
+Device = Annotated[str, typer.Option(metavar="DEVICE", help="auto, cpu, cuda or cuda:N.")]
+Threads = Annotated[
+    int | None,
+    typer.Option(metavar="N", help="CPU threads for training (default: all cores)."),
+]
+Download = Annotated[
+    bool, typer.Option("--download/--no-download", help="Download missing datasets.")
+]
+Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")]
+
+
+def overrides_with(
+    set_: list[str] | None, epochs: int | None, seed: int | None = None
+) -> list[str]:
+    out = list(set_ or [])
+    if epochs is not None:
+        out.append(f"train.epochs={epochs}")
+    if seed is not None:
+        out.append(f"train.seed={seed}")
+    return out
+
+
+Seed = Annotated[int | None, typer.Option(metavar="N", help="Shortcut for -S train.seed=N.")]
+Repeats = Annotated[
+    int | None,
+    typer.Option(
+        metavar="N", help="Train N seeds (seed, seed+1, ...); overrides \\[train] repeats."
+    ),
+]
+Seeds = Annotated[
+    str | None, typer.Option(metavar="0,1,2", help="Comma-separated seeds (a group of runs).")
+]
 
 
 def stores(experiments_dir: Path | None, runs_dir: Path | None) -> tuple[Path, Any]:

@@ -15,14 +15,21 @@ from rich.table import Table
 
 from mnist_tui.cli.options import (
     DataDir,
+    Epochs,
     ExpDir,
     JsonOut,
+    Overrides,
+    Repeats,
     RunsDir,
+    Seed,
+    Seeds,
+    Threads,
     app,
     console,
     context_stores,
     err,
     global_option,
+    overrides_with,
     print_json,
 )
 from mnist_tui.errors import MnistTuiError
@@ -48,10 +55,6 @@ Gpus = Annotated[
 ]
 PerDevice = Annotated[
     int, typer.Option(metavar="N", min=1, help="Runs trained at once on each device.")
-]
-Threads = Annotated[
-    int | None,
-    typer.Option(metavar="N", min=1, help="CPU threads a run (default: cores / CPU slots)."),
 ]
 IdleExit = Annotated[
     float,
@@ -83,20 +86,11 @@ def _worker_options(
 def queue_add(
     ctx: typer.Context,
     experiments: Annotated[list[str], typer.Argument(help="Experiment names or TOML files.")],
-    set_: Annotated[
-        list[str] | None,
-        typer.Option("-S", "--set", metavar="KEY=VALUE", help="Override a key (repeatable)."),
-    ] = None,
-    epochs: Annotated[
-        int | None, typer.Option(metavar="N", help="Shortcut for -S train.epochs=N.")
-    ] = None,
-    seed: Annotated[
-        int | None, typer.Option(metavar="N", help="Shortcut for -S train.seed=N.")
-    ] = None,
-    repeats: Annotated[int | None, typer.Option(metavar="N", help="Queue N seeds.")] = None,
-    seeds: Annotated[
-        str | None, typer.Option(metavar="0,1,2", help="Comma-separated seeds.")
-    ] = None,
+    set_: Overrides = None,
+    epochs: Epochs = None,
+    seed: Seed = None,
+    repeats: Repeats = None,
+    seeds: Seeds = None,
     folds: Annotated[
         int | None, typer.Option(metavar="K", help="Queue a K-fold cross-validation instead.")
     ] = None,
@@ -117,7 +111,6 @@ def queue_add(
     json_out: JsonOut = False,
 ) -> None:
     """Queue runs; a detached worker trains them, whether or not a terminal stays open."""
-    from mnist_tui.cli.train_cmds import overrides_with
     from mnist_tui.config.loading import load_experiment
     from mnist_tui.runs.scheduler import normalize_device
     from mnist_tui.runs.worker import WorkerOptions, ensure_worker

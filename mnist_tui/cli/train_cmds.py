@@ -15,14 +15,24 @@ from rich.text import Text
 
 from mnist_tui.cli.options import (
     DataDir,
+    Device,
+    Download,
+    Epochs,
     ExpDir,
     JsonOut,
+    Overrides,
+    Quiet,
+    Repeats,
     RunsDir,
+    Seed,
+    Seeds,
+    Threads,
     app,
     console,
     context_stores,
     err,
     global_option,
+    overrides_with,
     print_json,
 )
 from mnist_tui.errors import MnistTuiError
@@ -30,37 +40,6 @@ from mnist_tui.views import fmt
 
 if TYPE_CHECKING:  # the core is imported inside commands, so --help stays fast
     from mnist_tui.studies.batch import EventSink, PlannedRun
-
-Overrides = Annotated[
-    list[str] | None,
-    typer.Option(
-        "-S",
-        "--set",
-        metavar="KEY=VALUE",
-        help="Override a key, e.g. -S optim.lr=0.01 (repeatable).",
-    ),
-]
-Epochs = Annotated[int | None, typer.Option(metavar="N", help="Shortcut for -S train.epochs=N.")]
-Device = Annotated[str, typer.Option(metavar="DEVICE", help="auto, cpu, cuda or cuda:N.")]
-Threads = Annotated[
-    int | None,
-    typer.Option(metavar="N", help="CPU threads for training (default: all cores)."),
-]
-Download = Annotated[
-    bool, typer.Option("--download/--no-download", help="Download missing datasets.")
-]
-Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")]
-
-
-def overrides_with(
-    set_: list[str] | None, epochs: int | None, seed: int | None = None
-) -> list[str]:
-    out = list(set_ or [])
-    if epochs is not None:
-        out.append(f"train.epochs={epochs}")
-    if seed is not None:
-        out.append(f"train.seed={seed}")
-    return out
 
 
 def progress_factory(quiet: bool, json_out: bool) -> Any:
@@ -95,19 +74,9 @@ def run(
     experiments: Annotated[list[str], typer.Argument(help="Experiment names or TOML files.")],
     set_: Overrides = None,
     epochs: Epochs = None,
-    seed: Annotated[
-        int | None, typer.Option(metavar="N", help="Shortcut for -S train.seed=N.")
-    ] = None,
-    repeats: Annotated[
-        int | None,
-        typer.Option(
-            metavar="N", help="Train N seeds (seed, seed+1, ...); overrides \\[train] repeats."
-        ),
-    ] = None,
-    seeds: Annotated[
-        str | None,
-        typer.Option(metavar="0,1,2", help="Comma-separated seeds (a group of runs)."),
-    ] = None,
+    seed: Seed = None,
+    repeats: Repeats = None,
+    seeds: Seeds = None,
     device: Device = "auto",
     engine: Annotated[
         str, typer.Option(metavar="ENGINE", help="auto (CUDA graphs on a GPU), graph or eager.")

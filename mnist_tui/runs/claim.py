@@ -20,41 +20,10 @@ from pathlib import Path
 from typing import Any
 
 from mnist_tui.errors import StoreError
+from mnist_tui.runs.io import pid_alive, process_start_time
 
 CLAIM = ".claim"
 HISTORY = "claims.jsonl"
-
-
-def process_start_time(pid: int) -> int | None:
-    """The process's start time in clock ticks since boot (Linux), or None where unknown."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    # the command name may contain spaces and parentheses: split after the last ')'
-    fields = stat.rsplit(")", 1)[-1].split()
-    try:
-        return int(fields[19])  # field 22 of stat, counted from after the name
-    except (IndexError, ValueError):
-        return None
-
-
-def process_alive(pid: int, start_time: int | None) -> bool:
-    """Whether this exact process (not a later one with the same pid) is still running."""
-    if pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        pass
-    with contextlib.suppress(OSError):
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[-1].split()[0]
-        if state == "Z":  # exited, not yet reaped
-            return False
-    now = process_start_time(pid)
-    return start_time is None or now is None or now == start_time
 
 
 @dataclass(frozen=True)
@@ -79,7 +48,7 @@ class Holder:
         """Alive, as far as this host can tell: a holder on another host counts as alive."""
         if self.host != socket.gethostname():
             return True
-        return process_alive(self.pid, self.start_time)
+        return pid_alive(self.pid, self.start_time)
 
     def describe(self) -> str:
         since = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(self.claimed_at))

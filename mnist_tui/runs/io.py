@@ -51,7 +51,23 @@ def read_metrics(path: Path) -> list[dict[str, Any]]:
     return rows
 
 
-def pid_alive(pid: int) -> bool:
+def process_start_time(pid: int) -> int | None:
+    """The process's start time in clock ticks since boot (Linux), or None where unknown."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    # the command name may contain spaces and parentheses: split after the last ')'
+    fields = stat.rsplit(")", 1)[-1].split()
+    try:
+        return int(fields[19])  # field 22 of stat, counted from after the name
+    except (IndexError, ValueError):
+        return None
+
+
+def pid_alive(pid: int, start_time: int | None = None) -> bool:
+    """Whether this process is running; with `start_time`, this exact process, not a later
+    one that reused its pid. A zombie (exited, not yet reaped) counts as gone."""
     if pid <= 0:
         return False
     try:
@@ -59,10 +75,10 @@ def pid_alive(pid: int) -> bool:
     except ProcessLookupError:
         return False
     except PermissionError:
-        return True
-    # a zombie (exited, not yet reaped) is gone for our purposes
+        pass
     with contextlib.suppress(OSError):
         stat = Path(f"/proc/{pid}/stat").read_text()
         if stat.rsplit(")", 1)[-1].split()[0] == "Z":
             return False
-    return True
+    now = process_start_time(pid)
+    return start_time is None or now is None or now == start_time

@@ -31,6 +31,7 @@ from typing import IO, Any
 from mnist_tui.errors import StoreError
 from mnist_tui.runs import claim as claims
 from mnist_tui.runs import scheduler
+from mnist_tui.runs.io import pid_alive
 from mnist_tui.runs.store import RunInfo, RunStore
 
 LOCK = ".worker.lock"
@@ -458,7 +459,7 @@ def stop_worker(store: RunStore, timeout: float = 60.0) -> WorkerInfo | None:
     live = worker_info(store)
     if live is None:
         return None
-    if live.pid <= 0 or not claims.process_alive(live.pid, live.start_time):
+    if live.pid <= 0 or not pid_alive(live.pid, live.start_time):
         raise StoreError(f"the worker lock of {store.root} is held, but not by pid {live.pid}")
     os.kill(live.pid, signal.SIGTERM)
     deadline = time.monotonic() + timeout

@@ -16,8 +16,8 @@ import torch
 from mnist_tui.config.spec import ExperimentSpec
 from mnist_tui.data import device as data_device
 from mnist_tui.errors import MnistTuiError, StoreError, TrainingError
-from mnist_tui.runs.claim import claim, process_start_time, release
-from mnist_tui.runs.io import write_json_atomic
+from mnist_tui.runs.claim import claim, release
+from mnist_tui.runs.io import process_start_time, write_json_atomic
 from mnist_tui.runs.provenance import environment
 from mnist_tui.runs.store import RunHandle, RunInfo, RunStore
 from mnist_tui.train.events import BatchProgress, EpochEnded, Event, RunEnded
