@@ -7,6 +7,9 @@ one Typer `app`.
 
 from __future__ import annotations
 
+from typing import Any
+
+import typer
 from rich.markup import escape
 
 from mnist_tui.cli import manage_cmds, queue_cmds, read_cmds, train_cmds  # noqa: F401
@@ -16,10 +19,49 @@ from mnist_tui.errors import MnistTuiError
 __all__ = ["app", "main"]
 
 
+def readable_metavars(command: Any) -> Any:
+    """Help shows `DIR`, `N`, `STATUS` instead of Typer's `<path>`, `<int>`, `<list[str]>`;
+    a flag, `--help` and an argument (named in its own column) show none. Parameters that
+    chose their own metavar keep it."""
+    for param in command.params:
+        if not param.opts[0].startswith("-"):  # an argument: its name already says it
+            param.display_type_rich = lambda ctx: None
+            if param.nargs == 1 and param.metavar is None:
+                param.metavar = (param.name or "value").upper()
+            continue
+        if param.metavar is not None:
+            continue
+        longest = max(param.opts, key=len).lstrip("-")
+        kind = param.bare_type() if hasattr(param, "bare_type") else "str"
+        if getattr(param, "is_flag", False) or kind == "bool":
+            param.metavar = ""
+        elif kind == "path" or "Path" in kind:
+            param.metavar = "DIR" if longest.endswith("dir") else "FILE"
+        elif kind == "int":
+            param.metavar = "N"
+        elif kind == "float":
+            param.metavar = "X"
+        else:
+            param.metavar = longest.upper().replace("-", "_")
+    make_help = command.get_help_option
+
+    def help_option(ctx: Any) -> Any:
+        option = make_help(ctx)
+        if option is not None:
+            option.metavar = ""
+        return option
+
+    command.get_help_option = help_option
+    for sub in getattr(command, "commands", {}).values():
+        readable_metavars(sub)
+    return command
+
+
 def main(argv: list[str] | None = None) -> None:
     """Console entry point: user errors print one clear message and exit non-zero."""
     try:
-        app(args=argv, prog_name="mnist-tui")
+        command = readable_metavars(typer.main.get_command(app))
+        command.main(args=argv, prog_name="mnist-tui", standalone_mode=True)
     except MnistTuiError as exc:
         err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False)
         raise SystemExit(exc.exit_code) from None

@@ -102,9 +102,23 @@ def print_json(data: Any) -> None:
     sys.stdout.write(json.dumps(data, indent=2, sort_keys=True, default=str) + "\n")
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        from mnist_tui import __version__
+
+        print(f"mnist-tui {__version__}")
+        raise typer.Exit()
+
+
 @app.callback(invoke_without_command=True)
 def _root(
     ctx: typer.Context,
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_print_version, is_eager=True, help="Print the version and exit."
+        ),
+    ] = False,
     data_dir: DataDir = None,
     runs_dir: RunsDir = None,
     experiments_dir: ExpDir = None,

@@ -265,7 +265,7 @@ def tune(
     data_dir: DataDir = None,
     runs_dir: RunsDir = None,
     experiments_dir: ExpDir = None,
-    download: Annotated[bool, typer.Option("--download/--no-download")] = True,
+    download: Download = True,
     json_out: JsonOut = False,
 ) -> None:
     """Hyper-parameter search (Optuna) over the experiment's search table.
