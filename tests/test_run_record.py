@@ -152,3 +152,24 @@ def test_out_of_host_memory_fails_the_run_with_the_reason(
     (run,) = store.runs()
     assert run.status == "failed"
     assert run.summary["reason"].startswith("out of host memory while training")
+
+
+def test_env_json_records_the_packages_commit_not_the_working_directorys(
+    fake_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    elsewhere = tmp_path / "another-repo"
+    elsewhere.mkdir()
+    subprocess.run(["git", "init", "-q", str(elsewhere)], check=True)
+    monkeypatch.chdir(elsewhere)
+    spec = load_experiment("fnn1", EXPERIMENTS, FNN)
+    run = run_experiment(spec, RunStore(tmp_path / "s"), device="cpu", data_dir=fake_data,
+                         download=False)  # fmt: skip
+    env = __import__("json").loads((run.path / "env.json").read_text())
+    package = Path(__import__("mnist_tui").__file__).resolve().parent
+    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=package, capture_output=True,
+                          text=True, check=False).stdout.strip()  # fmt: skip
+    if head:
+        assert env["git_commit"].removesuffix("-dirty") == head
+    else:
+        assert env["git_commit"] is None
+    assert env["cwd"] == str(elsewhere)

@@ -115,8 +115,30 @@ def run(
         print_json([{"experiment": s.name, "run": i.id, **i.summary} for s, i in results])
     else:
         console.print(run_summary_table(results))
+        print_group_summaries([i for _, i in results])
     if any(i.status != "completed" for _, i in results):
         raise typer.Exit(1)
+
+
+def print_group_summaries(infos: list[Any]) -> None:
+    """A group of seeds ends with its mean ± std, the figure a reader compares."""
+    from mnist_tui.studies.batch import group_result
+
+    groups: dict[str, list[Any]] = {}
+    for info in infos:
+        if info.group:
+            groups.setdefault(info.group, []).append(info)
+    for group, members in groups.items():
+        result = group_result(members)
+        if len(result.test_acc) < 2:
+            continue
+        t = result.test
+        runs = f"{len(result.test_acc)} of {len(members)} runs completed"
+        console.print(
+            f"group {group}: test accuracy {100 * t.mean:.2f} ± {100 * t.std:.2f}% "
+            f"(mean ± std over seeds, {runs})",
+            highlight=False,
+        )
 
 
 @app.command("train-run", hidden=True)

@@ -54,5 +54,7 @@ def environment(device: str, seed: int) -> dict[str, Any]:
         "platform": platform.platform(),
         "command": sys.argv,
         "cwd": str(Path.cwd()),
-        "git_commit": git_commit(),
+        # the code that trained, not whatever repository the user happens to stand in
+        # (None for an installed wheel, whose version says it)
+        "git_commit": git_commit(Path(__file__).resolve().parent),
     }
