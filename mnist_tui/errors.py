@@ -46,7 +46,8 @@ class SpecProblem:
 
     def render(self) -> str:
         where = f"{self.source}: " if self.source else ""
-        key = f"{self.key}: " if self.key else ""
+        shown = self.key if len(self.key) <= 100 else self.key[:80] + "…"
+        key = f"{shown}: " if self.key else ""
         return f"{where}{key}{self.message}"
 
     def __repr__(self) -> str:
@@ -124,7 +125,9 @@ class ProblemSite:
     def unknown(self, word: str, allowed: Iterable[str], where: str = "here") -> None:
         """`word` is not one of `allowed`: say so, with the closest match and the list."""
         allowed = list(allowed)
-        self.add(f"unknown key.{did_you_mean(word, allowed)} Allowed {where}: {', '.join(allowed)}")
+        # past a hundred problems nobody reads the hints; a generated file may hold 10**5
+        hint = did_you_mean(word, allowed) if len(self.problems) < 100 else ""
+        self.add(f"unknown key.{hint} Allowed {where}: {', '.join(allowed)}")
 
 
 class DataError(MnistTuiError):

@@ -69,11 +69,18 @@ def test_random_experiment_files(doc: dict[str, object]) -> None:
                         "optim.lr",
                         "train.epochs",
                         "model.kernel",
+                        "model.name",
                         "data.pad",
                         "augment.crop_scale",
                         "model",
                         "train",
                         "x.y.z",
+                        "extends",
+                        "name",
+                        "description",
+                        'search.params."optim.lr"',
+                        "search.trials",
+                        "a b",
                         "",
                     ]
                 ),
@@ -95,3 +102,60 @@ def test_huge_model_is_refused_without_allocating() -> None:
 
     with pytest.raises(SpecError, match="parameters; at most"):
         load_experiment("fnn1", EXPERIMENTS, ["model.hidden=[65536, 65536, 65536]"])
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.binary(max_size=200))
+def test_random_bytes_as_an_experiment_file(data: bytes) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "bytes.toml"
+        path.write_bytes(data)
+        try:
+            load_experiment(str(path), EXPERIMENTS)
+        except SpecError as exc:
+            assert str(exc).startswith(str(path)) or "bytes.toml" in str(exc)
+
+
+# Overrides that are valid on fnn1, with the value the resolved definition must then hold.
+VALID = {
+    "optim.lr": [("0.05", 0.05), ("1e-3", 0.001)],
+    "optim.name": [("sgd", "sgd"), ('"adam"', "adam")],
+    "train.epochs": [("1", 1), ("7", 7)],
+    "train.batch_size": [("32", 32)],
+    "data.pad": [("2", 2), ("0", 0)],
+    "model.hidden": [("[8, 8]", [8, 8]), ("[ 4 ]", [4]), ("[16,32,64]", [16, 32, 64])],
+    "model.dropout": [("0.25", 0.25)],
+    "augment.crop_scale": [("[0.5, 1.0]", [0.5, 1.0])],
+    "description": [("two words", "two words"), ('"quoted = text"', "quoted = text")],
+}
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(
+        st.sampled_from([(k, text, v) for k, opts in VALID.items() for text, v in opts]),
+        max_size=6,
+    ),
+    st.sampled_from(["{k}={v}", "{k} = {v}", " {k}= {v} "]),
+)
+def test_what_is_stored_is_what_the_overrides_said(
+    chosen: list[tuple[str, str, object]], form: str
+) -> None:
+    from mnist_tui.config.loading import load_spec_file, split_overrides
+    from mnist_tui.config.spec import flatten
+
+    overrides = [form.format(k=k, v=text) for k, text, _ in chosen]
+    spec = load_experiment("fnn1", EXPERIMENTS, overrides)
+    resolved = flatten(spec.to_dict())
+    expected = {k: v for k, _, v in chosen}  # the last one of a key wins
+    for key, value in expected.items():
+        assert resolved[key] == value, (key, overrides)
+    assert spec.extends == "logreg" and spec.name == "fnn1"
+    # typed on one line (the console's box), they mean the same
+    line = " ".join(form.format(k=k, v=text).strip() for k, text, _ in chosen)
+    assert load_experiment("fnn1", EXPERIMENTS, split_overrides(line)).to_dict() == spec.to_dict()
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "run" / "spec.toml"
+        path.parent.mkdir()
+        path.write_text(spec.to_toml())
+        assert load_spec_file(path).to_dict() == {**spec.to_dict(), "name": "fnn1"}
