@@ -13,6 +13,7 @@ from rich.text import Text
 
 from mnist_tui.cli.options import (
     DataDir,
+    Download,
     ExpDir,
     JsonOut,
     RunsDir,
@@ -73,27 +74,87 @@ def runs(
     ctx: typer.Context,
     experiment: Annotated[str | None, typer.Argument(help="Only this experiment's runs.")] = None,
     runs_dir: RunsDir = None,
-    limit: Annotated[int, typer.Option(help="Show at most N runs (0 = all).")] = 0,
+    limit: Annotated[int, typer.Option("--limit", "-n", help="Show the newest N (0 = all).")] = 20,
+    all_: Annotated[bool, typer.Option("--all", help="Show every matching run.")] = False,
+    status: Annotated[
+        list[str] | None,
+        typer.Option(help="Only runs with this status (repeat or comma-separate)."),
+    ] = None,
+    experiments: Annotated[
+        list[str] | None,
+        typer.Option("--experiment", "-e", help="Only this experiment's runs (repeatable)."),
+    ] = None,
+    group: Annotated[str | None, typer.Option(help="Only the runs of this group.")] = None,
+    tag: Annotated[
+        list[str] | None, typer.Option(help="Only runs with this tag (repeat: all of them).")
+    ] = None,
+    since: Annotated[
+        str | None,
+        typer.Option(help="Only runs created since: 2d, 3h, 45m, 1w, or a date (2025-01-31)."),
+    ] = None,
+    archived: Annotated[
+        bool, typer.Option("--archived", help="Only archived runs (hidden otherwise).")
+    ] = False,
     json_out: JsonOut = False,
 ) -> None:
-    """Stored runs, newest first (ids accept a unique prefix; 1 = newest)."""
+    """Stored runs, newest first: the newest 20 unless --all or --limit N.
+
+    Ids accept a unique prefix; 1 = newest.
+    """
+    from mnist_tui.runs.index import RunQuery, parse_since
+    from mnist_tui.runs.manage import check_experiments, check_statuses
     from mnist_tui.views.render import runs_table
 
-    _, store = context_stores(ctx, None, runs_dir)
-    infos = store.runs(experiment)
-    if limit:
-        infos = infos[:limit]
+    exp_dir, store = context_stores(ctx, None, runs_dir)
+    index = store.index
+    index.sync()
+    names = check_experiments([n for n in [experiment, *(experiments or [])] if n], exp_dir, store)
+    query = RunQuery(
+        experiments=tuple(names),
+        statuses=check_statuses(status or []),
+        group=group,
+        tags=tuple(tag or ()),
+        since=parse_since(since) if since else None,
+        archived=archived,
+    )
+    total = index.count(query)
+    shown = None if all_ or limit <= 0 else limit
+    infos = index.runs(query, limit=shown, synced=True, brief=not json_out)
+    out = err if json_out else console
     if json_out:
         print_json(
             [
-                {**r.summary, "id": r.id, "experiment": r.experiment, "status": r.status}
+                {
+                    **r.summary,
+                    "id": r.id,
+                    "experiment": r.experiment,
+                    "status": r.status,
+                    "tags": r.tags,
+                    "note": r.note,
+                    "archived": r.archived,
+                    "damaged": r.damaged,
+                }
                 for r in infos
             ]
         )
-        return
-    console.print(runs_table(infos))
-    for path in store.damaged():
-        err.print(f"[yellow]skipped damaged run directory[/] {path}")
+    else:
+        console.print(runs_table(infos))
+    if total > len(infos):
+        out.print(
+            f"[dim]the newest {len(infos)} of {total:,} runs; --all shows every one, "
+            f"--limit N the newest N[/]",
+            highlight=False,
+        )
+    if not archived:
+        hidden = index.count(RunQuery(**{**query.__dict__, "archived": True}))
+        if hidden:
+            out.print(f"[dim]{hidden:,} archived runs hidden (--archived shows them)[/]")
+    for r in infos:
+        if r.damaged:
+            err.print(
+                f"[yellow]damaged run[/] {r.experiment}/{r.id}: {escape(r.damaged)}",
+                highlight=False,
+            )
 
 
 # ----------------------------------------------------------------------------- show / diff
@@ -187,7 +248,7 @@ def plot(
     seed: Annotated[int, typer.Option(help="Which images are drawn.")] = 0,
     data_dir: DataDir = None,
     runs_dir: RunsDir = None,
-    download: Annotated[bool, typer.Option("--download/--no-download")] = True,
+    download: Download = True,
     png: Annotated[
         Path | None, typer.Option(help="Also save the pictures as a PNG (needs matplotlib).")
     ] = None,
@@ -259,6 +320,7 @@ def report(
     runs_dir: RunsDir = None,
     experiments_dir: ExpDir = None,
     md: Annotated[bool, typer.Option("--md", help="Markdown table.")] = False,
+    archived: Annotated[bool, typer.Option("--archived", help="Count archived runs too.")] = False,
     json_out: JsonOut = False,
 ) -> None:
     """Reported vs reproduced for each experiment: mean ± std over seeds, Δ in pp."""
@@ -269,7 +331,7 @@ def report(
     exp_dir, store = context_stores(ctx, experiments_dir, runs_dir)
     for name in experiments or []:
         find_experiment(name, exp_dir)  # a typo is an error, not an empty table
-    rows = build_report(exp_dir, store, experiments or None)
+    rows = build_report(exp_dir, store, experiments or None, archived=archived)
     if json_out:
         print_json([r.to_json() for r in rows])
     elif md:

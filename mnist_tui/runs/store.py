@@ -8,7 +8,10 @@
         best.pt last.pt  checkpoints (weights + spec; last also optimizer and RNG state)
 
 Statuses: queued, running, completed, failed, killed, interrupted. A run whose summary
-says running but whose process is gone reads as interrupted.
+says running but whose process is gone reads as interrupted; one whose files do not hold
+what they must (runs/schema.py) reads as damaged, with what is wrong.
+
+Listings come from the run index (runs/index.py), a cache the store keeps current.
 """
 
 from __future__ import annotations
@@ -22,12 +25,14 @@ import shutil
 import socket
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from mnist_tui.errors import StoreError, did_you_mean
-from mnist_tui.runs.io import pid_alive, read_json, read_metrics, write_json_atomic
+from mnist_tui.runs import schema
+from mnist_tui.runs.index import RunIndex, RunQuery, index_for
+from mnist_tui.runs.io import write_json_atomic
 
 STATUSES = ("queued", "running", "completed", "failed", "killed", "interrupted")
 ACTIVE = ("queued", "running")
@@ -44,21 +49,36 @@ def default_runs_dir(explicit: str | Path | None = None) -> Path:
 
 @dataclass
 class RunInfo:
-    """A run as read from disk."""
+    """A run as read from disk (or from the index, which holds the same checked fields)."""
 
     id: str
     experiment: str
     path: Path
-    summary: dict[str, Any]
+    summary: dict[str, Any]  # only fields that passed the checks of runs/schema.py
+    damaged: str | None = None  # what is wrong with the run's files, if anything
+    meta: dict[str, Any] = field(default_factory=dict)  # tags, note, archived (meta.json)
+    definition: str | None = None  # schema.definition_hash of spec.toml, when known
+    brief: bool = False  # summary cut to what listings show (from the index)
+    notes: list[str] = field(default_factory=list)  # metrics rows dropped by `metrics()`
 
     @property
     def status(self) -> str:
-        s = self.summary.get("status", "interrupted")
-        if s == "running" and self.summary.get("host") == socket.gethostname():
-            pid = self.summary.get("pid")
-            if not isinstance(pid, int) or not pid_alive(pid):
-                return "interrupted"
-        return s
+        s = self.summary
+        return schema.effective_status(
+            s.get("status", "interrupted"), s.get("host"), s.get("pid"), self.damaged
+        )
+
+    @property
+    def tags(self) -> list[str]:
+        return list(self.meta.get("tags") or [])
+
+    @property
+    def note(self) -> str:
+        return str(self.meta.get("note") or "")
+
+    @property
+    def archived(self) -> bool:
+        return bool(self.meta.get("archived"))
 
     @property
     def created(self) -> float:
@@ -79,7 +99,27 @@ class RunInfo:
         return (self.summary.get("best") or {}).get(key)
 
     def metrics(self) -> list[dict[str, Any]]:
-        return read_metrics(self.path / "metrics.jsonl")
+        """Epoch rows that pass the checks; each dropped row leaves a line in `notes`."""
+        rows, self.notes = schema.read_metrics(self.path / "metrics.jsonl")
+        return rows
+
+    def env(self) -> dict[str, Any]:
+        """env.json's fields that pass the checks."""
+        return schema.read_env(self.path)[0]
+
+    def definition_hash(self) -> str | None:
+        """What the run trained, seed aside (equal hashes: equal definitions)."""
+        if self.definition is None:
+            with contextlib.suppress(OSError, UnicodeDecodeError):
+                text = self.spec_path().read_text(encoding="utf-8")
+                self.definition = schema.spec_text_hash(text)
+        return self.definition
+
+    def full(self) -> RunInfo:
+        """This run with its whole summary read from disk (listings carry a brief one)."""
+        if not self.brief:
+            return self
+        return RunStore._read(self.path) or self
 
     def spec_path(self) -> Path:
         return self.path / "spec.toml"
@@ -99,6 +139,7 @@ class RunHandle:
     def update(self, **fields: Any) -> None:
         self.summary.update(fields)
         write_json_atomic(self.path / "summary.json", self.summary)
+        index_for(self.path.parent.parent).record(self.path)
 
     def append_metrics(self, row: dict[str, Any]) -> None:
         line = json.dumps(row, sort_keys=True) + "\n"
@@ -147,6 +188,14 @@ class RunStore:
 
     def __init__(self, root: Path) -> None:
         self.root = Path(root)
+
+    @property
+    def index(self) -> RunIndex:
+        return index_for(self.root)
+
+    def change_token(self) -> tuple[Any, ...]:
+        """Cheap to poll; differs whenever a listing may have changed (see runs/index.py)."""
+        return self.index.change_token()
 
     def _ensure_root(self) -> None:
         try:
@@ -209,13 +258,14 @@ class RunStore:
             shutil.rmtree(staging, ignore_errors=True)
             reason = exc.strerror if isinstance(exc, OSError) else str(exc)
             raise StoreError(f"cannot create the run directory {path}: {reason}") from None
+        self.index.record(path)
         return RunHandle(path, summary)
 
     def handle(self, info: RunInfo) -> RunHandle:
         return RunHandle(info.path, dict(info.summary))
 
     def iter_runs(self, experiment: str | None = None) -> Iterator[RunInfo]:
-        """Every readable run; damaged directories are skipped (see `damaged`)."""
+        """Every run directory read from disk, damaged ones included (no index)."""
         if not self.root.is_dir():
             return
         exp_dirs = [self.root / experiment] if experiment else sorted(self.root.iterdir())
@@ -227,57 +277,68 @@ class RunStore:
                 if info is not None:
                     yield info
 
-    def damaged(self) -> list[Path]:
-        """Run directories whose summary cannot be read."""
-        out = []
-        if not self.root.is_dir():
-            return out
-        for exp_dir in self.root.iterdir():
-            if exp_dir.is_dir() and not exp_dir.name.startswith("."):
-                out += [
-                    d for d in exp_dir.iterdir() if RUN_ID.match(d.name) and self._read(d) is None
-                ]
-        return out
+    def damaged(self) -> list[RunInfo]:
+        """Runs whose files do not hold what they must (`damaged` says what)."""
+        return self.index.runs(RunQuery(statuses=(schema.DAMAGED,), archived=None), brief=True)
 
     @staticmethod
     def _read(run_dir: Path) -> RunInfo | None:
         if not RUN_ID.match(run_dir.name) or not run_dir.is_dir():
             return None
-        try:
-            summary = read_json(run_dir / "summary.json")
-        except (OSError, ValueError):
-            return None
-        if not isinstance(summary, dict):
-            return None
-        return RunInfo(run_dir.name, run_dir.parent.name, run_dir, summary)
+        loaded = schema.load_run(run_dir)
+        return RunInfo(
+            run_dir.name,
+            run_dir.parent.name,
+            run_dir,
+            loaded.summary,
+            damaged=loaded.damaged,
+            meta=loaded.meta,
+            definition=loaded.definition,
+        )
 
     def read_run(self, experiment: str, run_id: str) -> RunInfo | None:
         if not SAFE_NAME.match(experiment) or not RUN_ID.match(run_id):
             return None
         return self._read(self.root / experiment / run_id)
 
-    def runs(self, experiment: str | None = None) -> list[RunInfo]:
-        """Runs, newest first."""
-        return sorted(self.iter_runs(experiment), key=lambda r: r.created, reverse=True)
+    def runs(
+        self, experiment: str | None = None, *, archived: bool = False, brief: bool = False
+    ) -> list[RunInfo]:
+        """Runs, newest first, from the index (checked against the disk first).
+
+        Archived runs are left out unless `archived`; `brief` summaries carry what
+        listings show, not per-class figures (`RunInfo.full()` reads the rest).
+        """
+        query = RunQuery(
+            experiments=(experiment,) if experiment else (), archived=None if archived else False
+        )
+        return self.index.runs(query, brief=brief)
 
     def resolve(self, ref: str) -> RunInfo:
-        """A run by id prefix, or by recency: "1" (or "@1") is the newest, "2" the one before."""
+        """A run by id prefix, or by recency: "1" (or "@1") is the newest, "2" the one before.
+
+        Recency counts the runs `runs()` lists (archived ones left out); an id finds any.
+        """
         ref = ref.strip()
-        runs = self.runs()
+        index = self.index
+        index.sync()
         recency = ref[1:] if ref.startswith("@") else ref
         if recency.isdigit() and len(recency) <= 3:
             k = int(recency)
-            if 1 <= k <= len(runs):
-                return runs[k - 1]
+            newest = index.runs(limit=1, offset=k - 1, brief=True, synced=True) if k else []
+            if newest:
+                return self._read(newest[0].path) or newest[0]
             if ref.startswith("@"):
-                raise StoreError(f"run @{k}: there are only {len(runs)} runs in {self.root}")
+                raise StoreError(f"run @{k}: there are only {index.count()} runs in {self.root}")
         if not re.fullmatch(r"[0-9a-f]{1,8}", ref):
-            hint = did_you_mean(ref, [r.id for r in runs])
+            hint = did_you_mean(ref, index.ids())
             raise StoreError(f"'{ref}' is not a run id (8 hex digits, or a unique prefix).{hint}")
-        matches = [r for r in runs if r.id.startswith(ref)]
+        matches = index.runs(
+            RunQuery(id_prefix=ref, archived=None), limit=7, brief=True, synced=True
+        )
         if not matches:
             raise StoreError(f"no run '{ref}' in {self.root}")
         if len(matches) > 1:
             ids = ", ".join(f"{r.id} ({r.experiment})" for r in matches[:6])
             raise StoreError(f"run prefix '{ref}' is ambiguous: {ids}")
-        return matches[0]
+        return self._read(matches[0].path) or matches[0]

@@ -9,6 +9,8 @@ from typing import Any
 from mnist_tui.config.loading import experiment_names, load_experiment, load_spec_file
 from mnist_tui.config.spec import ExperimentSpec
 from mnist_tui.errors import SpecError, StoreError
+from mnist_tui.runs.index import index_for
+from mnist_tui.runs.schema import definition_hash
 from mnist_tui.runs.store import RunInfo, RunStore
 
 
@@ -22,7 +24,11 @@ class ExperimentRow:
 
     @property
     def best_run(self) -> RunInfo | None:
-        done = [r for r in self.runs if r.status == "completed" and r.final("test_acc") is not None]
+        """The best completed run of the experiment's current definition (as `report`)."""
+        if self.spec is None:
+            return None
+        same, _ = split_by_definition(self.spec, self.runs)
+        done = [r for r in same if r.final("test_acc") is not None]
         return max(done, key=lambda r: r.final("test_acc") or 0.0, default=None)
 
     @property
@@ -30,15 +36,25 @@ class ExperimentRow:
         return self.runs[0] if self.runs else None
 
 
-def experiment_rows(experiments_dir: Path, store: RunStore) -> list[ExperimentRow]:
-    """Every experiment file; a broken one becomes a row with its error, not a crash."""
+def experiment_rows(
+    experiments_dir: Path,
+    store: RunStore,
+    names: list[str] | None = None,
+    *,
+    archived: bool = False,
+) -> list[ExperimentRow]:
+    """Every experiment file (or those in `names`); a broken one becomes a row with its
+    error, not a crash. Archived runs count only with `archived`."""
     from mnist_tui.config.validate import parameter_count
 
     by_exp: dict[str, list[RunInfo]] = {}
-    for run in store.runs():
+    # the index's brief summaries: all a row shows, without reading 10,000 files
+    for run in store.runs(brief=True, archived=archived):
         by_exp.setdefault(run.experiment, []).append(run)
     rows = []
     for name in experiment_names(experiments_dir):
+        if names and name not in names:
+            continue
         try:
             spec = load_experiment(name, experiments_dir)
             params = parameter_count(spec)
@@ -46,6 +62,62 @@ def experiment_rows(experiments_dir: Path, store: RunStore) -> list[ExperimentRo
         except SpecError as exc:
             rows.append(ExperimentRow(name, None, str(exc), None, by_exp.get(name, [])))
     return rows
+
+
+def split_by_definition(
+    spec: ExperimentSpec, runs: list[RunInfo]
+) -> tuple[list[RunInfo], list[RunInfo]]:
+    """Completed runs of this exact definition (any seed), and those of another one.
+
+    Runs compare by the hash of their spec.toml (kept in the run index), so 10,000 runs
+    cost no spec parsing. A hash that differs can still be the same definition (a
+    spec.toml written before a key with a default existed): such a spec is validated
+    once, and its validated hash remembered in the index for this version of the code.
+    Runs whose spec.toml is unreadable or invalid count in neither list.
+    """
+    target = definition_hash(spec.to_dict())
+    same: list[RunInfo] = []
+    other: list[RunInfo] = []
+    for r in runs:
+        if r.status != "completed" or not r.summary.get("final"):
+            continue
+        raw = r.definition_hash()
+        if raw is None:
+            continue
+        resolved = raw if raw == target else _validated_hash(r, raw)
+        if resolved is not None:
+            (same if resolved == target else other).append(r)
+    return same, other
+
+
+_VALIDATED: dict[str, str | None] = {}
+
+
+def _code_version() -> str:
+    """Changes with the code that resolves a spec (its files' sizes and times)."""
+    from mnist_tui import __version__, config
+
+    parts = [__version__]
+    for f in sorted(Path(config.__file__).parent.glob("*.py")):
+        st = f.stat()
+        parts.append(f"{f.name}:{st.st_size}:{st.st_mtime_ns}")
+    return definition_hash({"train": {"code": parts}})
+
+
+def _validated_hash(run: RunInfo, raw: str) -> str | None:
+    if raw in _VALIDATED:
+        return _VALIDATED[raw]
+    index = index_for(run.path.parent.parent)
+    key = f"validated-definition:{_code_version()}:{raw}"
+    cached = index.get_value(key)
+    if cached is None:
+        try:
+            cached = definition_hash(load_spec_file(run.spec_path()).to_dict())
+        except SpecError:
+            cached = ""
+        index.set_value(key, cached)
+    _VALIDATED[raw] = cached or None
+    return _VALIDATED[raw]
 
 
 @dataclass

@@ -12,11 +12,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from mnist_tui.config.loading import load_spec_file
 from mnist_tui.config.spec import ExperimentSpec
-from mnist_tui.errors import SpecError
 from mnist_tui.runs.store import RunInfo, RunStore
-from mnist_tui.studies.catalog import ExperimentRow, experiment_rows
+from mnist_tui.studies.catalog import ExperimentRow, experiment_rows, split_by_definition
 from mnist_tui.views import fmt
 
 SEED_KEYS = ("seed", "repeats")
@@ -102,23 +100,19 @@ class ReportRow:
 
 def split_runs(spec: ExperimentSpec, runs: list[RunInfo]) -> tuple[list[RunInfo], list[RunInfo]]:
     """Completed runs of this exact definition (any seed), and those of another one."""
-    target = comparable_definition(spec)
-    same, other = [], []
-    for r in runs:
-        if r.status != "completed" or not r.summary.get("final"):
-            continue
-        try:
-            ran = load_spec_file(r.spec_path())
-        except SpecError:
-            continue
-        (same if comparable_definition(ran) == target else other).append(r)
-    return same, other
+    return split_by_definition(spec, runs)
 
 
 def build_report(
-    experiments_dir: Path, store: RunStore, names: list[str] | None = None
+    experiments_dir: Path,
+    store: RunStore,
+    names: list[str] | None = None,
+    *,
+    archived: bool = False,
 ) -> list[ReportRow]:
-    return report_rows(experiment_rows(experiments_dir, store), names)
+    """The report of `names` (default: every experiment); archived runs only if asked."""
+    rows = experiment_rows(experiments_dir, store, names, archived=archived)
+    return report_rows(rows, names)
 
 
 def report_rows(

@@ -1,0 +1,601 @@
+"""The run index: a SQLite cache of every run's summary, so a store of 10,000 runs lists fast.
+
+    <runs-dir>/.index.sqlite   (WAL: readers never wait for a writer)
+
+The run directories stay the source of truth; the index only saves reading them all.
+Every write through the store (`RunStore.create`, `RunHandle.update`, tags, notes, archive)
+records the run at once. Before answering, `sync()` compares the index with the disk:
+each experiment directory is listed and each run's summary.json stat'ed (inode, mtime,
+size), so a run directory copied in shows up, a deleted one disappears and a summary
+edited behind the store's back is read again. A deleted, truncated or foreign index file
+is rebuilt from the directories; a store the index cannot be written to gets an index
+in memory. The index never imports torch.
+
+For a console that polls: `change_token()` costs one small read and a stat per
+experiment directory, and changes whenever anything a listing shows may have changed
+(any write through the store bumps a generation counter; a run directory added or
+removed changes its experiment directory's mtime). Poll it; `sync()` and re-query only
+when it changed, plus a full `sync()` every half minute or so to catch summaries edited
+in place by something other than the store.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import secrets
+import sqlite3
+import threading
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from mnist_tui.runs.schema import (
+    DAMAGED,
+    SUMMARY,
+    LoadedRun,
+    effective_status,
+    load_run,
+)
+
+if TYPE_CHECKING:
+    from mnist_tui.runs.store import RunInfo
+
+INDEX_FILE = ".index.sqlite"
+SCHEMA_VERSION = 3
+RUN_ID = re.compile(r"^[0-9a-f]{8}$")
+SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
+# What listings, the report and the experiments table read: kept in a small JSON column so
+# that listing every run parses a few hundred bytes each, not whole summaries.
+BRIEF_KEYS = (
+    "id",
+    "experiment",
+    "status",
+    "created",
+    "started",
+    "seed",
+    "group",
+    "pid",
+    "host",
+    "epochs",
+    "epochs_done",
+    "best_epoch",
+    "hardest_class",
+    "train_seconds",
+    "wall_seconds",
+    "overrides",
+    "reason",
+    "queue_position",
+    "pin_device",
+    "step",
+    "steps",
+    "parameters",
+)
+BRIEF_FIGURES = ("epoch", "test_acc", "test_loss", "val_acc", "val_loss")
+ALIVE_STATES = ("running", "interrupted")
+BUSY = (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)  # the two a stored "running" can turn out to be
+
+_COLUMNS = (
+    "key, id, experiment, status, created, grp, seed, host, pid, archived, tags, "
+    "final_test_acc, definition, damaged, brief, summary, meta, fp"
+)
+_SCHEMA = f"""
+CREATE TABLE runs(
+    key TEXT PRIMARY KEY, id TEXT NOT NULL, experiment TEXT NOT NULL, status TEXT,
+    created REAL NOT NULL, grp TEXT, seed INTEGER, host TEXT, pid INTEGER,
+    archived INTEGER NOT NULL, tags TEXT NOT NULL, final_test_acc REAL, definition TEXT,
+    damaged TEXT, brief TEXT NOT NULL, summary TEXT NOT NULL, meta TEXT NOT NULL,
+    fp TEXT NOT NULL);
+CREATE INDEX runs_by_created ON runs(archived, created DESC);
+CREATE INDEX runs_by_experiment ON runs(experiment, created DESC);
+CREATE TABLE kv(key TEXT PRIMARY KEY, value TEXT NOT NULL);
+PRAGMA user_version = {SCHEMA_VERSION};
+"""
+
+
+@dataclass(frozen=True)
+class RunQuery:
+    """Which runs: every field narrows; the defaults select every run that is not archived."""
+
+    experiments: tuple[str, ...] = ()
+    statuses: tuple[str, ...] = ()  # as views show them (interrupted, damaged included)
+    group: str | None = None
+    tags: tuple[str, ...] = ()  # runs carrying all of these
+    since: float | None = None  # created at or after (seconds since 1970)
+    archived: bool | None = False  # False: hide archived; True: only archived; None: both
+    id_prefix: str | None = None
+
+
+_SPAN = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$")
+_UNIT = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+
+
+def parse_since(text: str, now: float | None = None) -> float:
+    """`--since`: "2d", "3h", "45m", "1w" ago, or a date/time ("2025-01-31", ISO 8601,
+    local time unless it names a zone). Seconds since 1970."""
+    import datetime
+    import time
+
+    from mnist_tui.errors import MnistTuiError
+
+    now = time.time() if now is None else now
+    m = _SPAN.match(text.lower())
+    if m:
+        return now - float(m.group(1)) * _UNIT[m.group(2)]
+    try:
+        when = datetime.datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise MnistTuiError(
+            f"--since: expected an age such as 2d, 3h, 45m or 1w, or a date such as "
+            f"2025-01-31 or 2025-01-31T14:00; got '{text}'"
+        ) from None
+    return when.timestamp()
+
+
+def _key(run_dir: Path) -> str:
+    return f"{run_dir.parent.name}/{run_dir.name}"
+
+
+def _brief(summary: dict[str, Any]) -> dict[str, Any]:
+    out = {k: summary[k] for k in BRIEF_KEYS if k in summary}
+    for part in ("final", "best"):
+        figs = summary.get(part)
+        if isinstance(figs, dict):
+            out[part] = {k: figs[k] for k in BRIEF_FIGURES if k in figs}
+    return out
+
+
+def _dumps(d: Any) -> str:
+    return json.dumps(d, separators=(",", ":"), allow_nan=True)
+
+
+def _tag_column(tags: Iterable[Any]) -> str:
+    """Tags as '\\n'-delimited text, so `instr` finds a whole tag without JSON functions."""
+    clean = [t for t in tags if isinstance(t, str) and "\n" not in t]
+    return "\n" + "\n".join(clean) + "\n" if clean else ""
+
+
+def _row(loaded: LoadedRun) -> tuple[Any, ...]:
+    s, meta = loaded.summary, loaded.meta
+    final = s.get("final") or {}
+    acc = final.get("test_acc")
+    stored = DAMAGED if loaded.damaged else s.get("status")
+    seed = s.get("seed")
+    pid = s.get("pid")
+    return (
+        _key(loaded.path),
+        loaded.path.name,
+        loaded.path.parent.name,
+        stored,
+        float(s.get("created", 0.0)),
+        s.get("group"),
+        seed,
+        s.get("host"),
+        pid,
+        1 if meta.get("archived") else 0,
+        _tag_column(meta.get("tags") or []),
+        acc if isinstance(acc, int | float) and acc == acc else None,
+        loaded.definition,
+        loaded.damaged,
+        _dumps(_brief(s)),
+        _dumps(s),
+        _dumps(meta),
+        loaded.fingerprint,
+    )
+
+
+class RunIndex:
+    """The index of one run store. Safe to share between threads of one process."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+        self.path = self.root / INDEX_FILE
+        self._conn: sqlite3.Connection | None = None
+        self._in_memory = False
+        self._lock = threading.RLock()
+
+    # -- the database --------------------------------------------------------------
+
+    def _open(self) -> sqlite3.Connection | None:
+        """The connection, opened (and created or rebuilt) on first use; None while the
+        store does not exist (reading must not create it)."""
+        if self._conn is not None:
+            return self._conn
+        if not self._in_memory and not self.root.is_dir():
+            return None
+        if not self._in_memory:
+            try:
+                self._conn = self._connect(str(self.path))
+            except sqlite3.OperationalError:
+                self._in_memory = True  # not writable here: an index for this process only
+            except sqlite3.DatabaseError:
+                self._discard_file()  # not a database, or a damaged one: start again
+                try:
+                    self._conn = self._connect(str(self.path))
+                except sqlite3.DatabaseError:
+                    self._in_memory = True
+        if self._conn is None:
+            self._conn = self._connect(":memory:")
+        return self._conn
+
+    @staticmethod
+    def _connect(target: str) -> sqlite3.Connection:
+        conn = sqlite3.connect(target, timeout=10.0, isolation_level=None, check_same_thread=False)
+        try:
+            if target != ":memory:":
+                conn.execute("PRAGMA journal_mode=WAL")
+                conn.execute("PRAGMA synchronous=NORMAL")
+            if conn.execute("PRAGMA user_version").fetchone()[0] != SCHEMA_VERSION:
+                with _transaction(conn):
+                    # another process may have created it while this one waited
+                    if conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION:
+                        return conn
+                    conn.execute("DROP TABLE IF EXISTS runs")
+                    conn.execute("DROP TABLE IF EXISTS kv")
+                    for statement in _SCHEMA.split(";"):
+                        if statement.strip():
+                            conn.execute(statement)
+                    conn.execute(
+                        "INSERT INTO kv VALUES ('generation', '0'), ('instance', ?)",
+                        (secrets.token_hex(8),),
+                    )
+            conn.execute("SELECT count(*) FROM runs").fetchone()
+        except sqlite3.DatabaseError:
+            conn.close()
+            raise
+        return conn
+
+    def _discard_file(self) -> None:
+        if self._conn is not None:
+            with contextlib.suppress(sqlite3.Error):
+                self._conn.close()
+            self._conn = None
+        for suffix in ("", "-wal", "-shm"):
+            with contextlib.suppress(OSError):
+                os.unlink(f"{self.path}{suffix}")
+
+    def _recover(self, exc: sqlite3.DatabaseError) -> None:
+        """After an error: a damaged file is rebuilt; one this process cannot write (read
+        only, locked for longer than the timeout, disk full) is left alone and this
+        process keeps its own index in memory, read from the run directories."""
+        if isinstance(exc, sqlite3.OperationalError):
+            if self._conn is not None:
+                with contextlib.suppress(sqlite3.Error):
+                    self._conn.close()
+            self._conn = None
+            self._in_memory = True
+        else:
+            self._discard_file()
+
+    def _with_db(self, fn: Any, default: Any) -> Any:
+        """Run `fn(conn)`, rebuilding the index once if the database fails."""
+        with self._lock:
+            for attempt in range(3):
+                conn = self._open()
+                if conn is None:
+                    return default
+                try:
+                    return fn(conn)
+                except sqlite3.DatabaseError as exc:
+                    if attempt == 2:
+                        raise
+                    self._recover(exc)
+            return default  # pragma: no cover - the loop returns or raises
+
+    @property
+    def in_memory(self) -> bool:
+        return self._in_memory
+
+    # -- keeping it current --------------------------------------------------------
+
+    def record(self, run_dir: Path) -> None:
+        """Index one run as it is on disk now (after the store wrote it). Never raises:
+        the files are written already, and a later `sync` catches up."""
+        run_dir = Path(run_dir)
+        if not RUN_ID.match(run_dir.name):
+            return
+        loaded = load_run(run_dir)
+
+        def write(conn: sqlite3.Connection) -> None:
+            with _transaction(conn):
+                conn.execute(
+                    f"INSERT OR REPLACE INTO runs ({_COLUMNS}) VALUES ({_QS})", _row(loaded)
+                )
+                _bump(conn)
+
+        self._best_effort(write)
+
+    def _best_effort(self, write: Any) -> None:
+        """A write that may be skipped: the files are the truth and `sync` catches up."""
+
+        def guarded(conn: sqlite3.Connection) -> None:
+            try:
+                write(conn)
+            except sqlite3.OperationalError as exc:
+                if getattr(exc, "sqlite_errorcode", None) not in BUSY:
+                    raise
+
+        with contextlib.suppress(sqlite3.Error, OSError):
+            self._with_db(guarded, None)
+
+    def forget(self, run_dir: Path) -> None:
+        """Drop a run that was moved away or deleted through the store."""
+
+        def write(conn: sqlite3.Connection) -> None:
+            with _transaction(conn):
+                conn.execute("DELETE FROM runs WHERE key = ?", (_key(Path(run_dir)),))
+                _bump(conn)
+
+        self._best_effort(write)
+
+    def _scan(self) -> Iterator[tuple[str, Path, str]]:
+        """(key, run directory, fingerprint of its summary.json) for every run on disk."""
+        try:
+            exp_entries = list(os.scandir(self.root))
+        except OSError:
+            return
+        for exp in exp_entries:
+            if exp.name.startswith(".") or not SAFE_NAME.match(exp.name):
+                continue
+            try:
+                if not exp.is_dir():
+                    continue
+                run_entries = list(os.scandir(exp.path))
+            except OSError:
+                continue
+            for run in run_entries:
+                if not RUN_ID.match(run.name):
+                    continue
+                try:
+                    if not run.is_dir():
+                        continue
+                    st = os.stat(os.path.join(run.path, SUMMARY))
+                    fp = f"{st.st_ino}:{st.st_mtime_ns}:{st.st_size}"
+                except FileNotFoundError:
+                    fp = "missing"
+                except OSError:
+                    fp = "unreadable"
+                yield f"{exp.name}/{run.name}", Path(run.path), fp
+
+    def sync(self) -> int:
+        """Bring the index in line with the run directories; returns how many runs changed."""
+
+        def run(conn: sqlite3.Connection) -> int:
+            # read the index before the disk: a run recorded meanwhile is then never taken
+            # for a vanished one
+            known = dict(conn.execute("SELECT key, fp FROM runs").fetchall())
+            seen: set[str] = set()
+            changed: list[LoadedRun] = []
+            for key, path, fp in self._scan():
+                seen.add(key)
+                if known.get(key) != fp:
+                    loaded = load_run(path)
+                    if loaded.fingerprint == "missing" and not path.is_dir():
+                        continue  # moved away while we looked
+                    changed.append(loaded)
+            gone = [k for k in known if k not in seen]
+            if not changed and not gone:
+                return 0
+            with _transaction(conn):
+                conn.executemany(
+                    f"INSERT OR REPLACE INTO runs ({_COLUMNS}) VALUES ({_QS})",
+                    [_row(x) for x in changed],
+                )
+                conn.executemany("DELETE FROM runs WHERE key = ?", [(k,) for k in gone])
+                _bump(conn)
+            return len(changed) + len(gone)
+
+        result: int = self._with_db(run, 0)
+        return result
+
+    def rebuild(self) -> int:
+        """Forget everything and read every run directory again."""
+
+        def clear(conn: sqlite3.Connection) -> None:
+            with _transaction(conn):
+                conn.execute("DELETE FROM runs")
+                _bump(conn)
+
+        self._with_db(clear, None)
+        return self.sync()
+
+    # -- change signal -------------------------------------------------------------
+
+    def generation(self) -> int:
+        """A counter that every write to the index moves on (one small read)."""
+
+        def read(conn: sqlite3.Connection) -> int:
+            row = conn.execute("SELECT value FROM kv WHERE key = 'generation'").fetchone()
+            return int(row[0]) if row else 0
+
+        result: int = self._with_db(read, 0)
+        return result
+
+    def change_token(self) -> tuple[Any, ...]:
+        """Equal tokens: nothing a listing shows has changed (see the module docstring)."""
+
+        def read(conn: sqlite3.Connection) -> tuple[str, str]:
+            rows = dict(conn.execute("SELECT key, value FROM kv").fetchall())
+            return rows.get("instance", ""), rows.get("generation", "0")
+
+        dirs: list[tuple[str, int]] = []
+        with contextlib.suppress(OSError):
+            for entry in os.scandir(self.root):
+                if not entry.name.startswith(".") and entry.is_dir():
+                    with contextlib.suppress(OSError):
+                        dirs.append((entry.name, entry.stat().st_mtime_ns))
+        return (self._with_db(read, ("", "0")), tuple(sorted(dirs)))
+
+    # -- queries -------------------------------------------------------------------
+
+    @staticmethod
+    def _where(q: RunQuery) -> tuple[str, list[Any], bool]:
+        """SQL condition and parameters; True when statuses need the process check."""
+        clauses: list[str] = []
+        params: list[Any] = []
+        if q.experiments:
+            clauses.append(f"experiment IN ({', '.join('?' * len(q.experiments))})")
+            params += q.experiments
+        check = False
+        if q.statuses:
+            stored = set(q.statuses)
+            if stored & set(ALIVE_STATES):
+                stored.add("running")
+                check = True
+            clauses.append(f"status IN ({', '.join('?' * len(stored))})")
+            params += sorted(stored)
+        if q.group is not None:
+            clauses.append("grp = ?")
+            params.append(q.group)
+        for tag in q.tags:
+            clauses.append("instr(tags, ?) > 0")
+            params.append(f"\n{tag}\n")
+        if q.since is not None:
+            clauses.append("created >= ?")
+            params.append(q.since)
+        if q.archived is not None:
+            clauses.append("archived = ?")
+            params.append(1 if q.archived else 0)
+        if q.id_prefix:
+            clauses.append("substr(id, 1, ?) = ?")
+            params += [len(q.id_prefix), q.id_prefix]
+        return (" WHERE " + " AND ".join(clauses) if clauses else ""), params, check
+
+    def runs(
+        self,
+        query: RunQuery | None = None,
+        *,
+        limit: int | None = None,
+        offset: int = 0,
+        brief: bool = False,
+        synced: bool = False,
+    ) -> list[RunInfo]:
+        """Runs matching `query`, newest first. `brief`: summaries cut to what listings
+        show (no per-class figures or confusion); `synced`: skip the disk check."""
+        q = query or RunQuery()
+        if not synced:
+            self.sync()
+        where, params, check = self._where(q)
+        column = "brief" if brief else "summary"
+        sql = (
+            "SELECT id, experiment, status, host, pid, damaged, definition, meta, "
+            f"{column} FROM runs{where} ORDER BY created DESC, key DESC"
+        )
+        if not check and limit is not None:
+            sql += " LIMIT ? OFFSET ?"
+            params = [*params, limit, offset]
+
+        def read(conn: sqlite3.Connection) -> list[Any]:
+            return conn.execute(sql, params).fetchall()
+
+        rows: list[Any] = self._with_db(read, [])
+        if check:
+            wanted = set(q.statuses)
+            rows = [r for r in rows if effective_status(r[2], r[3], r[4], r[5]) in wanted]
+            rows = rows[offset : None if limit is None else offset + limit]
+        return [self._info(r, brief) for r in rows]
+
+    def count(self, query: RunQuery | None = None, *, synced: bool = True) -> int:
+        q = query or RunQuery()
+        if not synced:
+            self.sync()
+        where, params, check = self._where(q)
+        if check:
+            return len(self.runs(q, brief=True, synced=True))
+
+        def read(conn: sqlite3.Connection) -> int:
+            return int(conn.execute(f"SELECT count(*) FROM runs{where}", params).fetchone()[0])
+
+        result: int = self._with_db(read, 0)
+        return result
+
+    def experiments(self) -> list[str]:
+        """Experiment names that have runs in the index."""
+
+        def read(conn: sqlite3.Connection) -> list[str]:
+            return [r[0] for r in conn.execute("SELECT DISTINCT experiment FROM runs")]
+
+        result: list[str] = self._with_db(read, [])
+        return sorted(result)
+
+    def ids(self) -> list[str]:
+        def read(conn: sqlite3.Connection) -> list[str]:
+            return [r[0] for r in conn.execute("SELECT id FROM runs")]
+
+        result: list[str] = self._with_db(read, [])
+        return result
+
+    def get_value(self, key: str) -> str | None:
+        """A small cached value (kv table), e.g. a validated definition's hash."""
+
+        def read(conn: sqlite3.Connection) -> str | None:
+            row = conn.execute("SELECT value FROM kv WHERE key = ?", (key,)).fetchone()
+            return str(row[0]) if row else None
+
+        result: str | None = self._with_db(read, None)
+        return result
+
+    def set_value(self, key: str, value: str) -> None:
+        def write(conn: sqlite3.Connection) -> None:
+            with _transaction(conn):
+                conn.execute("INSERT OR REPLACE INTO kv VALUES (?, ?)", (key, value))
+
+        self._best_effort(write)
+
+    def _info(self, row: Any, brief: bool) -> RunInfo:
+        from mnist_tui.runs.store import RunInfo
+
+        run_id, experiment, _, _, _, damaged, definition, meta, summary = row
+        return RunInfo(
+            run_id,
+            experiment,
+            self.root / experiment / run_id,
+            json.loads(summary),
+            damaged=damaged,
+            meta=json.loads(meta) if meta != "{}" else {},
+            definition=definition,
+            brief=brief,
+        )
+
+    def close(self) -> None:
+        with self._lock:
+            if self._conn is not None:
+                with contextlib.suppress(sqlite3.Error):
+                    self._conn.close()
+                self._conn = None
+
+
+_QS = ", ".join("?" * len(_COLUMNS.split(",")))
+
+
+@contextlib.contextmanager
+def _transaction(conn: sqlite3.Connection) -> Iterator[None]:
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+    except BaseException:
+        with contextlib.suppress(sqlite3.Error):
+            conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+
+
+def _bump(conn: sqlite3.Connection) -> None:
+    conn.execute("UPDATE kv SET value = CAST(value AS INTEGER) + 1 WHERE key = 'generation'")
+
+
+_INDEXES: dict[tuple[str, int], RunIndex] = {}
+_INDEXES_LOCK = threading.Lock()
+
+
+def index_for(root: Path) -> RunIndex:
+    """The index of the store at `root`, one per process (a connection never crosses a fork)."""
+    key = (os.path.abspath(root), os.getpid())
+    with _INDEXES_LOCK:
+        index = _INDEXES.get(key)
+        if index is None:
+            index = _INDEXES[key] = RunIndex(Path(root))
+        return index
