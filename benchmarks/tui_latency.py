@@ -16,8 +16,6 @@ import tempfile
 import time
 from pathlib import Path
 
-from textual.widgets import DataTable
-
 from mnist_tui.runs.store import RunStore
 from mnist_tui.tui.app import MnistTuiApp
 
@@ -27,7 +25,9 @@ async def measure(data_dir: Path | None, presses: int, experiment: str) -> None:
         app = MnistTuiApp(data_dir=data_dir, runs_dir=Path(tmp), device="cpu")
         store = RunStore(Path(tmp))
         async with app.run_test(size=(120, 40)) as pilot:
-            table = app.query_one("#experiments-table", DataTable)
+            while not app.main.loaded:
+                await pilot.pause(0.1)
+            table = app.main.grid("experiments")
             table.focus()
             table.move_cursor(row=table.get_row_index(experiment))
             await pilot.press("a")
@@ -51,10 +51,8 @@ async def measure(data_dir: Path | None, presses: int, experiment: str) -> None:
                 f"(status {run.status}, epochs done {run.summary.get('epochs_done', 0)}):"
             )
             report("key -> processed+refreshed", busy)
-            app.queue.cancel(run.id)
-            await pilot.pause(1.0)
+            app.cancel_run(run.id)
             while app.queue.entries:
-                app.runner.poll()
                 await pilot.pause(0.3)
             for i in range(presses):
                 t0 = time.perf_counter()

@@ -1,29 +1,66 @@
-"""The console driven by Textual's pilot: real runs on real data, in child processes."""
+"""The console driven by Textual's pilot, on a fixture experiments directory and run store
+(tests/fixtures): adding an experiment to experiments/ changes none of this."""
 
 from __future__ import annotations
 
 import asyncio
+import json
+import shutil
+import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
-from textual.widgets import DataTable, Input, Static
+from textual.containers import VerticalScroll
+from textual.pilot import Pilot
+from textual.widgets import Footer, Input, Static, TabbedContent
+from textual.widgets._footer import FooterKey
 
-from mnist_tui.config.loading import experiment_names
+from mnist_tui.config import loading
 from mnist_tui.runs.queue import RunQueue
 from mnist_tui.runs.store import RunStore
 from mnist_tui.tui.app import MnistTuiApp
-from mnist_tui.tui.screens import DiffScreen, RunScreen
+from mnist_tui.tui.grid import DataGrid
+from mnist_tui.tui.screens import (
+    DiffScreen,
+    ExperimentScreen,
+    HelpScreen,
+    MainScreen,
+    OverlayScreen,
+    RunScreen,
+    SearchScreen,
+)
+from mnist_tui.tui.workers import FileTail, MetricsTail
 
-from .conftest import EXPERIMENTS
+from .conftest import FIXTURES
 
+EXPERIMENTS = FIXTURES / "experiments"
+RUNS = FIXTURES / "runs"
+FIXTURE_NAMES = sorted(p.stem for p in EXPERIMENTS.glob("*.toml"))
+RUN_IDS = ["f0000003", "f0000002", "f0000001"]  # newest first
 SIZE = (120, 40)
 
 
-def make_app(tmp_path: Path, data: Path | None = None, concurrency: int = 1) -> MnistTuiApp:
+@pytest.fixture(autouse=True)
+def _fixture_experiments_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Only the fixture directory: no experiments shipped with the package beneath it."""
+    monkeypatch.setattr(loading, "shipped_experiments_dir", lambda: None, raising=False)
+
+
+def make_app(
+    tmp_path: Path,
+    data: Path | None = None,
+    concurrency: int = 1,
+    with_runs: bool = True,
+) -> MnistTuiApp:
+    runs = tmp_path / "runs"
+    if with_runs and not runs.exists():
+        shutil.copytree(RUNS, runs)
     return MnistTuiApp(
         data_dir=data,
-        runs_dir=tmp_path / "runs",
+        runs_dir=runs,
         experiments_dir=EXPERIMENTS,
         device="cpu",
         concurrency=concurrency,
@@ -31,96 +68,409 @@ def make_app(tmp_path: Path, data: Path | None = None, concurrency: int = 1) -> 
     )
 
 
-async def wait_for(pilot, predicate, timeout: float = 90.0) -> None:  # type: ignore[no-untyped-def]
+async def wait_for(pilot: Pilot[None], predicate: Callable[[], Any], timeout: float = 90.0) -> None:
     end = time.monotonic() + timeout
     while time.monotonic() < end:
         if predicate():
             return
-        await pilot.pause(0.2)
+        await pilot.pause(0.05)
     raise AssertionError("timed out waiting")
 
 
-async def select_row(app: MnistTuiApp, pilot, table_id: str, key: str) -> None:  # type: ignore[no-untyped-def]
-    table = app.query_one(f"#{table_id}", DataTable)
-    table.focus()
-    table.move_cursor(row=table.get_row_index(key))
+async def loaded(pilot: Pilot[None]) -> MnistTuiApp:
+    app = pilot.app
+    assert isinstance(app, MnistTuiApp)
+    await wait_for(pilot, lambda: app.main.loaded, timeout=30)
+    await pilot.pause()
+    return app
+
+
+async def select_row(app: MnistTuiApp, pilot: Pilot[None], tab: str, key: str) -> None:
+    grid = app.main.grid(tab)
+    grid.focus()
+    grid.move_cursor(row=grid.get_row_index(key))
     await pilot.pause()
 
 
+def grid_keys(grid: DataGrid) -> list[str]:
+    return grid.row_keys()
+
+
 async def test_experiments_view_lists_every_experiment(tmp_path: Path) -> None:
-    app = make_app(tmp_path)
-    async with app.run_test(size=SIZE) as pilot:
+    async with make_app(tmp_path).run_test(size=SIZE) as pilot:
+        app = await loaded(pilot)
+        table = app.main.grid("experiments")
+        assert sorted(grid_keys(table)) == FIXTURE_NAMES
+        broken = table.get_row("broken")
+        assert "invalid" in [c.plain for c in broken]
+        await pilot.press("slash", *"cnn")
         await pilot.pause()
-        table = app.query_one("#experiments-table", DataTable)
-        assert table.row_count == len(experiment_names(EXPERIMENTS))
-        await pilot.press("slash", *"task1")
-        await pilot.pause()
-        keys = [table.coordinate_to_cell_key((i, 0)).row_key.value for i in range(table.row_count)]
-        assert set(keys) == {"task1", "task10", "task11", "task12", "task13", "task14", "task15"}
+        assert set(grid_keys(table)) == {"cnn_base", "cnn_wide", "cnn_5x5"}
         await pilot.press("escape")
         await pilot.pause()
-        assert table.row_count == len(experiment_names(EXPERIMENTS))
+        assert sorted(grid_keys(table)) == FIXTURE_NAMES
         await pilot.press("4")
-        await pilot.pause()
-        report = app.query_one("#report-table", DataTable)
-        assert report.row_count == len(experiment_names(EXPERIMENTS))
+        report = app.main.grid("report")
+        await wait_for(pilot, lambda: report.row_count > 0)
+        assert sorted(grid_keys(report)) == [n for n in FIXTURE_NAMES if n != "broken"]
 
 
 async def test_diff_of_two_marked_experiments(tmp_path: Path) -> None:
-    app = make_app(tmp_path)
-    async with app.run_test(size=SIZE) as pilot:
-        for name in ("task4", "task6"):
-            await select_row(app, pilot, "experiments-table", name)
+    async with make_app(tmp_path).run_test(size=SIZE) as pilot:
+        app = await loaded(pilot)
+        for name in ("cnn_base", "cnn_5x5"):
+            await select_row(app, pilot, "experiments", name)
             await pilot.press("space")
         await pilot.press("d")
-        await pilot.pause()
-        assert isinstance(app.screen, DiffScreen)
-        keys = app.screen.query_one("#diff-keys", DataTable)
-        assert keys.row_count == 1
-        assert keys.get_row_at(0)[0].plain == "model.kernel"
+        screen = app.screen
+        assert isinstance(screen, DiffScreen)
+        keys = screen.query_one("#diff-keys", DataGrid)
+        await wait_for(pilot, lambda: keys.row_count > 0)
+        assert grid_keys(keys) == ["model.kernel"]
         await pilot.press("a")  # all keys
         await pilot.pause()
         assert keys.row_count > 20
+        figures = screen.query_one("#diff-figures", DataGrid)
+        assert [str(c) for c in figures.get_row("final test acc")][1:] == [
+            "91.73%",
+            "91.66%",
+            "-0.07 pp",
+        ]
+
+
+async def test_sub_screens_take_only_their_own_keys(tmp_path: Path) -> None:
+    """Keys of the main view do nothing on a screen above it, and esc there only goes back."""
+    async with make_app(tmp_path).run_test(size=SIZE) as pilot:
+        app = await loaded(pilot)
+        await pilot.press("slash", *"cnn", "enter")
+        for name in ("cnn_base", "cnn_5x5"):
+            await select_row(app, pilot, "experiments", name)
+            await pilot.press("space")
+        marks_before = set(app.main.marked["experiments"])
+        await pilot.press("d")
+        assert isinstance(app.screen, DiffScreen)
+        await pilot.press("space", "s", "x", "K", "2", "slash")  # main-view keys
+        await pilot.pause()
+        assert isinstance(app.screen, DiffScreen)
+        assert set(app.main.marked["experiments"]) == marks_before
+        assert app.main.sort_column["experiments"] == 0
+        assert app.main.active_tab == "experiments"
+        await pilot.press("escape")
+        await pilot.pause()
+        assert isinstance(app.screen, MainScreen)
+        assert app.main.query_one("#filter", Input).value == "cnn"  # the filter survives
+        assert app.main.filter_text == "cnn"
+        await pilot.press("S")
+        assert isinstance(app.screen, SearchScreen)
+        status = app.screen.query_one("#search-status", Static)
+        await wait_for(pilot, lambda: "No searches" in str(status.render()))
+        await pilot.press("space", "a", "escape")
+        await pilot.pause()
+        assert isinstance(app.screen, MainScreen)
+        assert set(app.main.marked["experiments"]) == marks_before
+        assert not app.queue.entries
+
+
+async def test_keys_that_mean_nothing_on_a_tab_are_hidden_and_refused(tmp_path: Path) -> None:
+    async with make_app(tmp_path).run_test(size=SIZE) as pilot:
+        app = await loaded(pilot)
+        bound = {a.binding.action for a in app.screen.active_bindings.values()}
+        assert "queue" in bound and "move('up')" not in bound and "cancel" not in bound
+        await pilot.press("3")
+        await pilot.pause()
+        bound = {a.binding.action for a in app.screen.active_bindings.values()}
+        assert "move('up')" in bound and "queue" not in bound and "mark" not in bound
+        await pilot.press("a")  # refused: nothing asks for overrides
+        await pilot.pause()
+        assert isinstance(app.screen, MainScreen)
+
+
+def _footer_fits(screen: Any, width: int) -> None:
+    keys = list(screen.query_one(Footer).query(FooterKey))
+    assert keys, "no keys in the footer"
+    for key in keys:
+        assert key.region.width > 0 and key.region.right <= width, (key.key, key.region)
+
+
+async def test_footer_fits_80_columns_on_every_screen(tmp_path: Path) -> None:
+    async with make_app(tmp_path).run_test(size=(80, 24)) as pilot:
+        app = await loaded(pilot)
+        for tab in "1234":
+            await pilot.press(tab)
+            await pilot.pause()
+            _footer_fits(app.screen, 80)
+        await pilot.press("2", "enter")
+        await wait_for(pilot, lambda: isinstance(app.screen, RunScreen))
+        await pilot.pause()
+        _footer_fits(app.screen, 80)
+        await pilot.press("escape", "1", "enter")
+        await wait_for(pilot, lambda: isinstance(app.screen, ExperimentScreen))
+        await pilot.pause()
+        _footer_fits(app.screen, 80)
+
+
+async def test_help_lists_every_key_of_the_screen_and_scrolls_at_80x24(tmp_path: Path) -> None:
+    async with make_app(tmp_path).run_test(size=(80, 24)) as pilot:
+        app = await loaded(pilot)
+        expected = {
+            a.binding.description for a in app.screen.active_bindings.values() if a.binding.show
+        }
+        await pilot.press("question_mark")
+        await pilot.pause()
+        assert isinstance(app.screen, HelpScreen)
+        listed = {what for _keys, what, _on in app.screen.rows}
+        assert expected <= listed
+        assert {"Filter", "Mark", "Queue", "Diff", "Quit", "Help", "Cursor down"} <= listed
+        scroll = app.screen.query_one("#help-scroll", VerticalScroll)
+        assert scroll.max_scroll_y > 0  # more keys than rows at 80x24: it scrolls
+        await pilot.press("pagedown")
+        await pilot.pause()
+        assert scroll.scroll_y > 0
+        await pilot.press("escape")
+        await pilot.press("2", "enter")
+        await wait_for(pilot, lambda: isinstance(app.screen, RunScreen))
+        await pilot.press("question_mark")
+        await pilot.pause()
+        assert isinstance(app.screen, HelpScreen)
+        listed = {what for _keys, what, _on in app.screen.rows}
+        assert {"Pictures", "Cancel run", "Copy id", "Back"} <= listed
+        assert not {"Mark", "Queue", "Diff"} & listed  # the main view's keys are not here
+
+
+async def test_runs_tab_keeps_ids_and_names_whole_at_80_columns(tmp_path: Path) -> None:
+    async with make_app(tmp_path).run_test(size=(80, 24)) as pilot:
+        app = await loaded(pilot)
+        await pilot.press("2")
+        await pilot.pause()
+        grid = app.main.grid("runs")
+        headers = [str(c.label) for c in grid.columns.values()]
+        assert "id" in headers and "experiment" in headers
+        assert grid_keys(grid) == RUN_IDS
+        for run_id in RUN_IDS:
+            cells = [c.plain for c in grid.get_row(run_id)]
+            assert run_id in cells and "fnn1" in cells
+        widths = sum(c.get_render_width(grid) for c in grid.columns.values())
+        assert widths <= 80
+
+
+async def test_copy_highlighted_run_id(tmp_path: Path) -> None:
+    async with make_app(tmp_path).run_test(size=SIZE) as pilot:
+        app = await loaded(pilot)
+        copied: list[str] = []
+        app.copy_to_clipboard = copied.append  # type: ignore[method-assign]
+        await pilot.press("2")
+        await select_row(app, pilot, "runs", "f0000002")
+        await pilot.press("y")
+        assert copied == ["f0000002"]
+
+
+async def test_run_screen_shows_curves_first_at_80x24(tmp_path: Path) -> None:
+    async with make_app(tmp_path).run_test(size=(80, 24)) as pilot:
+        app = await loaded(pilot)
+        await pilot.press("2")
+        await select_row(app, pilot, "runs", "f0000001")
+        await pilot.press("enter")
+        screen = app.screen
+        assert isinstance(screen, RunScreen)
+        await wait_for(pilot, lambda: len(screen.rows) == 6)
+        await pilot.pause(0.2)
+        assert screen.query_one("#run-tabs", TabbedContent).active == "curves"
+        loss = str(screen.query_one("#loss-plot", Static).render())
+        assert "loss" in loss and "• train" in loss and "x test" in loss
+        ticks = loss.splitlines()[-2].split()
+        assert ticks and all(t.isdigit() for t in ticks)  # whole epochs only
+        assert screen.query_one("#loss-plot", Static).region.bottom <= 23
+        header = str(screen.query_one("#run-header", Static).render())
+        assert "completed" in header and "epoch 6/6" in header
+        await pilot.press("2")
+        await pilot.pause()
+        epochs = screen.query_one("#epochs-table", DataGrid)
+        assert epochs.row_count == 6
+
+
+async def test_run_screen_tails_new_epochs(tmp_path: Path) -> None:
+    app = make_app(tmp_path)
+    run_dir = tmp_path / "runs" / "fnn1" / "f0000003"
+    async with app.run_test(size=SIZE) as pilot:
+        await loaded(pilot)
+        await pilot.press("2", "enter")
+        screen = app.screen
+        assert isinstance(screen, RunScreen)
+        await wait_for(pilot, lambda: len(screen.rows) == 4)
+        lines = (run_dir / "metrics.jsonl").read_text().splitlines()
+        extra = {**json.loads(lines[-1]), "epoch": 5, "test_acc": 0.7}
+        with (run_dir / "metrics.jsonl").open("a") as fh:
+            fh.write(json.dumps(extra) + "\n")
+        await wait_for(pilot, lambda: len(screen.rows) == 5, timeout=10)
+        assert screen.rows[-1]["test_acc"] == 0.7
+        # a rewritten file (resume) is read again from its start
+        (run_dir / "metrics.jsonl").write_text("\n".join(lines[:2]) + "\n")
+        await wait_for(pilot, lambda: len(screen.rows) == 2, timeout=10)
+
+
+def test_file_tail_reads_only_what_was_appended(tmp_path: Path) -> None:
+    path = tmp_path / "metrics.jsonl"
+    tail = FileTail(path)
+    assert tail.read() == ([], False)
+    path.write_text('{"epoch": 1}\n{"epoch": 2')
+    assert tail.read() == (['{"epoch": 1}'], False)  # the torn line waits
+    with path.open("a") as fh:
+        fh.write('}\n{"epoch": 3}\n')
+    assert tail.read() == (['{"epoch": 2}', '{"epoch": 3}'], False)
+    assert tail.offset == path.stat().st_size
+    assert tail.read() == ([], False)
+    path.write_text('{"epoch": 1}\n')  # shorter: rewritten
+    lines, reset = tail.read()
+    assert reset and lines == ['{"epoch": 1}']
+    rows, _ = MetricsTail(path).read()
+    assert rows == [{"epoch": 1}]
+
+
+async def test_blocking_reads_run_off_the_event_loop(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Reading the store, run files and studies happens in worker threads only."""
+    seen: list[tuple[str, bool]] = []
+    main = threading.main_thread()
+
+    def spy(cls: Any, name: str) -> None:
+        original = getattr(cls, name)
+
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            seen.append((name, threading.current_thread() is main))
+            return original(*args, **kwargs)
+
+        monkeypatch.setattr(cls, name, wrapper)
+
+    spy(RunStore, "runs")
+    spy(RunStore, "resolve")
+    import mnist_tui.studies.tune as tune
+
+    spy(tune, "read_studies")
+    async with make_app(tmp_path).run_test(size=SIZE) as pilot:
+        app = await loaded(pilot)
+        await pilot.press("2", "enter")
+        await wait_for(pilot, lambda: isinstance(app.screen, RunScreen) and app.screen.rows)
+        await pilot.press("escape", "1", "enter")
+        await wait_for(pilot, lambda: isinstance(app.screen, ExperimentScreen))
+        await pilot.pause(0.3)
+        await pilot.press("escape", "S")
+        await pilot.pause(0.5)
+    names = {n for n, _ in seen}
+    assert {"runs", "resolve", "read_studies"} <= names
+    assert not [n for n, on_main in seen if on_main]
+
+
+async def test_overlay_of_marked_runs(tmp_path: Path) -> None:
+    async with make_app(tmp_path).run_test(size=SIZE) as pilot:
+        app = await loaded(pilot)
+        await pilot.press("2")
+        for run_id in RUN_IDS:
+            await select_row(app, pilot, "runs", run_id)
+            await pilot.press("space")
+        await pilot.press("o")
+        screen = app.screen
+        assert isinstance(screen, OverlayScreen)
+        await wait_for(pilot, lambda: len(screen.runs) == 3)
+        await pilot.pause()
+        plot = str(screen.query_one("#overlay-plot", Static).render())
+        for marker, run_id in zip("•x+", sorted(RUN_IDS), strict=True):
+            assert f"{marker} fnn1/{run_id}" in plot  # oldest first, a glyph each
+        await pilot.press("m")
+        await pilot.pause()
+        assert "test loss" in str(screen.query_one("#overlay-plot", Static).render())
+
+
+async def test_queue_survives_reopening(tmp_path: Path) -> None:
+    app = make_app(tmp_path, concurrency=0)  # paused: nothing starts
+    async with app.run_test(size=SIZE) as pilot:
+        await loaded(pilot)
+        for name in ("lenet5", "cnn_wide"):
+            await select_row(app, pilot, "experiments", name)
+            await pilot.press("a")
+            await pilot.pause()
+            app.screen.query_one(Input).value = "train.epochs=3"
+            n = len(app.queue.entries) + 1
+            await pilot.press("enter")
+            await wait_for(pilot, lambda n=n: len(app.queue.entries) == n, timeout=10)
+        await pilot.press("3")
+        await wait_for(pilot, lambda: app.main.grid("queue").row_count == 2, timeout=10)
+        first = [e.experiment for e in app.queue.entries]
+        await select_row(app, pilot, "queue", app.queue.entries[1].run_id)
+        await pilot.press("K")  # move cnn_wide above lenet5
+        await wait_for(pilot, lambda: app.queue.entries[0].experiment == "cnn_wide", timeout=10)
+        before = [(e.run_id, e.experiment, e.overrides) for e in app.queue.entries]
+        await pilot.press("q")
+        await pilot.pause()
+        await pilot.press("k")  # keep (nothing runs while paused)
+    assert first == ["lenet5", "cnn_wide"]
+    assert [b[1] for b in before] == ["cnn_wide", "lenet5"]
+    reopened = RunQueue(RunStore(tmp_path / "runs"))
+    assert [(e.run_id, e.experiment, e.overrides) for e in reopened.entries] == before
+    app2 = make_app(tmp_path, concurrency=0)
+    async with app2.run_test(size=SIZE) as pilot:
+        await loaded(pilot)
+        await pilot.press("3")
+        await pilot.pause()
+        assert app2.main.grid("queue").row_count == 2
+        statuses = [r.status for r in app2.store.runs() if r.experiment != "fnn1"]
+        assert statuses == ["queued", "queued"]
+
+
+async def test_bad_override_is_refused_in_the_dialog(tmp_path: Path) -> None:
+    app = make_app(tmp_path, concurrency=0)
+    async with app.run_test(size=SIZE) as pilot:
+        await loaded(pilot)
+        await select_row(app, pilot, "experiments", "lenet5")
+        await pilot.press("a")
+        await pilot.pause()
+        app.screen.query_one(Input).value = "optim.lrr=0.1"
+        await pilot.press("enter")
+        error = app.screen.query_one("#dialog-error", Static)
+        await wait_for(pilot, lambda: "Did you mean 'lr'?" in str(error.render()), timeout=10)
+        assert not app.queue.entries
 
 
 @pytest.mark.realdata
 async def test_queue_with_overrides_runs_to_completion(tmp_path: Path, real_data: Path) -> None:
-    app = make_app(tmp_path, real_data)
+    app = make_app(tmp_path, real_data, with_runs=False)
+    store = RunStore(tmp_path / "runs")
     async with app.run_test(size=SIZE) as pilot:
-        await select_row(app, pilot, "experiments-table", "fnn1")
+        await loaded(pilot)
+        await select_row(app, pilot, "experiments", "fnn1")
         await pilot.press("a")
         await pilot.pause()
         app.screen.query_one(Input).value = "train.epochs=2 data.subset=2000 data.test_subset=500"
         await pilot.press("enter")
-        await pilot.pause()
-        store = RunStore(tmp_path / "runs")
         await wait_for(pilot, lambda: [r.status for r in store.runs()] == ["completed"])
         (run,) = store.runs()
         assert run.summary["epochs_done"] == 2 and len(run.metrics()) == 2
         await pilot.press("2")
-        await select_row(app, pilot, "runs-table", run.id)
+        await wait_for(pilot, lambda: run.id in grid_keys(app.main.grid("runs")))
+        await select_row(app, pilot, "runs", run.id)
         await pilot.press("enter")
-        await pilot.pause(0.5)
-        assert isinstance(app.screen, RunScreen)
-        plot = str(app.screen.query_one("#loss-plot", Static).render())
-        assert "loss" in plot
-        header = str(app.screen.query_one("#run-header", Static).render())
+        screen = app.screen
+        assert isinstance(screen, RunScreen)
+        await wait_for(pilot, lambda: len(screen.rows) == 2)
+        await pilot.pause(0.3)
+        assert "loss" in str(screen.query_one("#loss-plot", Static).render())
+        header = str(screen.query_one("#run-header", Static).render())
         assert "completed" in header and "epoch 2/2" in header
         await pilot.press("p")  # pictures of test images with predictions
-        await pilot.pause(1.0)
         from mnist_tui.tui.screens import SamplesScreen
 
         assert isinstance(app.screen, SamplesScreen)
-        top = str(app.screen.query_one("#samples-header", Static).render())
-        assert "test accuracy" in top
+        top = app.screen.query_one("#samples-header", Static)
+        await wait_for(pilot, lambda: "test accuracy" in str(top.render()), timeout=60)
 
 
 @pytest.mark.realdata
 async def test_cancel_a_running_run(tmp_path: Path, real_data: Path) -> None:
-    app = make_app(tmp_path, real_data)
+    app = make_app(tmp_path, real_data, with_runs=False)
     store = RunStore(tmp_path / "runs")
     async with app.run_test(size=SIZE) as pilot:
-        await select_row(app, pilot, "experiments-table", "fnn1")
+        await loaded(pilot)
+        await select_row(app, pilot, "experiments", "fnn1")
         await pilot.press("a")
         await pilot.pause()
         app.screen.query_one(Input).value = "train.epochs=500 data.subset=1000 data.test_subset=200"
@@ -129,85 +479,89 @@ async def test_cancel_a_running_run(tmp_path: Path, real_data: Path) -> None:
             pilot, lambda: any(r.summary.get("epochs_done", 0) >= 1 for r in store.runs())
         )
         await pilot.press("3")
-        await select_row(app, pilot, "queue-table", store.runs()[0].id)
+        run_id = store.runs()[0].id
+        await wait_for(pilot, lambda: run_id in grid_keys(app.main.grid("queue")))
+        await select_row(app, pilot, "queue", run_id)
         await pilot.press("x")
         await wait_for(pilot, lambda: store.runs()[0].status == "killed", timeout=60)
         await wait_for(pilot, lambda: not app.queue.entries, timeout=30)
         assert store.runs()[0].summary["epochs_done"] < 500
 
 
-async def test_queue_survives_reopening(tmp_path: Path) -> None:
-    app = make_app(tmp_path, concurrency=0)  # paused: nothing starts
-    async with app.run_test(size=SIZE) as pilot:
-        for name in ("lenet5", "task2"):
-            await select_row(app, pilot, "experiments-table", name)
-            await pilot.press("a")
-            await pilot.pause()
-            app.screen.query_one(Input).value = "train.epochs=3"
-            await pilot.press("enter")
-            await pilot.pause()
-        await pilot.press("3")
-        await pilot.pause()
-        first = [e.experiment for e in app.queue.entries]
-        await select_row(app, pilot, "queue-table", app.queue.entries[1].run_id)
-        await pilot.press("K")  # move task2 above lenet5
-        await pilot.pause()
-        before = [(e.run_id, e.experiment, e.overrides) for e in app.queue.entries]
-        await pilot.press("q")
-        await pilot.pause()
-        await pilot.press("k")  # keep (nothing runs while paused)
-    assert first == ["lenet5", "task2"]
-    assert [b[1] for b in before] == ["task2", "lenet5"]
-    reopened = RunQueue(RunStore(tmp_path / "runs"))
-    assert [(e.run_id, e.experiment, e.overrides) for e in reopened.entries] == before
-    app2 = make_app(tmp_path, concurrency=0)
-    async with app2.run_test(size=SIZE) as pilot:
-        await pilot.press("3")
-        await pilot.pause()
-        assert app2.query_one("#queue-table", DataTable).row_count == 2
-        statuses = [r.status for r in app2.store.runs()]
-        assert statuses == ["queued", "queued"]
+# ----------------------------------------------------------------------------- snapshots
 
 
-async def test_bad_override_is_refused_in_the_dialog(tmp_path: Path) -> None:
-    app = make_app(tmp_path, concurrency=0)
-    async with app.run_test(size=SIZE) as pilot:
-        await select_row(app, pilot, "experiments-table", "lenet5")
-        await pilot.press("a")
-        await pilot.pause()
-        app.screen.query_one(Input).value = "optim.lrr=0.1"
-        await pilot.press("enter")
-        await pilot.pause()
-        error = str(app.screen.query_one("#dialog-error", Static).render())
-        assert "Did you mean 'lr'?" in error
-        assert not app.queue.entries
+async def _ready(pilot: Pilot[None]) -> None:
+    await loaded(pilot)
+    await pilot.pause(0.1)
 
 
-async def test_help_lists_every_binding(tmp_path: Path) -> None:
-    app = make_app(tmp_path)
-    async with app.run_test(size=(80, 24)) as pilot:
+def test_snapshot_experiments_view(snap_compare: Any, tmp_path: Path) -> None:
+    assert snap_compare(make_app(tmp_path), terminal_size=(120, 40), run_before=_ready)
+
+
+def test_snapshot_at_80x24(snap_compare: Any, tmp_path: Path) -> None:
+    assert snap_compare(make_app(tmp_path), terminal_size=(80, 24), run_before=_ready)
+
+
+def test_snapshot_runs_tab_at_80x24(snap_compare: Any, tmp_path: Path) -> None:
+    async def run_before(pilot: Pilot[None]) -> None:
+        await _ready(pilot)
+        await pilot.press("2")
+        await pilot.pause(0.1)
+
+    assert snap_compare(make_app(tmp_path), terminal_size=(80, 24), run_before=run_before)
+
+
+def test_snapshot_help_at_80x24(snap_compare: Any, tmp_path: Path) -> None:
+    async def run_before(pilot: Pilot[None]) -> None:
+        await _ready(pilot)
         await pilot.press("question_mark")
-        await pilot.pause()
-        text = str(app.screen.query_one("#help-text", Static).render())
-        for word in ("Filter", "Mark", "Queue", "Diff marked", "Cancel run", "Quit"):
-            assert word in text
+        await pilot.pause(0.1)
+
+    assert snap_compare(make_app(tmp_path), terminal_size=(80, 24), run_before=run_before)
 
 
-def test_snapshot_experiments_view(snap_compare, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    assert snap_compare(make_app(tmp_path), terminal_size=(120, 40))
-
-
-def test_snapshot_at_80x24(snap_compare, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    assert snap_compare(make_app(tmp_path), terminal_size=(80, 24))
-
-
-def test_snapshot_diff_view(snap_compare, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    async def run_before(pilot) -> None:  # type: ignore[no-untyped-def]
-        app = pilot.app
-        for name in ("task7", "task8"):
-            await select_row(app, pilot, "experiments-table", name)
+def test_snapshot_diff_view(snap_compare: Any, tmp_path: Path) -> None:
+    async def run_before(pilot: Pilot[None]) -> None:
+        app = await loaded(pilot)
+        for name in ("cnn_base", "cnn_wide"):
+            await select_row(app, pilot, "experiments", name)
             await pilot.press("space")
         await pilot.press("d")
+        screen = app.screen
+        assert isinstance(screen, DiffScreen)
+        await wait_for(pilot, lambda: screen.loaded is not None)
         await asyncio.sleep(0.1)
+
+    assert snap_compare(make_app(tmp_path), terminal_size=(120, 40), run_before=run_before)
+
+
+def test_snapshot_run_view_at_80x24(snap_compare: Any, tmp_path: Path) -> None:
+    async def run_before(pilot: Pilot[None]) -> None:
+        app = await loaded(pilot)
+        await pilot.press("2")
+        await select_row(app, pilot, "runs", "f0000001")
+        await pilot.press("enter")
+        screen = app.screen
+        assert isinstance(screen, RunScreen)
+        await wait_for(pilot, lambda: len(screen.rows) == 6)
+        await pilot.pause(0.2)
+
+    assert snap_compare(make_app(tmp_path), terminal_size=(80, 24), run_before=run_before)
+
+
+def test_snapshot_overlay_view(snap_compare: Any, tmp_path: Path) -> None:
+    async def run_before(pilot: Pilot[None]) -> None:
+        app = await loaded(pilot)
+        await pilot.press("2")
+        for run_id in RUN_IDS:
+            await select_row(app, pilot, "runs", run_id)
+            await pilot.press("space")
+        await pilot.press("o")
+        screen = app.screen
+        assert isinstance(screen, OverlayScreen)
+        await wait_for(pilot, lambda: len(screen.runs) == 3)
+        await pilot.pause(0.2)
 
     assert snap_compare(make_app(tmp_path), terminal_size=(120, 40), run_before=run_before)

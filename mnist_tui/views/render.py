@@ -259,28 +259,11 @@ def show_subject(console: Console, subject: Subject, store: RunStore) -> None:
         console.print(confusion_heatmap(classes, s["confusion"]))
 
 
-def diff_tables(
-    a: Subject, b: Subject, changes: list[Change], deltas: list[FigureDelta]
-) -> tuple[TableData, TableData]:
-    """The definition and the figures of a diff, shared by `diff`, `diff --md` and the console."""
-    epochs = (_best_epoch(a), _best_epoch(b)) if a.run or b.run else None
-    title = "Results" if a.run or b.run else "Reported results"
-    return (
-        tables.diff_keys_table(a.label, b.label, changes),
-        tables.delta_table(a.label, b.label, tables.deltas_of(deltas, epochs), title),
-    )
-
-
-def _best_epoch(s: Subject) -> int | None:
-    e = s.run.summary.get("best_epoch") if s.run is not None else None
-    return e if isinstance(e, int) else None
-
-
 def print_diff(
     console: Console, a: Subject, b: Subject, changes: list[Change], deltas: list[FigureDelta]
 ) -> None:
     console.print(f"[bold]diff[/] {escape(a.label)} ({a.kind}) → {escape(b.label)} ({b.kind})")
-    keys, figures = diff_tables(a, b, changes, deltas)
+    keys, figures = tables.diff_tables(a, b, changes, deltas)
     if keys.rows:
         console.print(rich_table(keys))
     if not any(c.changed for c in changes):
@@ -290,7 +273,7 @@ def print_diff(
 
 
 def diff_markdown(a: Subject, b: Subject, changes: list[Change], deltas: list[FigureDelta]) -> str:
-    keys, figures = diff_tables(a, b, changes, deltas)
+    keys, figures = tables.diff_tables(a, b, changes, deltas)
     parts = [f"### {a.label} → {b.label}", "", markdown_table(keys, code_first=True)]
     if figures.rows:
         parts += ["", markdown_table(figures)]

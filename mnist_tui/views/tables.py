@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from mnist_tui.config.spec import ExperimentSpec
     from mnist_tui.runs.queue import QueueEntry
     from mnist_tui.runs.store import RunInfo
-    from mnist_tui.studies.catalog import ExperimentRow
+    from mnist_tui.studies.catalog import ExperimentRow, Subject
     from mnist_tui.studies.diff import Change, FigureDelta
     from mnist_tui.studies.report import ReportRow
 
@@ -604,6 +604,23 @@ def delta_table(a_label: str, b_label: str, deltas: Sequence[Delta], title: str)
         Column("Δ", "right"),
     ]
     return TableData(title, columns, rows, empty="no figures to compare")
+
+
+def diff_tables(
+    a: Subject, b: Subject, changes: Sequence[Change], deltas: Iterable[FigureDelta]
+) -> tuple[TableData, TableData]:
+    """The definition and the figures of a diff (`diff`, `diff --md` and the console)."""
+    epochs = (_best_epoch(a), _best_epoch(b)) if a.run or b.run else None
+    title = "Results" if a.run or b.run else "Reported results"
+    return (
+        diff_keys_table(a.label, b.label, changes),
+        delta_table(a.label, b.label, deltas_of(deltas, epochs), title),
+    )
+
+
+def _best_epoch(s: Subject) -> int | None:
+    e = s.run.summary.get("best_epoch") if s.run is not None else None
+    return e if isinstance(e, int) else None
 
 
 # ----------------------------------------------------------------------------- report

@@ -1,0 +1,186 @@
+"""Messages of the console: what screens ask of the app, and what workers bring back.
+
+Screens never call the app's methods; they post one of the requests below, which
+bubbles to the app's `@on(...)` handlers. Workers (threads) only `post_message` one of
+the results, the one thing that is safe from another thread.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal
+
+from textual.message import Message
+
+if TYPE_CHECKING:
+    from mnist_tui.config.spec import ExperimentSpec
+    from mnist_tui.runs.queue import QueueEntry
+    from mnist_tui.runs.store import RunInfo
+    from mnist_tui.studies.catalog import ExperimentRow, Subject
+    from mnist_tui.studies.diff import Change, FigureDelta
+    from mnist_tui.studies.predictions import Samples
+    from mnist_tui.studies.tune import StudySummary
+    from mnist_tui.views.tables import TableData
+
+# ----------------------------------------------------------------------------- requests
+
+
+@dataclass
+class OpenExperiment(Message):
+    name: str
+
+
+@dataclass
+class OpenRun(Message):
+    run_id: str
+
+
+@dataclass
+class OpenDiff(Message):
+    a: str  # experiment name or run id
+    b: str
+
+
+@dataclass
+class OpenOverlay(Message):
+    run_ids: list[str]
+
+
+@dataclass
+class OpenSamples(Message):
+    run: RunInfo
+
+
+@dataclass
+class OpenSearches(Message):
+    pass
+
+
+@dataclass
+class AskQueue(Message):
+    """Ask for overrides, then queue these experiments."""
+
+    names: list[str]
+
+
+@dataclass
+class CancelRun(Message):
+    run_id: str
+
+
+@dataclass
+class MoveRun(Message):
+    run_id: str
+    where: Literal["up", "down"]
+
+
+@dataclass
+class QuitRequested(Message):
+    pass
+
+
+@dataclass
+class MainReady(Message):
+    """The main screen is composed: store reads can be shown from now on."""
+
+
+# ----------------------------------------------------------------------------- results
+
+
+@dataclass
+class StoreRead(Message):
+    """What the store thread read; a part is None when it did not change."""
+
+    experiments: list[ExperimentRow] | None
+    experiments_table: TableData | None
+    runs: list[RunInfo] | None
+    runs_table: TableData | None
+    queue_table: TableData | None
+    summary: str
+    in_flight: int
+
+    def can_replace(self, message: Message) -> bool:
+        # Textual drops this (older, unread) snapshot for `message` (newer) when this is
+        # True: only when the newer one carries every part this one had
+        if not isinstance(message, StoreRead):
+            return False
+        return all(
+            theirs is not None or mine is None
+            for mine, theirs in (
+                (self.experiments, message.experiments),
+                (self.runs, message.runs),
+                (self.queue_table, message.queue_table),
+            )
+        )
+
+
+@dataclass
+class Notice(Message):
+    text: str
+    severity: Literal["information", "warning", "error"] = "information"
+
+
+@dataclass
+class ReportBuilt(Message):
+    table: TableData
+
+
+@dataclass
+class ExperimentLoaded(Message):
+    spec: ExperimentSpec | None
+    runs: list[RunInfo]
+    error: str = ""
+
+
+@dataclass
+class RunTailed(Message):
+    """New epochs of a run (all of them again when `reset`), its fresh summary, its log."""
+
+    run: RunInfo
+    rows: list[dict[str, Any]]
+    reset: bool
+    log: list[str] | None  # None: the log did not change
+
+    def can_replace(self, message: Message) -> bool:
+        return False  # rows are increments: every one must arrive
+
+
+@dataclass
+class SamplesReady(Message):
+    samples: Samples | None
+    mistakes: bool  # what was asked: an answer to an older request is dropped
+    seed: int
+    error: str = ""
+
+
+@dataclass
+class StudiesRead(Message):
+    studies: list[StudySummary]
+
+
+@dataclass
+class DiffLoaded(Message):
+    a: Subject | None
+    b: Subject | None
+    changes: list[Change] = field(default_factory=list)  # every key, changed or not
+    deltas: list[FigureDelta] = field(default_factory=list)
+    curves: list[tuple[str, list[dict[str, Any]]]] = field(default_factory=list)
+    error: str = ""
+
+
+@dataclass
+class OverlayLoaded(Message):
+    runs: list[tuple[RunInfo, list[dict[str, Any]]]]
+    missing: list[str]
+
+
+@dataclass
+class OverridesChecked(Message):
+    specs: list[ExperimentSpec]
+    overrides: list[str]
+    error: str = ""
+
+
+@dataclass
+class QueueEntries(Message):
+    entries: list[tuple[QueueEntry, RunInfo | None]]

@@ -1,0 +1,113 @@
+"""Modal dialogs: overrides before queueing, and what to do with runs in flight on quit."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from rich.text import Text
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.screen import ModalScreen
+from textual.widgets import Button, Input, Label, Static
+
+from mnist_tui.config.loading import load_experiment
+from mnist_tui.config.spec import ExperimentSpec
+from mnist_tui.errors import MnistTuiError
+from mnist_tui.tui.messages import OverridesChecked
+
+QueueChoice = tuple[list[ExperimentSpec], list[str]]
+
+
+class QueueDialog(ModalScreen[QueueChoice | None]):
+    """Ask for overrides; returns the resolved definitions and the overrides, or None."""
+
+    BINDINGS = [Binding("escape", "cancel", "Cancel", id="dialog.cancel")]
+
+    def __init__(self, names: list[str], experiments_dir: Path) -> None:
+        super().__init__()
+        self.names = names
+        self.experiments_dir = experiments_dir
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="dialog"):
+            yield Label(f"Queue {', '.join(self.names)}")
+            yield Label("Overrides, space separated (e.g. train.epochs=3 optim.lr=0.01):")
+            yield Input(placeholder="key=value ...", id="overrides")
+            yield Static("", id="dialog-error")
+            with Horizontal(classes="dialog-buttons"):
+                yield Button("Queue", variant="primary", id="ok")
+                yield Button("Cancel", id="cancel")
+
+    def on_mount(self) -> None:
+        self.query_one(Input).focus()
+
+    def _submit(self) -> None:
+        text = self.query_one(Input).value.strip()
+        self.check(text.split() if text else [])
+
+    @work(thread=True, exclusive=True, group="check")
+    def check(self, overrides: list[str]) -> None:
+        """Resolve every definition with the overrides (reads TOML files: a thread)."""
+        specs = []
+        try:
+            for name in self.names:
+                specs.append(load_experiment(name, self.experiments_dir, overrides))
+        except MnistTuiError as exc:
+            self.post_message(OverridesChecked([], overrides, str(exc)))
+            return
+        self.post_message(OverridesChecked(specs, overrides))
+
+    @on(OverridesChecked)
+    def checked(self, event: OverridesChecked) -> None:
+        event.stop()
+        if event.error:
+            self.query_one("#dialog-error", Static).update(Text(event.error, style="red"))
+        else:
+            self.dismiss((event.specs, event.overrides))
+
+    @on(Input.Submitted)
+    def submitted(self) -> None:
+        self._submit()
+
+    @on(Button.Pressed)
+    def pressed(self, event: Button.Pressed) -> None:
+        if event.button.id == "ok":
+            self._submit()
+        else:
+            self.dismiss(None)
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)
+
+
+class QuitDialog(ModalScreen[str]):
+    """Runs are in flight: keep them going in the background, kill them, or stay."""
+
+    BINDINGS = [
+        Binding("k", "choose('keep')", "Keep running", id="quit.keep"),
+        Binding("x", "choose('kill')", "Kill runs", id="quit.kill"),
+        Binding("escape", "choose('stay')", "Stay", id="quit.stay"),
+    ]
+
+    def __init__(self, n: int) -> None:
+        super().__init__()
+        self.n = n
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="dialog"):
+            yield Label(f"{self.n} run(s) are training or queued.")
+            yield Label("k: quit and keep them running (re-attached when you reopen)")
+            yield Label("x: quit and kill them    esc: stay")
+            with Horizontal(classes="dialog-buttons"):
+                yield Button("Keep running", variant="primary", id="keep")
+                yield Button("Kill runs", variant="error", id="kill")
+                yield Button("Stay", id="stay")
+
+    @on(Button.Pressed)
+    def pressed(self, event: Button.Pressed) -> None:
+        self.dismiss(event.button.id or "stay")
+
+    def action_choose(self, what: str) -> None:
+        self.dismiss(what)

@@ -1,0 +1,86 @@
+"""An experiment: its resolved definition (inherited keys dimmed) and its runs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from rich.text import Text
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer, Static
+
+from mnist_tui.config.loading import load_experiment
+from mnist_tui.errors import MnistTuiError
+from mnist_tui.runs.store import RunStore
+from mnist_tui.tui.grid import DataGrid
+from mnist_tui.tui.messages import AskQueue, ExperimentLoaded, OpenRun
+from mnist_tui.views import tables
+from mnist_tui.views.provenance import provenance_lines
+
+
+class ExperimentScreen(Screen[None]):
+    BINDINGS = [
+        Binding("escape", "app.pop_screen", "Back", id="experiment.back"),
+        Binding("a", "queue", "Queue", id="experiment.queue"),
+    ]
+
+    def __init__(self, name: str, experiments_dir: Path, store: RunStore) -> None:
+        super().__init__()
+        self.experiment = name
+        self.experiments_dir = experiments_dir
+        self.store = store
+
+    def compose(self) -> ComposeResult:
+        yield Static(Text(self.experiment, style="bold"), id="exp-header")
+        yield DataGrid(id="spec-table")
+        yield Static("runs", classes="pane-title")
+        yield DataGrid(id="exp-runs")
+        yield Footer(compact=True, show_command_palette=False)
+
+    def on_mount(self) -> None:
+        self.query_one("#spec-table", DataGrid).focus()
+        self.load()
+
+    @work(thread=True, exclusive=True, group="load")
+    def load(self) -> None:
+        try:
+            spec = load_experiment(self.experiment, self.experiments_dir)
+        except MnistTuiError as exc:
+            self.post_message(ExperimentLoaded(None, [], str(exc)))
+            return
+        self.post_message(ExperimentLoaded(spec, self.store.runs(self.experiment)))
+
+    @on(ExperimentLoaded)
+    def loaded(self, event: ExperimentLoaded) -> None:
+        event.stop()
+        header = self.query_one("#exp-header", Static)
+        if event.spec is None:
+            header.update(Text.assemble((self.experiment, "bold"), "\n", (event.error, "red")))
+            return
+        s = event.spec
+        lines: list[str | tuple[str, str]] = [(s.name, "bold"), f"  {s.description}"]
+        if s.lineage:
+            lines.append(f"\nextends {' → '.join(s.lineage)}")
+        reported = tables.reported_line(s)
+        if reported:
+            lines.append(f"\n{reported}")
+        lines += [(f"\n{line}", "dim") for line in provenance_lines(s)]
+        header.update(Text.assemble(*lines))
+        self.query_one("#spec-table", DataGrid).show(tables.spec_table(s))
+        self.query_one("#exp-runs", DataGrid).show(
+            tables.runs_table(event.runs, show_experiment=False)
+        )
+
+    @on(DataTable.RowSelected, "#exp-runs")
+    def run_selected(self, event: DataTable.RowSelected) -> None:
+        event.stop()
+        self.post_message(OpenRun(str(event.row_key.value)))
+
+    @on(DataTable.RowSelected, "#spec-table")
+    def key_selected(self, event: DataTable.RowSelected) -> None:
+        event.stop()
+
+    def action_queue(self) -> None:
+        self.post_message(AskQueue([self.experiment]))

@@ -1,0 +1,302 @@
+"""The main screen: experiments, runs, queue and report tabs, a filter and marks.
+
+It shows what the app's store thread reads (`apply`) and asks the app for everything
+else with messages. Keys that do nothing on the current tab are hidden from the footer
+and refused (`check_action`).
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from rich.text import Text
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer, Header, Input, Static, TabbedContent, TabPane
+
+from mnist_tui.runs.store import RunInfo
+from mnist_tui.studies.catalog import ExperimentRow
+from mnist_tui.tui.grid import DataGrid
+from mnist_tui.tui.messages import (
+    AskQueue,
+    CancelRun,
+    MainReady,
+    MoveRun,
+    OpenDiff,
+    OpenExperiment,
+    OpenOverlay,
+    OpenRun,
+    OpenSearches,
+    QuitRequested,
+    ReportBuilt,
+    StoreRead,
+)
+from mnist_tui.views import tables
+from mnist_tui.views.tables import TableData
+
+Tab = Literal["experiments", "runs", "queue", "report"]
+TABS: tuple[Tab, ...] = ("experiments", "runs", "queue", "report")
+
+# the tabs on which an action means something; elsewhere its key is hidden and refused
+ACTION_TABS: dict[str, set[str]] = {
+    "filter": {"experiments", "runs", "report"},
+    "mark": {"experiments", "runs"},
+    "queue": {"experiments"},
+    "diff": {"experiments", "runs"},
+    "overlay": {"runs"},
+    "cancel": {"runs", "queue"},
+    "copy_id": {"runs", "queue"},
+    "sort": {"experiments", "runs", "report"},
+    "move": {"queue"},
+    "searches": {"experiments", "queue", "report"},  # the runs tab's footer is full
+}
+
+
+class MainScreen(Screen[None]):
+    BINDINGS = [
+        Binding("slash", "filter", "Filter", id="main.filter"),
+        Binding("escape", "clear_filter", "Clear filter", id="main.clear_filter"),
+        Binding("space", "mark", "Mark", id="main.mark"),
+        Binding("a", "queue", "Queue", id="main.queue"),
+        Binding("d", "diff", "Diff", id="main.diff"),
+        Binding("o", "overlay", "Overlay", id="main.overlay"),
+        Binding("x", "cancel", "Cancel", id="main.cancel"),
+        Binding("y", "copy_id", "Copy id", id="main.copy_id"),
+        Binding("s", "sort", "Sort", id="main.sort"),
+        Binding("K", "move('up')", "Up", id="main.move_up"),
+        Binding("J", "move('down')", "Down", id="main.move_down"),
+        Binding("S", "searches", "Searches", id="main.searches"),
+        Binding("1", "tab('experiments')", "Experiments tab", show=False, id="main.tab1"),
+        Binding("2", "tab('runs')", "Runs tab", show=False, id="main.tab2"),
+        Binding("3", "tab('queue')", "Queue tab", show=False, id="main.tab3"),
+        Binding("4", "tab('report')", "Report tab", show=False, id="main.tab4"),
+        Binding("q", "quit", "Quit", id="main.quit"),
+    ]
+
+    def __init__(self) -> None:
+        super().__init__(id="main")
+        self.base: dict[str, TableData] = {}  # as read, before marks, filter and sort
+        self.experiments: list[ExperimentRow] = []
+        self.runs: list[RunInfo] = []
+        # marks in the order they were made (a diff goes from the first to the second)
+        self.marked: dict[str, dict[str, None]] = {"experiments": {}, "runs": {}}
+        self.filter_text = ""
+        self.sort_column: dict[str, int] = {"experiments": 0, "runs": 0, "report": 0}
+        self.loaded = False  # the first read of the store arrived
+        self._report_stale = True
+
+    # -- layout ----------------------------------------------------------------------
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        yield Input(placeholder="filter (esc clears)", id="filter")
+        with TabbedContent(initial="experiments", id="tabs"):
+            for tab, title in zip(TABS, ("Experiments", "Runs", "Queue", "Report"), strict=True):
+                with TabPane(f"{title} [{TABS.index(tab) + 1}]", id=tab):
+                    yield DataGrid(id=f"{tab}-table")
+        yield Static("reading the run store…", id="status-line")
+        yield Footer(compact=True, show_command_palette=False)
+
+    def on_mount(self) -> None:
+        self.grid("experiments").focus()
+        self.post_message(MainReady())
+
+    def grid(self, tab: str) -> DataGrid:
+        return self.query_one(f"#{tab}-table", DataGrid)
+
+    @property
+    def active_tab(self) -> str:
+        return self.query_one("#tabs", TabbedContent).active or "experiments"
+
+    @property
+    def current_key(self) -> str | None:
+        return self.grid(self.active_tab).current_key
+
+    # -- data ------------------------------------------------------------------------
+
+    def apply(self, read: StoreRead) -> None:
+        """Show a store read; only the tables whose data changed are redrawn."""
+        if read.experiments is not None and read.experiments_table is not None:
+            self.experiments = read.experiments
+            self.base["experiments"] = read.experiments_table
+            self.redraw("experiments")
+            self._report_stale = True
+            if self.active_tab == "report":
+                self.build_report(self.experiments)
+        if read.runs is not None and read.runs_table is not None:
+            self.runs = read.runs
+            self.base["runs"] = read.runs_table
+            self.redraw("runs")
+            known = {r.id for r in read.runs}
+            self.marked["runs"] = {k: None for k in self.marked["runs"] if k in known}
+        if read.queue_table is not None:
+            self.base["queue"] = read.queue_table
+            self.redraw("queue")
+        self.query_one("#status-line", Static).update(read.summary)
+        self.loaded = True
+
+    def redraw(self, tab: str) -> None:
+        data = self.base.get(tab)
+        if data is None:
+            return
+        if tab in self.marked:
+            data = tables.with_marks(data, self.marked[tab])
+        if self.filter_text and tab in ACTION_TABS["filter"]:
+            data = tables.filtered(data, self.filter_text)
+        col = self.sort_column.get(tab, 0)
+        if col:
+            data = tables.sorted_by(data, col - 1 + (1 if tab in self.marked else 0))
+        self.grid(tab).show(data)
+
+    @work(thread=True, exclusive=True, group="report")
+    def build_report(self, experiments: list[ExperimentRow]) -> None:
+        """Reported vs reproduced reads every run's definition: a thread, only when shown."""
+        from mnist_tui.studies.report import report_rows
+
+        self.post_message(ReportBuilt(tables.report_table(report_rows(experiments))))
+
+    @on(ReportBuilt)
+    def report_built(self, event: ReportBuilt) -> None:
+        event.stop()
+        self._report_stale = False
+        self.base["report"] = event.table
+        self.redraw("report")
+
+    @on(TabbedContent.TabActivated)
+    def tab_activated(self) -> None:
+        if self.active_tab == "report" and self._report_stale and self.loaded:
+            self.build_report(self.experiments)
+        self.refresh_bindings()
+
+    def clear_marks(self, tab: str) -> None:
+        self.marked[tab].clear()
+        self.redraw(tab)
+
+    # -- keys ------------------------------------------------------------------------
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        tabs = ACTION_TABS.get(action)
+        if tabs is not None and self.active_tab not in tabs:
+            return False
+        if action == "clear_filter":
+            return bool(self.filter_text) or self.query_one("#filter", Input).has_class("visible")
+        return True
+
+    @on(DataTable.RowSelected)
+    def row_selected(self, event: DataTable.RowSelected) -> None:
+        key = str(event.row_key.value)
+        if event.data_table.id in ("experiments-table", "report-table"):
+            self.post_message(OpenExperiment(key))
+        else:
+            self.post_message(OpenRun(key))
+
+    def action_tab(self, tab: str) -> None:
+        self.query_one("#tabs", TabbedContent).active = tab
+        self.grid(tab).focus()
+        self.refresh_bindings()
+
+    def action_filter(self) -> None:
+        box = self.query_one("#filter", Input)
+        box.add_class("visible")
+        box.focus()
+        self.refresh_bindings()
+
+    def action_clear_filter(self) -> None:
+        box = self.query_one("#filter", Input)
+        box.value = ""
+        box.remove_class("visible")
+        self.filter_text = ""
+        for tab in ACTION_TABS["filter"]:
+            self.redraw(tab)
+        self.grid(self.active_tab).focus()
+        self.refresh_bindings()
+
+    @on(Input.Changed, "#filter")
+    def filter_changed(self, event: Input.Changed) -> None:
+        self.filter_text = event.value.strip()
+        for tab in ACTION_TABS["filter"]:
+            self.redraw(tab)
+
+    @on(Input.Submitted, "#filter")
+    def filter_submitted(self) -> None:
+        self.grid(self.active_tab).focus()
+
+    def action_mark(self) -> None:
+        tab, key = self.active_tab, self.current_key
+        if key is None or tab not in self.marked:
+            return
+        marks = self.marked[tab]
+        if key in marks:
+            del marks[key]
+        else:
+            marks[key] = None
+        self.redraw(tab)
+        self.grid(tab).action_cursor_down()
+
+    def _marked_or_current(self, tab: str) -> list[str]:
+        marks = list(self.marked.get(tab, {}))
+        if not marks and self.current_key:
+            marks = [self.current_key]
+        return marks
+
+    def _older_first(self, ids: list[str]) -> list[str]:
+        order = {r.id: i for i, r in enumerate(self.runs)}  # newest first
+        return sorted(ids, key=lambda k: -order.get(k, 0))
+
+    def action_queue(self) -> None:
+        names = self._marked_or_current("experiments")
+        if names:
+            self.post_message(AskQueue(names))
+
+    def action_diff(self) -> None:
+        tab = self.active_tab
+        marks = list(self.marked.get(tab, {}))
+        if tab == "runs":
+            marks = self._older_first(marks)
+        if len(marks) != 2:
+            self.notify(
+                "mark exactly two experiments or two runs with space, then press d",
+                severity="warning",
+            )
+            return
+        self.post_message(OpenDiff(marks[0], marks[1]))
+
+    def action_overlay(self) -> None:
+        ids = self._older_first(self._marked_or_current("runs"))
+        if ids:
+            self.post_message(OpenOverlay(ids))
+
+    def action_cancel(self) -> None:
+        if self.current_key is not None:
+            self.post_message(CancelRun(self.current_key))
+
+    def action_move(self, where: Literal["up", "down"]) -> None:
+        if self.current_key is not None:
+            self.post_message(MoveRun(self.current_key, where))
+
+    def action_copy_id(self) -> None:
+        key = self.current_key
+        if key is not None:
+            self.app.copy_to_clipboard(key)
+            self.notify(f"copied {key}")
+
+    def action_sort(self) -> None:
+        tab = self.active_tab
+        data = self.base.get(tab)
+        if data is None:
+            return
+        self.sort_column[tab] = (self.sort_column[tab] + 1) % (len(data.columns) + 1)
+        col = self.sort_column[tab]
+        self.notify(f"sorted by {data.columns[col - 1].header}" if col else "unsorted")
+        self.redraw(tab)
+
+    def action_searches(self) -> None:
+        self.post_message(OpenSearches())
+
+    def action_quit(self) -> None:
+        self.post_message(QuitRequested())
+
+    def status(self, text: str) -> None:
+        self.query_one("#status-line", Static).update(Text(text))

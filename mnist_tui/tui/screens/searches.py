@@ -1,0 +1,65 @@
+"""Hyper-parameter searches in this run store: trials, history, importances.
+
+Reading Optuna studies opens SQLite and imports Optuna: a worker thread does it.
+"""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import VerticalScroll
+from textual.screen import Screen
+from textual.widgets import Footer, Static
+
+from mnist_tui.runs.store import RunStore
+from mnist_tui.tui.grid import DataGrid
+from mnist_tui.tui.messages import StudiesRead
+from mnist_tui.views import fmt, pictures, tables
+
+
+class SearchScreen(Screen[None]):
+    BINDINGS = [Binding("escape", "app.pop_screen", "Back", id="searches.back")]
+
+    def __init__(self, store: RunStore) -> None:
+        super().__init__()
+        self.store = store
+
+    def compose(self) -> ComposeResult:
+        with VerticalScroll(id="search-body"):
+            yield Static("reading searches…", id="search-status")
+        yield Footer(compact=True, show_command_palette=False)
+
+    def on_mount(self) -> None:
+        self.query_one("#search-body", VerticalScroll).focus()
+        self.read()
+
+    @work(thread=True, exclusive=True, group="read")
+    def read(self) -> None:
+        from mnist_tui.studies.tune import read_studies
+
+        self.post_message(StudiesRead(read_studies(self.store)))
+
+    @on(StudiesRead)
+    def studies_read(self, event: StudiesRead) -> None:
+        event.stop()
+        status = self.query_one("#search-status", Static)
+        if not event.studies:
+            status.update("No searches in this run store yet: mnist-tui tune EXPERIMENT --trials N")
+            return
+        status.update(f"{len(event.studies)} searches in {self.store.root}")
+        body = self.query_one("#search-body", VerticalScroll)
+        width = max((self.size.width or 100) - 4, 40)
+        for st in event.studies:
+            title = f"study {st.name} ({st.direction}), best {fmt.num(st.best_value)}"
+            trials = DataGrid(classes="auto")
+            body.mount(Static(Text(title, style="bold"), classes="pane-title"))
+            body.mount(trials)
+            trials.show(tables.trials_table(st.trials))
+            curve = tables.history_curve(st.trials, "value")
+            body.mount(Static(Text.from_ansi(pictures.plot(curve, width=width, height=10))))
+            if st.importances:
+                importances = DataGrid(classes="auto")
+                body.mount(importances)
+                importances.show(tables.importances_table(st.importances))
