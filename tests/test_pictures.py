@@ -1,4 +1,5 @@
-"""Pictures: half-block glyphs for a known image, sample predictions, curves."""
+"""Pictures and the shared tables: half-block glyphs, sample predictions, curves told apart
+without colour, tables that drop columns instead of cutting ids, diff figures by kind."""
 
 from __future__ import annotations
 
@@ -8,9 +9,10 @@ from rich.console import Console
 
 from mnist_tui.config.loading import load_experiment
 from mnist_tui.runs.store import RunStore
+from mnist_tui.studies.diff import Change, FigureDelta
 from mnist_tui.studies.predictions import predict_samples
 from mnist_tui.studies.runner import run_experiment
-from mnist_tui.views import pictures
+from mnist_tui.views import pictures, render, tables
 
 from .conftest import EXPERIMENTS
 
@@ -32,7 +34,7 @@ def test_image_text_uses_one_cell_per_two_pixels() -> None:
     assert len(lines) == 14 and all(len(line) == 28 for line in lines)
 
 
-def test_curves_draw_every_series() -> None:
+def test_curves_draw_every_series() -> None:  # the wrapper the tune command still uses
     rows = [{"epoch": e, "train_loss": 1 / e, "test_loss": 1.5 / e} for e in range(1, 6)]
     out = pictures.curves(
         [("train", rows, "train_loss"), ("test", rows, "test_loss")],
@@ -75,3 +77,105 @@ def test_png_export(fake_data: Path, tmp_path: Path) -> None:
     out = save_run_png(tmp_path / "run.png", "fnn1", run.metrics(), run.summary, picked)
     data = out.read_bytes()
     assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 20_000
+
+
+def _rows(n: int) -> list[dict[str, float]]:
+    return [
+        {
+            "epoch": e,
+            "train_loss": 1 / e,
+            "val_loss": 1.1 / e,
+            "test_loss": 1.2 / e,
+            "train_acc": 1 - 0.3 / e,
+            "val_acc": 1 - 0.35 / e,
+            "test_acc": 1 - 0.4 / e,
+        }
+        for e in range(1, n + 1)
+    ]
+
+
+def test_series_are_told_apart_without_colour() -> None:
+    from plotext import uncolorize
+
+    loss, acc = tables.run_curves(_rows(7), "run")
+    assert [s.marker for s in loss.series] == ["•", "+", "x"]
+    assert [s.label for s in acc.series] == ["train", "val", "test"] and acc.percent
+    text = uncolorize(pictures.plot(loss, width=60, height=14))
+    for marker, label in (("•", "train"), ("+", "val"), ("x", "test")):
+        assert f"{marker} {label}" in text  # the legend names each glyph
+        assert text.count(marker) > 5  # and the line is drawn with it
+    overlay = tables.overlay_curve([(f"r{i}", _rows(3)) for i in range(12)])
+    markers = [s.marker for s in overlay.series]
+    assert len(set(markers[:10])) == 10  # ten runs, ten glyphs
+
+
+def test_epoch_ticks_are_whole_numbers() -> None:
+    from plotext import uncolorize
+
+    for n in (2, 3, 7, 30, 150):
+        ticks = pictures.int_ticks(1, n, 50)
+        assert ticks == sorted(set(ticks)) and all(isinstance(t, int) for t in ticks)
+        assert ticks[0] >= 1 and ticks[-1] <= n and len(ticks) <= 50 // 8
+        loss, _ = tables.run_curves(_rows(n), "run")
+        axis = uncolorize(pictures.plot(loss, width=58, height=12)).splitlines()[-2]
+        assert [int(t) for t in axis.split()] == pictures.int_ticks(1, n, 50)
+
+
+def _wide_table() -> tables.TableData:
+    return tables.TableData(
+        "t",
+        [
+            tables.Column("id", keep=True),
+            tables.Column("name", keep=True),
+            tables.Column("a", "right", drop=1),
+            tables.Column("b", "right", drop=3),
+            tables.Column("c", "right", drop=2),
+        ],
+        [
+            tables.Row(
+                f"k{i}",
+                (
+                    tables.Cell(f"{i:08x}"),
+                    tables.Cell("a_rather_long_name"),
+                    tables.Cell("1" * 12),
+                    tables.Cell("2" * 12),
+                    tables.Cell("3" * 12),
+                ),
+            )
+            for i in range(3)
+        ],
+    )
+
+
+def test_narrow_tables_drop_columns_by_rank_and_keep_ids_whole() -> None:
+    data = _wide_table()
+    assert [c.header for c in tables.fit(data, 200).columns] == ["id", "name", "a", "b", "c"]
+    assert [c.header for c in tables.fit(data, 60).columns] == ["id", "name", "a", "c"]
+    assert [c.header for c in tables.fit(data, 10).columns] == ["id", "name"]  # never less
+    for width in (40, 60, 80):
+        console = Console(width=width, record=True, color_system=None)
+        console.print(render.rich_table(data))
+        text = console.export_text()
+        assert "…" not in text
+        for i in range(3):
+            assert f"{i:08x}" in text and "a_rather_long_name" in text
+
+
+def test_diff_figures_are_shown_by_their_kind() -> None:
+    deltas = [
+        FigureDelta("final test acc", 0.9, 0.91, True),
+        FigureDelta("final test loss", 0.3, 0.25, False),
+        FigureDelta("best val loss", 0.3, 0.35, False),
+    ]
+    classified = tables.deltas_of(deltas, (3, 5))
+    assert [d.kind for d in classified] == ["accuracy", "loss", "number", "epoch"]
+    table = tables.delta_table("a", "b", classified, "Results")
+    cells = {r.key: r.cells for r in table.rows}
+    assert [c.text for c in cells["final test acc"][1:]] == ["90.00%", "91.00%", "+1.00 pp"]
+    assert cells["final test acc"][3].style == "green"  # higher accuracy is better
+    assert [c.text for c in cells["final test loss"][1:]] == ["0.3000", "0.2500", "-0.0500"]
+    assert cells["final test loss"][3].style == "green"  # lower loss is better
+    assert cells["best epoch"][3].text == "+2" and not cells["best epoch"][3].style
+    keys = tables.diff_keys_table("a", "b", [Change("x", 1, 2), Change("y", 3, 3)])
+    styles = {r.key: r.cells[0].style for r in keys.rows}
+    assert styles == {"x": "bold", "y": "dim"}  # from `changed`, not from the text

@@ -1,4 +1,4 @@
-"""Terminal pictures: curves (plotext), bars, confusion heat maps and digits drawn with
+"""Terminal pictures: curves (plotext), confusion heat maps and digits drawn with
 half-block characters. Plain functions returning text or Rich renderables, shared by the
 CLI and the console (no Textual here).
 
@@ -18,7 +18,6 @@ from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 
-from mnist_tui.views import fmt
 from mnist_tui.views.tables import MARKERS, Curve, series_of
 
 
@@ -109,33 +108,6 @@ def curves(
         for i, (label, rows, key) in enumerate(series)
     )
     return plot(Curve(title, built, xlabel, percent), width=width, height=height)
-
-
-def class_bars(classes: list[str], acc: list[float], width: int = 30) -> str:
-    """Per-class accuracy as half-width bars, worst class marked."""
-    if not acc:
-        return "no per-class figures yet"
-    worst = min(range(len(acc)), key=acc.__getitem__)
-    name_w = max(len(c) for c in classes)
-    lines = []
-    for i, (c, a) in enumerate(zip(classes, acc, strict=False)):
-        bar = "█" * round(a * width)
-        mark = " ◀ hardest" if i == worst else ""
-        lines.append(f"{c:<{name_w}} {fmt.pct(a, 1):>7} {bar}{mark}")
-    return "\n".join(lines)
-
-
-def confusion_text(classes: list[str], confusion: list[list[int]]) -> str:
-    """A compact confusion matrix (rows true, columns predicted)."""
-    if not confusion:
-        return "no confusion matrix yet"
-    w = max(len(str(v)) for row in confusion for v in row)
-    short = [c[:w] for c in classes]
-    head = " " * 6 + " ".join(f"{c:>{w}}" for c in short)
-    lines = [head]
-    for name, row in zip(classes, confusion, strict=False):
-        lines.append(f"{name[:5]:<5} " + " ".join(f"{v:>{w}}" for v in row))
-    return "\n".join(lines)
 
 
 # ------------------------------------------------------------------ images in half blocks

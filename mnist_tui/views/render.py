@@ -6,7 +6,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from rich.console import Console, ConsoleOptions, RenderResult
+from rich.console import Console, ConsoleOptions, RenderableType, RenderResult
 from rich.markup import escape
 from rich.progress import (
     BarColumn,
@@ -27,7 +27,7 @@ from mnist_tui.studies.diff import Change, FigureDelta
 from mnist_tui.studies.report import ReportRow
 from mnist_tui.train.events import BatchProgress, EpochEnded, Event, RunEnded, RunStarted
 from mnist_tui.views import fmt, tables
-from mnist_tui.views.pictures import confusion_heatmap
+from mnist_tui.views.pictures import confusion_heatmap, plot
 from mnist_tui.views.provenance import provenance_lines
 from mnist_tui.views.tables import DATASET_SHORT, STATUS_STYLE, TableData
 
@@ -209,6 +209,18 @@ def trials_table(trials: list[dict[str, Any]], title: str = "trials") -> Table:
 
 def importances_table(importances: dict[str, float]) -> Table:
     return rich_table(tables.importances_table(importances))
+
+
+def tune_summary(
+    trials: list[dict[str, Any]], importances: dict[str, float], metric: str, width: int
+) -> list[RenderableType]:
+    """After `tune`: the objective per trial and the parameter importances (the console's
+    searches view shows the same curve and table)."""
+    curve = tables.history_curve(trials, metric)
+    out: list[RenderableType] = [Text.from_ansi(plot(curve, width=width, height=12))]
+    if importances:
+        out.append(importances_table(importances))
+    return out
 
 
 def report_table(rows: list[ReportRow]) -> Table:

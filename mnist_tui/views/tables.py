@@ -37,6 +37,8 @@ STATUS_STYLE = {
     "interrupted": "magenta",
 }
 
+TRIAL_STYLE = {"complete": "green", "running": "cyan", "pruned": "yellow", "fail": "red"}
+
 DATASET_SHORT = {"mnist": "MNIST", "fashion_mnist": "Fashion"}
 
 MARK = "●"  # a marked row in the console
@@ -690,7 +692,7 @@ def trial_cells(trial: Mapping[str, Any]) -> tuple[Cell, ...]:
     value = trial.get("value")
     return (
         Cell(str(trial["number"])),
-        status_cell(trial.get("state")) if trial.get("state") else Cell(""),
+        Cell(str(trial.get("state") or ""), TRIAL_STYLE.get(str(trial.get("state")), "")),
         _num(value, fmt.num(value)),
         Cell(trial.get("run") or ""),
         Cell("  ".join(f"{k}={fmt.value(v)}" for k, v in trial.get("params", {}).items())),
