@@ -45,17 +45,14 @@ if TYPE_CHECKING:
     from mnist_tui.runs.store import RunInfo
 
 INDEX_FILE = ".index.sqlite"
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 6
 RUN_ID = re.compile(r"^[0-9a-f]{8}$")
-SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
-# What listings, the report and the experiments table read: kept in a small JSON column so
-# that listing every run parses a few hundred bytes each, not whole summaries.
-BRIEF_KEYS = (
-    "id",
-    "experiment",
+SAFE_NAME = EXPERIMENT_NAME  # one rule for experiment files and run directories (fullmatch)
+# What listings, the report and the experiments table read of a summary: kept in columns,
+# so listing 10,000 runs builds small dictionaries instead of parsing 10,000 summaries.
+BRIEF_SCALARS = (
     "status",
     "created",
-    "started",
     "seed",
     "group",
     "pid",
@@ -66,29 +63,42 @@ BRIEF_KEYS = (
     "hardest_class",
     "train_seconds",
     "wall_seconds",
-    "overrides",
-    "reason",
-    "queue_position",
-    "pin_device",
-    "step",
-    "steps",
-    "parameters",
 )
-BRIEF_FIGURES = ("epoch", "test_acc", "test_loss", "val_acc", "val_loss")
-ALIVE_STATES = ("running", "interrupted")
-BUSY = (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)  # the two a stored "running" can turn out to be
+BRIEF_FIGURES = ("test_acc", "test_loss", "val_acc", "val_loss")
+ALIVE_STATES = ("running", "interrupted")  # the two a stored "running" can turn out to be
+BUSY = (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
 
-_COLUMNS = (
-    "key, id, experiment, status, created, grp, seed, host, pid, archived, tags, "
-    "final_test_acc, definition, damaged, brief, summary, meta, fp"
-)
+_FIGURE_COLUMNS = [f"{part}_{k}" for part in ("final", "best") for k in BRIEF_FIGURES]
+_BRIEF_COLUMNS = [
+    "status",
+    "created",
+    "seed",
+    "grp",
+    "pid",
+    "host",
+    "epochs",
+    "epochs_done",
+    "best_epoch",
+    "hardest_class",
+    "train_seconds",
+    "wall_seconds",
+    "overrides",
+    *_FIGURE_COLUMNS,
+]
+_KEYS = ["key", "id", "experiment"]
+_REST = ["archived", "tags", "definition", "damaged", "meta", "fp"]
+_COLUMNS = ", ".join([*_KEYS, *_BRIEF_COLUMNS, *_REST])
+# Whole summaries live in a table of their own: the rows that listings and the disk check
+# read stay small, a dozen to a page.
 _SCHEMA = f"""
 CREATE TABLE runs(
-    key TEXT PRIMARY KEY, id TEXT NOT NULL, experiment TEXT NOT NULL, status TEXT,
-    created REAL NOT NULL, grp TEXT, seed INTEGER, host TEXT, pid INTEGER,
-    archived INTEGER NOT NULL, tags TEXT NOT NULL, final_test_acc REAL, definition TEXT,
-    damaged TEXT, brief TEXT NOT NULL, summary TEXT NOT NULL, meta TEXT NOT NULL,
-    fp TEXT NOT NULL);
+    key TEXT PRIMARY KEY, fp TEXT NOT NULL, id TEXT NOT NULL, experiment TEXT NOT NULL, status TEXT,
+    created REAL NOT NULL, seed INTEGER, grp TEXT, pid INTEGER, host TEXT, epochs INTEGER,
+    epochs_done INTEGER, best_epoch INTEGER, hardest_class TEXT, train_seconds REAL,
+    wall_seconds REAL, overrides TEXT, {", ".join(f"{c} REAL" for c in _FIGURE_COLUMNS)},
+    archived INTEGER NOT NULL, tags TEXT NOT NULL, definition TEXT, damaged TEXT,
+    meta TEXT NOT NULL);
+CREATE TABLE summaries(key TEXT PRIMARY KEY, summary TEXT NOT NULL);
 CREATE INDEX runs_by_created ON runs(archived, created DESC);
 CREATE INDEX runs_by_experiment ON runs(experiment, created DESC);
 CREATE TABLE kv(key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -139,15 +149,6 @@ def _key(run_dir: Path) -> str:
     return f"{run_dir.parent.name}/{run_dir.name}"
 
 
-def _brief(summary: dict[str, Any]) -> dict[str, Any]:
-    out = {k: summary[k] for k in BRIEF_KEYS if k in summary}
-    for part in ("final", "best"):
-        figs = summary.get(part)
-        if isinstance(figs, dict):
-            out[part] = {k: figs[k] for k in BRIEF_FIGURES if k in figs}
-    return out
-
-
 def _dumps(d: Any) -> str:
     return json.dumps(d, separators=(",", ":"), allow_nan=True)
 
@@ -158,33 +159,76 @@ def _tag_column(tags: Iterable[Any]) -> str:
     return "\n" + "\n".join(clean) + "\n" if clean else ""
 
 
+def _real(v: Any) -> float | None:
+    """A figure for a REAL column (NaN would read back as NULL anyway)."""
+    return float(v) if isinstance(v, int | float) and v == v else None
+
+
 def _row(loaded: LoadedRun) -> tuple[Any, ...]:
     s, meta = loaded.summary, loaded.meta
-    final = s.get("final") or {}
-    acc = final.get("test_acc")
-    stored = DAMAGED if loaded.damaged else s.get("status")
-    seed = s.get("seed")
-    pid = s.get("pid")
+    figures = []
+    for part in ("final", "best"):
+        figs = s.get(part) or {}
+        figures += [_real(figs.get(k)) for k in BRIEF_FIGURES]
+    overrides = s.get("overrides")
     return (
         _key(loaded.path),
         loaded.path.name,
         loaded.path.parent.name,
-        stored,
+        DAMAGED if loaded.damaged else s.get("status"),
         float(s.get("created", 0.0)),
+        s.get("seed"),
         s.get("group"),
-        seed,
+        s.get("pid"),
         s.get("host"),
-        pid,
+        s.get("epochs"),
+        s.get("epochs_done"),
+        s.get("best_epoch"),
+        s.get("hardest_class"),
+        s.get("train_seconds"),
+        s.get("wall_seconds"),
+        _dumps(overrides) if overrides else None,
+        *figures,
         1 if meta.get("archived") else 0,
         _tag_column(meta.get("tags") or []),
-        acc if isinstance(acc, int | float) and acc == acc else None,
         loaded.definition,
         loaded.damaged,
-        _dumps(_brief(s)),
-        _dumps(s),
         _dumps(meta),
         loaded.fingerprint,
     )
+
+
+def _write(conn: sqlite3.Connection, runs: list[LoadedRun], gone: list[str]) -> None:
+    """Insert or replace `runs`, delete the keys in `gone` (inside a transaction)."""
+    conn.executemany(f"INSERT OR REPLACE INTO runs ({_COLUMNS}) VALUES ({_QS})", map(_row, runs))
+    conn.executemany(
+        "INSERT OR REPLACE INTO summaries VALUES (?, ?)",
+        # the file's own text when nothing was dropped: no need to encode it again
+        [(_key(x.path), x.summary_text or _dumps(x.summary)) for x in runs],
+    )
+    for table in ("runs", "summaries"):
+        conn.executemany(f"DELETE FROM {table} WHERE key = ?", [(k,) for k in gone])
+    _bump(conn)
+
+
+_NO_FIGURES = (None,) * len(BRIEF_FIGURES)
+_N_SCALARS = len(BRIEF_SCALARS)
+
+
+def _brief(row: tuple[Any, ...], stored: bool) -> dict[str, Any]:
+    """A summary of the columns a listing reads (`row` in _BRIEF_COLUMNS order)."""
+    out = {k: v for k, v in zip(BRIEF_SCALARS, row[:_N_SCALARS], strict=True) if v is not None}
+    if not stored:
+        out.pop("status", None)  # "damaged" is the index's word, not the summary's
+    if row[_N_SCALARS] is not None:
+        out["overrides"] = json.loads(row[_N_SCALARS])
+    n, first = len(BRIEF_FIGURES), _N_SCALARS + 1
+    final, best = row[first : first + n], row[first + n : first + 2 * n]
+    if final != _NO_FIGURES:
+        out["final"] = dict(zip(BRIEF_FIGURES, final, strict=True))
+    if best != _NO_FIGURES:
+        out["best"] = dict(zip(BRIEF_FIGURES, best, strict=True))
+    return out
 
 
 class RunIndex:
@@ -192,6 +236,7 @@ class RunIndex:
 
     def __init__(self, root: Path) -> None:
         self.root = Path(root)
+        self._root = str(self.root)
         self.path = self.root / INDEX_FILE
         self._conn: sqlite3.Connection | None = None
         self._in_memory = False
@@ -234,6 +279,7 @@ class RunIndex:
                     if conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION:
                         return conn
                     conn.execute("DROP TABLE IF EXISTS runs")
+                    conn.execute("DROP TABLE IF EXISTS summaries")
                     conn.execute("DROP TABLE IF EXISTS kv")
                     for statement in _SCHEMA.split(";"):
                         if statement.strip():
@@ -301,10 +347,7 @@ class RunIndex:
 
         def write(conn: sqlite3.Connection) -> None:
             with _transaction(conn):
-                conn.execute(
-                    f"INSERT OR REPLACE INTO runs ({_COLUMNS}) VALUES ({_QS})", _row(loaded)
-                )
-                _bump(conn)
+                _write(conn, [loaded], [])
 
         self._best_effort(write)
 
@@ -326,19 +369,20 @@ class RunIndex:
 
         def write(conn: sqlite3.Connection) -> None:
             with _transaction(conn):
-                conn.execute("DELETE FROM runs WHERE key = ?", (_key(Path(run_dir)),))
-                _bump(conn)
+                _write(conn, [], [_key(Path(run_dir))])
 
         self._best_effort(write)
 
-    def _scan(self) -> Iterator[tuple[str, Path, str]]:
-        """(key, run directory, fingerprint of its summary.json) for every run on disk."""
+    def _scan(self) -> Iterator[tuple[str, str, str]]:
+        """(key, run directory, fingerprint of its summary.json) for every run on disk.
+
+        Plain strings and one stat per run: this is the cost of every listing."""
         try:
             exp_entries = list(os.scandir(self.root))
         except OSError:
             return
         for exp in exp_entries:
-            if exp.name.startswith(".") or not SAFE_NAME.match(exp.name):
+            if exp.name.startswith(".") or not SAFE_NAME.fullmatch(exp.name):
                 continue
             try:
                 if not exp.is_dir():
@@ -358,7 +402,7 @@ class RunIndex:
                     fp = "missing"
                 except OSError:
                     fp = "unreadable"
-                yield f"{exp.name}/{run.name}", Path(run.path), fp
+                yield f"{exp.name}/{run.name}", run.path, fp
 
     def sync(self) -> int:
         """Bring the index in line with the run directories; returns how many runs changed."""
@@ -372,20 +416,15 @@ class RunIndex:
             for key, path, fp in self._scan():
                 seen.add(key)
                 if known.get(key) != fp:
-                    loaded = load_run(path)
-                    if loaded.fingerprint == "missing" and not path.is_dir():
+                    loaded = load_run(Path(path))
+                    if loaded.fingerprint == "missing" and not os.path.isdir(path):
                         continue  # moved away while we looked
                     changed.append(loaded)
             gone = [k for k in known if k not in seen]
             if not changed and not gone:
                 return 0
             with _transaction(conn):
-                conn.executemany(
-                    f"INSERT OR REPLACE INTO runs ({_COLUMNS}) VALUES ({_QS})",
-                    [_row(x) for x in changed],
-                )
-                conn.executemany("DELETE FROM runs WHERE key = ?", [(k,) for k in gone])
-                _bump(conn)
+                _write(conn, changed, gone)
             return len(changed) + len(gone)
 
         result: int = self._with_db(run, 0)
@@ -397,6 +436,7 @@ class RunIndex:
         def clear(conn: sqlite3.Connection) -> None:
             with _transaction(conn):
                 conn.execute("DELETE FROM runs")
+                conn.execute("DELETE FROM summaries")
                 _bump(conn)
 
         self._with_db(clear, None)
@@ -479,10 +519,11 @@ class RunIndex:
         if not synced:
             self.sync()
         where, params, check = self._where(q)
-        column = "brief" if brief else "summary"
+        wanted = ", ".join(_BRIEF_COLUMNS) if brief else "summary"
+        joined = "runs" if brief else "runs JOIN summaries USING (key)"
         sql = (
             "SELECT id, experiment, status, host, pid, damaged, definition, meta, "
-            f"{column} FROM runs{where} ORDER BY created DESC, key DESC"
+            f"{wanted} FROM {joined}{where} ORDER BY created DESC, key DESC"
         )
         if not check and limit is not None:
             sql += " LIMIT ? OFFSET ?"
@@ -493,8 +534,8 @@ class RunIndex:
 
         rows: list[Any] = self._with_db(read, [])
         if check:
-            wanted = set(q.statuses)
-            rows = [r for r in rows if effective_status(r[2], r[3], r[4], r[5]) in wanted]
+            statuses = set(q.statuses)
+            rows = [r for r in rows if effective_status(r[2], r[3], r[4], r[5]) in statuses]
             rows = rows[offset : None if limit is None else offset + limit]
         return [self._info(r, brief) for r in rows]
 
@@ -548,12 +589,13 @@ class RunIndex:
     def _info(self, row: Any, brief: bool) -> RunInfo:
         from mnist_tui.runs.store import RunInfo
 
-        run_id, experiment, _, _, _, damaged, definition, meta, summary = row
+        run_id, experiment, _, _, _, damaged, definition, meta = row[:8]
+        summary = _brief(row[8:], damaged is None) if brief else json.loads(row[8])
         return RunInfo(
             run_id,
             experiment,
-            self.root / experiment / run_id,
-            json.loads(summary),
+            Path(f"{self._root}/{experiment}/{run_id}"),
+            summary,
             damaged=damaged,
             meta=json.loads(meta) if meta != "{}" else {},
             definition=definition,

@@ -85,10 +85,23 @@ def optional(check: Check) -> Check:
     return inner
 
 
+def _fast_ok(check: Check, v: list[Any]) -> bool:
+    """The common all-good case of a long list, without a call per item."""
+    if check is number:
+        return all(type(x) is float or (type(x) is int and -MAX_INT <= x <= MAX_INT) for x in v)
+    if check is count:
+        return all(type(x) is int and 0 <= x <= MAX_INT for x in v)
+    if check is text:
+        return all(type(x) is str for x in v)
+    return False
+
+
 def list_of(check: Check) -> Check:
     def inner(v: Any) -> str | None:
         if not isinstance(v, list):
             return f"expected a list, got {_show(v)}"
+        if _fast_ok(check, v):
+            return None
         for i, item in enumerate(v):
             problem = check(item)
             if problem:
@@ -127,7 +140,8 @@ def last_figures(v: Any) -> str | None:
 
 def matrix(v: Any) -> str | None:
     """A square confusion matrix of counts."""
-    problem = list_of(list_of(count))(v)
+    counts = list_of(count)
+    problem = list_of(counts)(v)
     if problem:
         return problem
     if any(len(row) != len(v) for row in v):
@@ -355,6 +369,7 @@ def definition_hash(raw: Mapping[str, Any]) -> str:
 
 
 _SPEC_HASHES: dict[str, str | None] = {}
+_SEED_LINE = re.compile(r"(?m)^(?:seed|repeats)[ \t]*=.*(?:\n|$)")
 
 
 def spec_text_hash(text: str) -> str | None:
@@ -363,15 +378,12 @@ def spec_text_hash(text: str) -> str | None:
     Runs of one definition differ only in their `[train]` seed line, so the parsed hash is
     cached by the text without it: a store of 10,000 runs parses a few dozen files.
     """
-    key_lines = []
-    section = ""
-    for line in text.splitlines():
-        if line.startswith("["):
-            section = line.strip()
-        elif section == "[train]" and line.split("=", 1)[0].strip() in SEED_KEYS:
-            continue
-        key_lines.append(line)
-    key = hashlib.sha1("\n".join(key_lines).encode()).hexdigest()
+    key = text
+    start = text.find("\n[train]\n")
+    if start >= 0:
+        end = text.find("\n[", start + 1)
+        end = len(text) if end < 0 else end
+        key = text[:start] + _SEED_LINE.sub("", text[start:end]) + text[end:]
     if key not in _SPEC_HASHES:
         try:
             _SPEC_HASHES[key] = definition_hash(tomllib.loads(text))
@@ -393,6 +405,7 @@ class LoadedRun:
     damaged: str | None = None
     fingerprint: str = ""
     definition: str | None = None  # definition_hash of spec.toml
+    summary_text: str | None = None  # summary.json as read, when every field passed
 
 
 def fingerprint(st: os.stat_result) -> str:
@@ -400,42 +413,44 @@ def fingerprint(st: os.stat_result) -> str:
     return f"{st.st_ino}:{st.st_mtime_ns}:{st.st_size}"
 
 
-def _read_json(path: Path) -> tuple[Any, str | None, os.stat_result | None]:
-    """(value, problem, stat of what was read); the stat is taken on the open file so
-    that it describes exactly the version that was read."""
+def _read_json(path: Path) -> tuple[Any, str | None, os.stat_result | None, str]:
+    """(value, problem, stat of what was read, its text); the stat is taken on the open
+    file so that it describes exactly the version that was read."""
     try:
         with path.open("rb") as fh:
             st = os.fstat(fh.fileno())
             data = fh.read()
     except FileNotFoundError:
-        return None, f"{path.name}: missing", None
+        return None, f"{path.name}: missing", None, ""
     except OSError as exc:
-        return None, f"{path.name}: cannot be read ({exc.strerror or exc})", None
+        return None, f"{path.name}: cannot be read ({exc.strerror or exc})", None, ""
     try:
-        return json.loads(data), None, st
+        text = data.decode("utf-8")
+        return json.loads(text), None, st, text
     except (ValueError, RecursionError) as exc:
         reason = str(exc).split(":")[0] if isinstance(exc, ValueError) else "nested too deep"
-        return None, f"{path.name}: not valid JSON ({reason})", st
+        return None, f"{path.name}: not valid JSON ({reason})", st, ""
 
 
 def load_run(path: Path, *, with_spec: bool = True) -> LoadedRun:
     """Read and check a run directory's summary, meta, env and spec (never raises)."""
     problems: list[str] = []
-    raw, problem, st = _read_json(path / SUMMARY)
+    raw, problem, st, summary_text = _read_json(path / SUMMARY)
     summary: dict[str, Any] = {}
     if problem:
         problems.append(problem)
     else:
         summary, found = check_summary(raw)
         problems += found
+    clean_text = summary_text if not problems else None
     meta: dict[str, Any] = {}
-    raw_meta, problem, _ = _read_json(path / META)
+    raw_meta, problem, _, _ = _read_json(path / META)
     if problem and not problem.endswith("missing"):
         problems.append(problem)
     elif raw_meta is not None:
         meta, found = check_meta(raw_meta)
         problems += found
-    raw_env, problem, _ = _read_json(path / ENV)
+    raw_env, problem, _, _ = _read_json(path / ENV)
     if problem and not problem.endswith("missing"):
         problems.append(problem)
     elif raw_env is not None:
@@ -459,12 +474,13 @@ def load_run(path: Path, *, with_spec: bool = True) -> LoadedRun:
         damaged="; ".join(problems) or None,
         fingerprint=fingerprint(st) if st is not None else "missing",
         definition=definition,
+        summary_text=clean_text,
     )
 
 
 def read_env(path: Path) -> tuple[dict[str, Any], list[str]]:
     """A run's env.json, checked: the good fields and what was wrong."""
-    raw, problem, _ = _read_json(path / ENV)
+    raw, problem, _, _ = _read_json(path / ENV)
     if problem:
         return {}, [] if problem.endswith("missing") else [problem]
     return check_env(raw)
