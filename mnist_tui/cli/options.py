@@ -21,8 +21,9 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     rich_markup_mode="rich",
 )
-console = Console()
-err = Console(stderr=True)
+# no automatic highlighting: it is quadratic in the text (a 40 KB description took 15 s)
+console = Console(highlight=False)
+err = Console(stderr=True, highlight=False)
 
 DataDir = Annotated[
     Path | None,

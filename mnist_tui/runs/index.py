@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from mnist_tui.config.loading import EXPERIMENT_NAME
 from mnist_tui.runs.schema import (
     DAMAGED,
     SUMMARY,

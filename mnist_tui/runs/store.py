@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from mnist_tui.config.loading import EXPERIMENT_NAME
 from mnist_tui.errors import StoreError, did_you_mean
 from mnist_tui.runs import schema
 from mnist_tui.runs.index import RunIndex, RunQuery, index_for
@@ -37,7 +38,7 @@ from mnist_tui.runs.io import write_json_atomic
 STATUSES = ("queued", "running", "completed", "failed", "killed", "interrupted")
 ACTIVE = ("queued", "running")
 RUN_ID = re.compile(r"^[0-9a-f]{8}$")
-SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
+SAFE_NAME = EXPERIMENT_NAME  # one rule for experiment files and run directories (fullmatch)
 
 
 def default_runs_dir(explicit: str | Path | None = None) -> Path:
@@ -218,7 +219,7 @@ class RunStore:
         extra: dict[str, Any] | None = None,
     ) -> RunHandle:
         """Make a new run directory with its spec and a first summary."""
-        if not SAFE_NAME.match(experiment):
+        if not SAFE_NAME.fullmatch(experiment):
             raise StoreError(f"'{experiment}' cannot name a run directory")
         self._ensure_root()
         exp_dir = self.root / experiment
@@ -297,7 +298,7 @@ class RunStore:
         )
 
     def read_run(self, experiment: str, run_id: str) -> RunInfo | None:
-        if not SAFE_NAME.match(experiment) or not RUN_ID.match(run_id):
+        if not SAFE_NAME.fullmatch(experiment) or not RUN_ID.match(run_id):
             return None
         return self._read(self.root / experiment / run_id)
 
