@@ -488,6 +488,36 @@ async def test_cancel_a_running_run(tmp_path: Path, real_data: Path) -> None:
         assert store.runs()[0].summary["epochs_done"] < 500
 
 
+def test_tui_modules_import_without_cycles_and_screens_never_import_the_app() -> None:
+    import ast
+
+    package = Path(__file__).resolve().parent.parent / "mnist_tui" / "tui"
+    graph: dict[str, set[str]] = {}
+    for path in package.rglob("*.py"):
+        parts = path.relative_to(package.parent.parent).with_suffix("").parts
+        name = ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+        deps = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("mnist_tui.tui"):
+                deps.add(node.module or "")
+        graph[name] = deps
+    for name, deps in graph.items():
+        if name.startswith("mnist_tui.tui.screens"):
+            assert "mnist_tui.tui.app" not in deps, name
+    done: set[str] = set()
+
+    def visit(name: str, path: tuple[str, ...]) -> None:
+        assert name not in path, " -> ".join((*path, name))
+        if name in done:
+            return
+        for dep in graph.get(name, ()):
+            visit(dep, (*path, name))
+        done.add(name)
+
+    for name in graph:
+        visit(name, ())
+
+
 # ----------------------------------------------------------------------------- snapshots
 
 
