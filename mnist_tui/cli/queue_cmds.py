@@ -60,6 +60,21 @@ IdleExit = Annotated[
     float,
     typer.Option(metavar="SECONDS", help="Exit after the queue has been empty this long."),
 ]
+Backend = Annotated[
+    str,
+    typer.Option(
+        metavar="local|ray",
+        help="local: child processes on this machine; ray: Ray tasks on a cluster "
+        "(needs the store on storage every node sees).",
+    ),
+]
+Address = Annotated[
+    str | None,
+    typer.Option(
+        metavar="HOST:PORT",
+        help="The Ray cluster (--backend ray); default: start one on this machine.",
+    ),
+]
 
 
 def _worker_options(
@@ -69,14 +84,35 @@ def _worker_options(
     idle_exit: float,
     forever: bool,
     data_dir: Path | None,
+    backend: str = "local",
+    address: str | None = None,
 ) -> object:
+    from mnist_tui.errors import did_you_mean
     from mnist_tui.runs.scheduler import normalize_device
     from mnist_tui.runs.worker import WorkerOptions
 
+    if backend not in ("local", "ray"):
+        hint = did_you_mean(backend, ["local", "ray"])
+        raise MnistTuiError(f"--backend: expected local or ray, got '{backend}'.{hint}")
+    if address and backend != "ray":
+        raise MnistTuiError("--address names a Ray cluster: use it with --backend ray")
+    if backend == "ray":
+        from mnist_tui.runs.ray_backend import import_ray
+
+        import_ray()  # a missing Ray is said here, not in a detached worker's log
     devices: tuple[str, ...] = ()
     if gpus:
         devices = tuple(d for d in (normalize_device(x) for x in gpus.split(",") if x.strip()) if d)
-    return WorkerOptions(devices, per_device, threads, idle_exit, forever, data_dir=data_dir)
+    return WorkerOptions(
+        devices,
+        per_device,
+        threads,
+        idle_exit,
+        forever,
+        data_dir=data_dir,
+        backend=backend,
+        address=address,
+    )
 
 
 # ----------------------------------------------------------------------------- queue
@@ -105,6 +141,8 @@ def queue_add(
         bool,
         typer.Option("--start-worker/--no-start-worker", help="Start a worker if none runs."),
     ] = True,
+    backend: Backend = "local",
+    address: Address = None,
     data_dir: DataDir = None,
     runs_dir: RunsDir = None,
     experiments_dir: ExpDir = None,
@@ -128,7 +166,14 @@ def queue_add(
     live = None
     if start_worker:
         options = _worker_options(
-            gpus, per_device, threads, 60.0, False, global_option(ctx, "data_dir", data_dir)
+            gpus,
+            per_device,
+            threads,
+            60.0,
+            False,
+            global_option(ctx, "data_dir", data_dir),
+            backend,
+            address,
         )
         assert isinstance(options, WorkerOptions)
         live = ensure_worker(store, options)
@@ -166,6 +211,7 @@ def queue_rows(store: object) -> list[dict[str, object]]:
                 "overrides": list(s.get("overrides") or []),
                 "group": s.get("group"),
                 "device": s.get("device") if info.status == "running" else s.get("pin_device"),
+                "node": s.get("node") if info.status == "running" else None,  # a Ray node
                 "epoch": s.get("epochs_done"),
                 "epochs": s.get("epochs"),
                 "step": s.get("step"),
@@ -203,7 +249,7 @@ def queue_ls(ctx: typer.Context, runs_dir: RunsDir = None, json_out: JsonOut = F
             str(r["run"]),
             str(r["experiment"]),
             str(r["status"]),
-            str(r["device"] or "any"),
+            str(r["device"] or "any") + (f" @ {r['node']}" if r["node"] else ""),
             progress,
             escape(" ".join(str(o) for o in r["overrides"])),  # type: ignore[attr-defined]
         )
@@ -334,6 +380,8 @@ def worker(
     forever: Annotated[
         bool, typer.Option("--forever", help="Never exit when idle (for systemd or tmux).")
     ] = False,
+    backend: Backend = "local",
+    address: Address = None,
     data_dir: DataDir = None,
     runs_dir: RunsDir = None,
 ) -> None:
@@ -344,9 +392,20 @@ def worker(
 
     _, store = context_stores(ctx, None, runs_dir)
     options = _worker_options(
-        gpus, per_device, threads, idle_exit, forever, global_option(ctx, "data_dir", data_dir)
+        gpus,
+        per_device,
+        threads,
+        idle_exit,
+        forever,
+        global_option(ctx, "data_dir", data_dir),
+        backend,
+        address,
     )
     assert isinstance(options, WorkerOptions)
+    if options.backend == "ray":
+        from mnist_tui.runs.ray_backend import RayWorker
+
+        raise typer.Exit(RayWorker(store, options).run())
     raise typer.Exit(Worker(store, options).run())
 
 

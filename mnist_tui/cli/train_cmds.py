@@ -172,6 +172,13 @@ def train_run(
     sigterm = stop_on_sigterm()
     visible = os.environ.get("CUDA_VISIBLE_DEVICES", "")
     label = f"cuda:{visible}" if device.startswith("cuda") and visible.isdigit() else None
+    # a Ray task names the node it runs on (runs/ray_backend.py); views show it, and the
+    # host is this node's, so only this node judges the pid
+    node, node_id = os.environ.get("MNIST_TUI_NODE"), os.environ.get("MNIST_TUI_NODE_ID")
+    if node:
+        import socket
+
+        handle.update(host=socket.gethostname(), node=node, node_id=node_id)
     done = run_experiment(
         spec,
         store,
@@ -184,6 +191,7 @@ def train_run(
         env_extra={
             "slot": os.environ.get("MNIST_TUI_SLOT"),
             "cuda_visible_devices": visible or None,
+            **({"node": node, "node_id": node_id} if node else {}),
         },
     )
     print(f"{done.experiment}/{done.id} {done.status}", flush=True)

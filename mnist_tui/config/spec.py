@@ -118,6 +118,21 @@ class TrainSpec:
         Literal["auto", "val_loss", "val_acc", "test_loss", "test_acc"],
         Help("which epoch is 'best'; auto = val_loss with a validation split, else test_acc"),
     ] = "auto"
+    # What a run asks of a Ray cluster (`mnist-tui worker --backend ray`); None keeps
+    # them out of spec.toml, so runs that never say stay one definition with older runs.
+    gpus: Annotated[
+        float | None,
+        Range(ge=0, le=64),
+        Help(
+            "GPUs a run asks of Ray: a fraction below 1 (0.25: four runs share a GPU) or a "
+            "whole number; unset: 1 on a cluster with GPUs, else 0"
+        ),
+    ] = None
+    cpus: Annotated[
+        float | None,
+        Range(gt=0, le=1024),
+        Help("CPUs a run asks of Ray (its CPU threads, rounded up); unset: 1"),
+    ] = None
 
 
 @dataclass(frozen=True)

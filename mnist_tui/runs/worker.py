@@ -49,6 +49,8 @@ class WorkerOptions:
     forever: bool = False
     poll: float = 0.5
     data_dir: Path | None = None
+    backend: str = "local"  # "local": child processes here; "ray": tasks on a Ray cluster
+    address: str | None = None  # the Ray cluster (None: start one on this machine)
 
     def to_args(self) -> list[str]:
         """The `mnist-tui worker` options that recreate these settings."""
@@ -61,6 +63,10 @@ class WorkerOptions:
             args.append("--forever")
         if self.data_dir is not None:
             args += ["--data-dir", str(self.data_dir)]
+        if self.backend != "local":
+            args += ["--backend", self.backend]
+        if self.address:
+            args += ["--address", self.address]
         return args
 
 
@@ -212,18 +218,16 @@ class Worker:
         lock = _take_lock(self.store, self.options, self.devices)
         signal.signal(signal.SIGTERM, self._on_term)
         signal.signal(signal.SIGHUP, signal.SIG_IGN)  # a closing terminal is no reason to stop
-        self.log(
-            f"serving {self.store.root}: slots {', '.join(s.label for s in self.slots)}"
-            + (f", {self.cpu_threads} CPU threads a run" if "cpu" in self.devices else "")
-        )
+        self.log(f"serving {self.store.root}: {self.describe()}")
         idle_since = time.monotonic()
         try:
+            self.prepare()
             self.reconcile()
             while not self.stopping:
                 self.reap()
                 paused = scheduler.is_paused(self.store)
                 started = 0 if paused else self.fill_slots()
-                busy = any(s.child is not None for s in self.slots)
+                busy = self.busy()
                 # idle: nothing running and nothing it may start (a paused queue waits for
                 # `queue resume`, which starts a worker again)
                 idle = (
@@ -245,6 +249,19 @@ class Worker:
 
     def _on_term(self, *_: Any) -> None:
         self.stopping = True
+
+    def describe(self) -> str:
+        """Where this worker trains, for its log."""
+        return f"slots {', '.join(s.label for s in self.slots)}" + (
+            f", {self.cpu_threads} CPU threads a run" if "cpu" in self.devices else ""
+        )
+
+    def prepare(self) -> None:
+        """Called once the lock is held, before the first claim (a backend connects here)."""
+
+    def busy(self) -> bool:
+        """Whether any run this worker started is still going."""
+        return any(s.child is not None for s in self.slots)
 
     # -- bookkeeping ----------------------------------------------------------------
 
