@@ -47,10 +47,10 @@ class DataGrid(DataTable[Text]):
         if not self.row_count or self.cursor_row >= self.row_count:
             return None
         key = self.coordinate_to_cell_key(Coordinate(self.cursor_row, 0)).row_key.value
-        return None if key is None else str(key)
+        return str(key) if key else None  # "" is the placeholder row of an empty table
 
     def row_keys(self) -> list[str]:
-        return [str(r.key.value) for r in self.ordered_rows]
+        return [str(r.key.value) for r in self.ordered_rows if r.key.value]
 
     def _draw(self) -> None:
         assert self.table_data is not None
@@ -76,6 +76,9 @@ class DataGrid(DataTable[Text]):
                 ),
                 key=row.key,
             )
+        if not data.rows and data.empty:
+            blank = [Text("")] * (len(data.columns) - 1)
+            self.add_row(Text(data.empty, style="dim italic"), *blank, key="")
         if key is not None:
             with contextlib.suppress(Exception):  # the row is gone (filtered or removed)
                 self.move_cursor(row=self.get_row_index(key), animate=False)

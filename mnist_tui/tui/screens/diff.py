@@ -81,8 +81,6 @@ class DiffScreen(Screen[None]):
             return
         changes = [c for c in d.changes if self.show_all or c.changed]
         keys, figures = tables.diff_tables(d.a, d.b, changes, d.deltas)
-        if not keys.rows:
-            keys.rows = [tables.Row("", (tables.Cell(keys.empty, "dim"), *[tables.Cell("")] * 2))]
         self.query_one("#diff-keys", DataGrid).show(keys)
         self.query_one("#diff-figures", DataGrid).show(figures)
         plot = self.query_one("#diff-plot", Static)

@@ -76,7 +76,8 @@ class ExperimentScreen(Screen[None]):
     @on(DataTable.RowSelected, "#exp-runs")
     def run_selected(self, event: DataTable.RowSelected) -> None:
         event.stop()
-        self.post_message(OpenRun(str(event.row_key.value)))
+        if event.row_key.value:
+            self.post_message(OpenRun(str(event.row_key.value)))
 
     @on(DataTable.RowSelected, "#spec-table")
     def key_selected(self, event: DataTable.RowSelected) -> None:

@@ -145,6 +145,7 @@ class MainScreen(Screen[None]):
             data = tables.with_marks(data, self.marked[tab])
         if self.filter_text and tab in ACTION_TABS["filter"]:
             data = tables.filtered(data, self.filter_text)
+            data.empty = f"nothing matches '{self.filter_text}'"
         col = self.sort_column.get(tab, 0)
         if col:
             data = tables.sorted_by(data, col - 1 + (1 if tab in self.marked else 0))
@@ -186,7 +187,9 @@ class MainScreen(Screen[None]):
 
     @on(DataTable.RowSelected)
     def row_selected(self, event: DataTable.RowSelected) -> None:
-        key = str(event.row_key.value)
+        key = str(event.row_key.value or "")
+        if not key:
+            return  # the placeholder of an empty table
         if event.data_table.id in ("experiments-table", "report-table"):
             self.post_message(OpenExperiment(key))
         else:

@@ -48,7 +48,8 @@ class SearchScreen(Screen[None]):
         if not event.studies:
             status.update("No searches in this run store yet: mnist-tui tune EXPERIMENT --trials N")
             return
-        status.update(f"{len(event.studies)} searches in {self.store.root}")
+        n = len(event.studies)
+        status.update(f"{n} search{'' if n == 1 else 'es'} in {self.store.root}")
         body = self.query_one("#search-body", VerticalScroll)
         width = max((self.size.width or 100) - 4, 40)
         for st in event.studies:
