@@ -8,12 +8,13 @@ the cursor stays on the same row key when the rows are replaced.
 from __future__ import annotations
 
 import contextlib
+from dataclasses import replace
 
 from rich.text import Text
 from textual.coordinate import Coordinate
 from textual.widgets import DataTable
 
-from mnist_tui.views.tables import TableData, fit
+from mnist_tui.views.tables import Cell, Row, TableData, fit
 
 
 class DataGrid(DataTable[Text]):
@@ -58,7 +59,15 @@ class DataGrid(DataTable[Text]):
         self._drawn_width = self.size.width
         # the vertical scrollbar takes two columns once the rows overflow
         room = width - (2 if len(self.table_data.rows) > max(self.size.height - 1, 1) else 0)
-        data = fit(self.table_data, room, padding=2 * self.cell_padding)
+        data = self.table_data
+        at = next((i for i, c in enumerate(data.columns) if c.keep), 0)
+        if not data.rows and data.empty:  # fit the placeholder sentence too
+            cells = [Cell("")] * len(data.columns)
+            cells[at] = Cell(data.empty)
+            data = replace(data, rows=[Row("", tuple(cells))])
+        data = fit(data, room, padding=2 * self.cell_padding)
+        if not self.table_data.rows:
+            data = replace(data, rows=[])
         key = self.current_key
         headers = tuple(c.header for c in data.columns)
         if headers != self._headers:
@@ -77,8 +86,9 @@ class DataGrid(DataTable[Text]):
                 key=row.key,
             )
         if not data.rows and data.empty:
-            blank = [Text("")] * (len(data.columns) - 1)
-            self.add_row(Text(data.empty, style="dim italic"), *blank, key="")
+            texts = [Text("")] * len(data.columns)
+            texts[min(at, len(texts) - 1)] = Text(data.empty, style="dim italic")
+            self.add_row(*texts, key="")
         if key is not None:
             with contextlib.suppress(Exception):  # the row is gone (filtered or removed)
                 self.move_cursor(row=self.get_row_index(key), animate=False)
