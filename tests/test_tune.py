@@ -44,7 +44,7 @@ def test_two_trial_search(fake_data: Path, tmp_path: Path) -> None:
     runs = store.runs("small")
     assert len(runs) == 2 and {r.summary["trial"] for r in runs} == {0, 1}
     assert all(r.group == "small-tune" for r in runs)
-    assert (tmp_path / "runs" / "tune.db").is_file()
+    assert (tmp_path / "runs" / "tune.journal").is_file()  # Optuna journal, not SQLite
     assert result.written == exps / "small-tune.toml"
     tuned = load_experiment("small-tune", exps)
     assert tuned.extends == "small"

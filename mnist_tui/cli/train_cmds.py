@@ -292,6 +292,30 @@ def tune(
         Path | None, typer.Option(help="Where to write the best trial's experiment.")
     ] = None,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",
+    parallel: Annotated[
+        int | None,
+        typer.Option(
+            metavar="K",
+            min=1,
+            help="Queue trials for the worker, K at a time (default: one by one, here).",
+        ),
+    ] = None,
+    storage: Annotated[
+        str | None,
+        typer.Option(
+            metavar="URL",
+            help="Where the study lives: a database URL or a journal file "
+            "(default: tune.journal in the run store).",
+        ),
+    ] = None,
+    backend: Annotated[
+        str,
+        typer.Option(metavar="local|ray", help="With --parallel: the worker's backend."),
+    ] = "local",
+    address: Annotated[
+        str | None,
+        typer.Option(metavar="HOST:PORT", help="With --backend ray: the Ray cluster."),
+    ] = None,
     data_dir: DataDir = None,
     runs_dir: RunsDir = None,
     experiments_dir: ExpDir = None,
@@ -301,7 +325,8 @@ def tune(
     """Hyper-parameter search (Optuna) over the experiment's search table.
 
     Each trial is a stored run; the best trial is written as a new experiment that
-    extends this one.
+    extends this one. With --parallel K, K trials train at once through the worker
+    (local slots, or a Ray cluster with --backend ray), all on one study.
     """
     from rich.table import Table
 
@@ -321,6 +346,21 @@ def tune(
             f"trial {row['number']:>3}  run {row['run']}  {value:>9}  {params}", highlight=False
         )
 
+    worker = None
+    if parallel is not None or backend != "local" or address:
+        from mnist_tui.runs.worker import WorkerOptions
+
+        if backend not in ("local", "ray"):
+            raise MnistTuiError(f"--backend: expected local or ray, got '{backend}'")
+        if parallel is None:
+            raise MnistTuiError("--backend and --address go with --parallel K")
+        if backend == "ray":
+            from mnist_tui.runs.ray_backend import import_ray
+
+            import_ray()
+        worker = WorkerOptions(
+            data_dir=global_option(ctx, "data_dir", data_dir), backend=backend, address=address
+        )
     result = run_tune(
         spec,
         store,
@@ -332,7 +372,12 @@ def tune(
         experiments_dir=exp_dir,
         write_to=out,
         on_trial=show_trial,
+        parallel=parallel,
+        storage=storage,
+        worker=worker,
     )
+    for note in result.notes:
+        err.print(f"note: {escape(note)}", highlight=False)
     if json_out:
         print_json({**result.__dict__, "written": str(result.written)})
         return
