@@ -25,6 +25,7 @@ import argparse
 import json
 import os
 import random
+import resource
 import shutil
 import statistics
 import subprocess
@@ -81,6 +82,8 @@ async def main():
                 break
             await pilot.pause(0.01)
         out["first_screen_s"] = time.perf_counter() - t0
+        c = os.times()
+        out["first_screen_cpu"] = c.user + c.system
         out["rows"] = table.row_count if table is not None else 0
         idle = float(sys.argv[2])
         if idle > 0:
@@ -245,21 +248,28 @@ def _env(tree: Path, runs_dir: Path) -> dict[str, str]:
     return env
 
 
+def _children_cpu() -> float:
+    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return ru.ru_utime + ru.ru_stime
+
+
 def time_command(
     tree: Path, runs_dir: Path, args: list[str], repeats: int
-) -> tuple[float, float, int]:
-    """(first run's seconds, median of the next `repeats`, exit status)."""
+) -> tuple[float, float, float, int]:
+    """(first run's seconds, median wall seconds of the next `repeats`, their median CPU
+    seconds, exit status). CPU time hardly depends on what else the machine runs."""
     cmd = [sys.executable, "-m", "mnist_tui", *args]
-    times = []
+    times, cpus = [], []
     rc = 0
     for _ in range(repeats + 1):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), _children_cpu()
         proc = subprocess.run(cmd, cwd=tree, env=_env(tree, runs_dir), capture_output=True)
         times.append(time.perf_counter() - t0)
+        cpus.append(_children_cpu() - c0)
         rc = rc or proc.returncode
         if proc.returncode and "Traceback" in proc.stderr.decode(errors="replace"):
             print(proc.stderr.decode(errors="replace")[-2000:], file=sys.stderr)
-    return times[0], statistics.median(times[1:]), rc
+    return times[0], statistics.median(times[1:]), statistics.median(cpus[1:]), rc
 
 
 def console(tree: Path, runs_dir: Path, idle: float) -> dict[str, Any]:
@@ -331,23 +341,27 @@ def main() -> None:
             ("show RUN", ["show", show_id]),
         ]
         for label, cmd in commands:
-            first, med, rc = time_command(tree, store, cmd, args.repeats)
+            first, med, cpu, rc = time_command(tree, store, cmd, args.repeats)
             note = f" (exit {rc})" if rc else ""
             put(label, size, med, f"{med:.3f}{note}")
+            put(f"{label}  [CPU s]", size, cpu, f"{cpu:.3f}")
             if label == "runs":
                 put("runs, first on this store", size, first, f"{first:.3f}")
-        screens = []
+        screens, screen_cpus = [], []
         idle_cpu = None
         for i in range(args.repeats):
             last = i == args.repeats - 1
             res = console(tree, store, args.idle if last else 0.0)
             if "first_screen_s" in res:
                 screens.append(res["first_screen_s"])
+                screen_cpus.append(res["first_screen_cpu"])
             if last and "idle_cpu" in res:
                 idle_cpu = res["idle_cpu"]
         if screens:
             med = statistics.median(screens)
             put("console first screen", size, med, f"{med:.3f}")
+            cpu = statistics.median(screen_cpus)
+            put("console first screen  [CPU s]", size, cpu, f"{cpu:.3f}")
         if idle_cpu is not None:
             put(f"console idle CPU ({args.idle:.0f}s)", size, idle_cpu, f"{100 * idle_cpu:.1f}%")
     lo, hi = min(args.sizes), max(args.sizes)
@@ -360,7 +374,12 @@ def main() -> None:
             ratio = f"{v[hi] / v[lo]:.2f}"
         cells = "".join(f"{by_size.get(s, '—'):>12}" for s in args.sizes)
         print(f"{label:<32}{cells}{ratio:>9}")
-    print("\nseconds unless marked; idle CPU is the console process's CPU time / wall time")
+    load = os.getloadavg()
+    print(
+        "\nwall seconds unless marked; [CPU s]: the process's own CPU seconds (user + system),"
+        " which other load on the machine hardly changes; idle CPU is the console process's"
+        f" CPU time / wall time. Load average at the end: {load[0]:.1f} {load[1]:.1f}"
+    )
 
 
 if __name__ == "__main__":

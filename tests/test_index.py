@@ -199,3 +199,10 @@ def test_many_runs_list_from_the_index_without_reading_summaries(tmp_path: Path)
     assert [r.id for r in runs] == [f"{i:08x}" for i in range(299, 279, -1)]
     assert "confusion" not in runs[0].summary and runs[0].final("test_acc") is not None
     assert runs[0].full().summary["confusion"]  # the whole summary, from disk
+
+
+def test_run_directories_follow_the_experiment_name_rule() -> None:
+    from mnist_tui.config.loading import EXPERIMENT_NAME
+    from mnist_tui.runs import index
+
+    assert index.SAFE_NAME.pattern == EXPERIMENT_NAME.pattern

@@ -33,7 +33,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mnist_tui.config.loading import EXPERIMENT_NAME
 from mnist_tui.runs.schema import (
     DAMAGED,
     SUMMARY,
@@ -48,7 +47,10 @@ if TYPE_CHECKING:
 INDEX_FILE = ".index.sqlite"
 SCHEMA_VERSION = 6
 RUN_ID = re.compile(r"^[0-9a-f]{8}$")
-SAFE_NAME = EXPERIMENT_NAME  # one rule for experiment files and run directories (fullmatch)
+# config.loading.EXPERIMENT_NAME, the one rule for experiment files and run directories
+# (fullmatch); repeated here because importing the config layer costs listings 0.1 s
+# (pydantic). tests/test_index.py checks the two are the same.
+SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
 # What listings, the report and the experiments table read of a summary: kept in columns,
 # so listing 10,000 runs builds small dictionaries instead of parsing 10,000 summaries.
 BRIEF_SCALARS = (

@@ -29,16 +29,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mnist_tui.config.loading import EXPERIMENT_NAME
 from mnist_tui.errors import StoreError, did_you_mean
 from mnist_tui.runs import schema
-from mnist_tui.runs.index import RunIndex, RunQuery, index_for
+from mnist_tui.runs.index import SAFE_NAME, RunIndex, RunQuery, index_for
 from mnist_tui.runs.io import write_json_atomic
 
 STATUSES = ("queued", "running", "completed", "failed", "killed", "interrupted")
 ACTIVE = ("queued", "running")
 RUN_ID = re.compile(r"^[0-9a-f]{8}$")
-SAFE_NAME = EXPERIMENT_NAME  # one rule for experiment files and run directories (fullmatch)
 
 
 def default_runs_dir(explicit: str | Path | None = None) -> Path:
