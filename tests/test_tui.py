@@ -361,6 +361,26 @@ async def test_blocking_reads_run_off_the_event_loop(
     assert not [n for n, on_main in seen if on_main]
 
 
+async def test_a_failing_worker_is_reported_and_the_console_goes_on(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import mnist_tui.studies.tune as tune
+
+    def broken(store: RunStore) -> list[Any]:
+        raise RuntimeError("database disk image is malformed")
+
+    monkeypatch.setattr(tune, "read_studies", broken)
+    async with make_app(tmp_path).run_test(size=SIZE) as pilot:
+        app = await loaded(pilot)
+        await pilot.press("S")
+        await wait_for(
+            pilot, lambda: any("malformed" in n.message for n in app._notifications), timeout=10
+        )
+        await pilot.press("escape", "2")
+        await pilot.pause()
+        assert app.is_running and app.main.active_tab == "runs"
+
+
 async def test_overlay_of_marked_runs(tmp_path: Path) -> None:
     async with make_app(tmp_path).run_test(size=SIZE) as pilot:
         app = await loaded(pilot)

@@ -17,11 +17,10 @@ from textual import on, work
 from textual.app import App
 from textual.binding import Binding
 from textual.screen import Screen
-from textual.worker import Worker, WorkerState, get_current_worker
+from textual.worker import Worker, get_current_worker
 
 from mnist_tui.config.loading import default_experiments_dir
 from mnist_tui.config.spec import ExperimentSpec
-from mnist_tui.errors import MnistTuiError
 from mnist_tui.runs.queue import QueueEntry, QueueRunner, RunQueue
 from mnist_tui.runs.store import RunInfo, RunStore, default_runs_dir
 from mnist_tui.tui.messages import (
@@ -51,6 +50,7 @@ from mnist_tui.tui.screens import (
     SamplesScreen,
     SearchScreen,
 )
+from mnist_tui.tui.screens.base import failure_notice
 from mnist_tui.tui.screens.dialogs import QueueChoice
 from mnist_tui.tui.screens.help import key_rows
 from mnist_tui.tui.workers import StoreReader
@@ -117,8 +117,8 @@ class MnistTuiApp(App[None]):
             try:
                 self._advance_queue()
                 snapshot = self.reader.read(self._queue_rows())
-            except MnistTuiError as exc:
-                self.post_message(Notice(str(exc), "error"))
+            except Exception as exc:  # one failed read must not stop every later one
+                self.post_message(Notice(f"reading the run store: {exc}", "error"))
                 snapshot = None
             if snapshot is not None:
                 self.post_message(snapshot)
@@ -131,7 +131,7 @@ class MnistTuiApp(App[None]):
                     return
                 try:
                     said = job()
-                except MnistTuiError as exc:
+                except Exception as exc:  # said on screen; the thread goes on
                     self.post_message(Notice(str(exc), "error"))
                 else:
                     if said:
@@ -154,8 +154,9 @@ class MnistTuiApp(App[None]):
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         """A worker that failed says so on screen instead of taking the console down."""
-        if event.state == WorkerState.ERROR:
-            self.notify(f"{event.worker.name}: {event.worker.error}", severity="error")
+        notice = failure_notice(event)
+        if notice is not None:
+            self.notice(notice)
 
     # -- the queue: every use the console makes of it is in these methods ---------------
 

@@ -11,11 +11,13 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, Static
+from textual.worker import Worker
 
 from mnist_tui.config.loading import load_experiment
 from mnist_tui.config.spec import ExperimentSpec
 from mnist_tui.errors import MnistTuiError
 from mnist_tui.tui.messages import OverridesChecked
+from mnist_tui.tui.screens.base import failure_notice
 
 QueueChoice = tuple[list[ExperimentSpec], list[str]]
 
@@ -47,7 +49,7 @@ class QueueDialog(ModalScreen[QueueChoice | None]):
         text = self.query_one(Input).value.strip()
         self.check(text.split() if text else [])
 
-    @work(thread=True, exclusive=True, group="check")
+    @work(thread=True, exclusive=True, group="check", exit_on_error=False)
     def check(self, overrides: list[str]) -> None:
         """Resolve every definition with the overrides (reads TOML files: a thread)."""
         specs = []
@@ -80,6 +82,11 @@ class QueueDialog(ModalScreen[QueueChoice | None]):
 
     def action_cancel(self) -> None:
         self.dismiss(None)
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        notice = failure_notice(event)
+        if notice is not None:
+            self.post_message(notice)
 
 
 class QuitDialog(ModalScreen[str]):

@@ -10,7 +10,6 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
-from textual.screen import Screen
 from textual.widgets import Footer, Static
 
 from mnist_tui.errors import MnistTuiError
@@ -19,10 +18,11 @@ from mnist_tui.studies.catalog import resolve_subject
 from mnist_tui.studies.diff import diff_definitions, result_deltas
 from mnist_tui.tui.grid import DataGrid
 from mnist_tui.tui.messages import DiffLoaded, OverlayLoaded
+from mnist_tui.tui.screens.base import ConsoleScreen
 from mnist_tui.views import pictures, tables
 
 
-class DiffScreen(Screen[None]):
+class DiffScreen(ConsoleScreen):
     """Changed keys (all with `a`), figure deltas, test accuracy of both overlaid."""
 
     BINDINGS = [
@@ -50,7 +50,7 @@ class DiffScreen(Screen[None]):
         self.query_one("#diff-keys", DataGrid).focus()
         self.load()
 
-    @work(thread=True, exclusive=True, group="load")
+    @work(thread=True, exclusive=True, group="load", exit_on_error=False)
     def load(self) -> None:
         try:
             a, b = (resolve_subject(r, self.experiments_dir, self.store) for r in self.refs)
@@ -98,7 +98,7 @@ class DiffScreen(Screen[None]):
 OVERLAY_METRICS = ("test_acc", "test_loss", "val_acc", "val_loss", "train_acc", "train_loss")
 
 
-class OverlayScreen(Screen[None]):
+class OverlayScreen(ConsoleScreen):
     """One metric of any number of marked runs in one plot (`m` picks the metric)."""
 
     BINDINGS = [
@@ -122,7 +122,7 @@ class OverlayScreen(Screen[None]):
     def on_mount(self) -> None:
         self.load()
 
-    @work(thread=True, exclusive=True, group="load")
+    @work(thread=True, exclusive=True, group="load", exit_on_error=False)
     def load(self) -> None:
         found, missing = [], []
         for run_id in self.run_ids:

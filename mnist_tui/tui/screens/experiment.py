@@ -8,7 +8,6 @@ from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
 
 from mnist_tui.config.loading import load_experiment
@@ -16,11 +15,12 @@ from mnist_tui.errors import MnistTuiError
 from mnist_tui.runs.store import RunStore
 from mnist_tui.tui.grid import DataGrid
 from mnist_tui.tui.messages import AskQueue, ExperimentLoaded, OpenRun
+from mnist_tui.tui.screens.base import ConsoleScreen
 from mnist_tui.views import tables
 from mnist_tui.views.provenance import provenance_lines
 
 
-class ExperimentScreen(Screen[None]):
+class ExperimentScreen(ConsoleScreen):
     BINDINGS = [
         Binding("escape", "app.pop_screen", "Back", id="experiment.back"),
         Binding("a", "queue", "Queue", id="experiment.queue"),
@@ -43,7 +43,7 @@ class ExperimentScreen(Screen[None]):
         self.query_one("#spec-table", DataGrid).focus()
         self.load()
 
-    @work(thread=True, exclusive=True, group="load")
+    @work(thread=True, exclusive=True, group="load", exit_on_error=False)
     def load(self) -> None:
         try:
             spec = load_experiment(self.experiment, self.experiments_dir)

@@ -13,7 +13,6 @@ from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Input, Static, TabbedContent, TabPane
 
 from mnist_tui.runs.store import RunInfo
@@ -33,6 +32,7 @@ from mnist_tui.tui.messages import (
     ReportBuilt,
     StoreRead,
 )
+from mnist_tui.tui.screens.base import ConsoleScreen
 from mnist_tui.views import tables
 from mnist_tui.views.tables import TableData
 
@@ -54,7 +54,7 @@ ACTION_TABS: dict[str, set[str]] = {
 }
 
 
-class MainScreen(Screen[None]):
+class MainScreen(ConsoleScreen):
     BINDINGS = [
         Binding("slash", "filter", "Filter", id="main.filter"),
         Binding("escape", "clear_filter", "Clear filter", id="main.clear_filter"),
@@ -151,7 +151,7 @@ class MainScreen(Screen[None]):
             data = tables.sorted_by(data, col - 1 + (1 if tab in self.marked else 0))
         self.grid(tab).show(data)
 
-    @work(thread=True, exclusive=True, group="report")
+    @work(thread=True, exclusive=True, group="report", exit_on_error=False)
     def build_report(self, experiments: list[ExperimentRow]) -> None:
         """Reported vs reproduced reads every run's definition: a thread, only when shown."""
         from mnist_tui.studies.report import report_rows

@@ -14,7 +14,6 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
-from textual.screen import Screen
 from textual.widgets import Footer, Static, TabbedContent, TabPane
 from textual.worker import get_current_worker
 
@@ -23,11 +22,12 @@ from mnist_tui.runs.io import read_json
 from mnist_tui.runs.store import RunInfo, RunStore
 from mnist_tui.tui.grid import DataGrid
 from mnist_tui.tui.messages import CancelRun, Notice, OpenSamples, RunTailed
+from mnist_tui.tui.screens.base import ConsoleScreen
 from mnist_tui.tui.workers import LogTail, MetricsTail
 from mnist_tui.views import pictures, tables
 
 
-class RunScreen(Screen[None]):
+class RunScreen(ConsoleScreen):
     BINDINGS = [
         Binding("escape", "app.pop_screen", "Back", id="run.back"),
         Binding("1", "tab('curves')", "Curves", id="run.curves"),
@@ -64,7 +64,7 @@ class RunScreen(Screen[None]):
             grid.can_focus = False  # the details pane scrolls as one
         self.tail()
 
-    @work(thread=True, exclusive=True, group="tail")
+    @work(thread=True, exclusive=True, group="tail", exit_on_error=False)
     def tail(self) -> None:
         """Post what is new in the run's summary, metrics and log, about once a second."""
         worker = get_current_worker()

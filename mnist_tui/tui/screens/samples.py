@@ -13,16 +13,16 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
-from textual.screen import Screen
 from textual.widgets import Footer, Static
 
 from mnist_tui.errors import MnistTuiError
 from mnist_tui.runs.store import RunInfo
 from mnist_tui.tui.messages import SamplesReady
+from mnist_tui.tui.screens.base import ConsoleScreen
 from mnist_tui.views import fmt, pictures
 
 
-class SamplesScreen(Screen[None]):
+class SamplesScreen(ConsoleScreen):
     BINDINGS = [
         Binding("escape", "app.pop_screen", "Back", id="samples.back"),
         Binding("m", "toggle_mistakes", "Mistakes only", id="samples.mistakes"),
@@ -52,7 +52,7 @@ class SamplesScreen(Screen[None]):
         per_row = max(1, (self.size.width or self.app.size.width) // 31)
         self.predict(per_row * 2, self.mistakes, self.seed)
 
-    @work(thread=True, exclusive=True, group="predict")
+    @work(thread=True, exclusive=True, group="predict", exit_on_error=False)
     def predict(self, count: int, mistakes: bool, seed: int) -> None:
         from mnist_tui.studies.predictions import predict_samples
 

@@ -10,16 +10,16 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
-from textual.screen import Screen
 from textual.widgets import Footer, Static
 
 from mnist_tui.runs.store import RunStore
 from mnist_tui.tui.grid import DataGrid
 from mnist_tui.tui.messages import StudiesRead
+from mnist_tui.tui.screens.base import ConsoleScreen
 from mnist_tui.views import fmt, pictures, tables
 
 
-class SearchScreen(Screen[None]):
+class SearchScreen(ConsoleScreen):
     BINDINGS = [Binding("escape", "app.pop_screen", "Back", id="searches.back")]
 
     def __init__(self, store: RunStore) -> None:
@@ -35,7 +35,7 @@ class SearchScreen(Screen[None]):
         self.query_one("#search-body", VerticalScroll).focus()
         self.read()
 
-    @work(thread=True, exclusive=True, group="read")
+    @work(thread=True, exclusive=True, group="read", exit_on_error=False)
     def read(self) -> None:
         from mnist_tui.studies.tune import read_studies
 
