@@ -111,15 +111,26 @@ def list_of(check: Check) -> Check:
     return inner
 
 
+def _figure(k: str, x: Any) -> str | None:
+    if k == "epoch":
+        return count(x)
+    if x is None or type(x) is float:  # the common case, without a call
+        return None
+    return number(x)
+
+
 def figures(v: Any) -> str | None:
     """`final`, `best`: figure name -> number (or null, e.g. val_acc without a split)."""
     if not isinstance(v, dict):
         return f"expected a table of figures, got {_show(v)}"
     for k, x in v.items():
-        problem = count(x) if k == "epoch" else optional(number)(x)
+        problem = _figure(k, x)
         if problem:
             return f"{k}: {problem}"
     return None
+
+
+_numbers = list_of(number)
 
 
 def last_figures(v: Any) -> str | None:
@@ -127,12 +138,7 @@ def last_figures(v: Any) -> str | None:
     if not isinstance(v, dict):
         return f"expected a table of figures, got {_show(v)}"
     for k, x in v.items():
-        if k == "epoch":
-            problem = count(x)
-        elif isinstance(x, list):
-            problem = list_of(number)(x)
-        else:
-            problem = optional(number)(x)
+        problem = _numbers(x) if isinstance(x, list) and k != "epoch" else _figure(k, x)
         if problem:
             return f"{k}: {problem}"
     return None
