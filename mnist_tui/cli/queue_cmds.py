@@ -162,20 +162,21 @@ def queue_add(
         planned = [p for s in specs for p in plan_folds(s, folds, overrides)]
     else:
         planned = plan_seeds(specs, overrides, repeats, parse_seeds(seeds))
+    # the worker's options are checked before anything is queued (a missing Ray included)
+    options = _worker_options(
+        gpus,
+        per_device,
+        threads,
+        60.0,
+        False,
+        global_option(ctx, "data_dir", data_dir),
+        backend,
+        address,
+    )
+    assert isinstance(options, WorkerOptions)
     queued = queue_planned(planned, store, pin)
     live = None
     if start_worker:
-        options = _worker_options(
-            gpus,
-            per_device,
-            threads,
-            60.0,
-            False,
-            global_option(ctx, "data_dir", data_dir),
-            backend,
-            address,
-        )
-        assert isinstance(options, WorkerOptions)
         live = ensure_worker(store, options)
     if json_out:
         print_json([{"run": i.id, "experiment": i.experiment, **i.summary} for i in queued])
