@@ -206,3 +206,25 @@ def test_run_directories_follow_the_experiment_name_rule() -> None:
     from mnist_tui.runs import index
 
     assert index.SAFE_NAME.pattern == EXPERIMENT_NAME.pattern
+
+
+def test_changes_since_a_generation_for_a_console(tmp_path: Path) -> None:
+    store = RunStore(tmp_path)
+    a = store.create("fnn1", "")
+    b = store.create("fnn1", "")
+    index = store.index
+    instance, gen = index.state()
+    ch = index.changes(instance, gen)
+    assert ch is not None and ch.runs == [] and ch.removed == [] and ch.generation == gen
+    a.update(epochs_done=2)  # a training process writing
+    write_run(tmp_path, "lenet5", "", run_id="00000abc")  # copied in: seen after a sync
+    shutil.rmtree(b.path)  # removed behind the store's back
+    index.sync()
+    ch = index.changes(instance, gen)
+    assert ch is not None and ch.generation > gen
+    assert sorted(r.id for r in ch.runs) == sorted([a.id, "00000abc"])
+    assert next(r for r in ch.runs if r.id == a.id).summary["epochs_done"] == 2
+    assert ch.removed == [("fnn1", b.id)]
+    assert index.changes(instance, ch.generation).runs == []  # type: ignore[union-attr]
+    index.rebuild()
+    assert index.changes(instance, ch.generation) is None  # read everything again

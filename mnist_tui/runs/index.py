@@ -11,12 +11,14 @@ edited behind the store's back is read again. A deleted, truncated or foreign in
 is rebuilt from the directories; a store the index cannot be written to gets an index
 in memory. The index never imports torch.
 
-For a console that polls: `change_token()` costs one small read and a stat per
-experiment directory, and changes whenever anything a listing shows may have changed
-(any write through the store bumps a generation counter; a run directory added or
-removed changes its experiment directory's mtime). Poll it; `sync()` and re-query only
-when it changed, plus a full `sync()` every half minute or so to catch summaries edited
-in place by something other than the store.
+For a console that polls, once a second:
+    instance, gen = index.state()        one small read: moves with every store write
+    dirs = index.dirs_token()            a stat per experiment dir: runs copied in/removed
+    if dirs changed, or 30 s passed:     index.sync()  (a stat per run: edits in place)
+    if (instance, gen) changed:          ch = index.changes(old_instance, old_gen)
+        ch is None -> index.runs(brief=True) again; else apply ch.runs / ch.removed
+`changes` returns only what was written since, so a run's progress writes cost the console
+one small query, not a re-read of 10,000 runs.
 """
 
 from __future__ import annotations
@@ -45,7 +47,7 @@ if TYPE_CHECKING:
     from mnist_tui.runs.store import RunInfo
 
 INDEX_FILE = ".index.sqlite"
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
 RUN_ID = re.compile(r"^[0-9a-f]{8}$")
 # config.loading.EXPERIMENT_NAME, the one rule for experiment files and run directories
 # (fullmatch); repeated here because importing the config layer costs listings 0.1 s
@@ -90,7 +92,7 @@ _BRIEF_COLUMNS = [
 ]
 _KEYS = ["key", "id", "experiment"]
 _REST = ["archived", "tags", "definition", "damaged", "meta", "fp"]
-_COLUMNS = ", ".join([*_KEYS, *_BRIEF_COLUMNS, *_REST])
+_COLUMNS = ", ".join([*_KEYS, *_BRIEF_COLUMNS, *_REST, "gen"])
 # Whole summaries live in a table of their own: the rows that listings and the disk check
 # read stay small, a dozen to a page.
 _SCHEMA = f"""
@@ -100,13 +102,24 @@ CREATE TABLE runs(
     epochs_done INTEGER, best_epoch INTEGER, hardest_class TEXT, train_seconds REAL,
     wall_seconds REAL, overrides TEXT, {", ".join(f"{c} REAL" for c in _FIGURE_COLUMNS)},
     archived INTEGER NOT NULL, tags TEXT NOT NULL, definition TEXT, damaged TEXT,
-    meta TEXT NOT NULL);
+    meta TEXT NOT NULL, gen INTEGER NOT NULL);
 CREATE TABLE summaries(key TEXT PRIMARY KEY, summary TEXT NOT NULL);
+CREATE TABLE removed(key TEXT PRIMARY KEY, gen INTEGER NOT NULL);
+CREATE INDEX runs_by_gen ON runs(gen);
 CREATE INDEX runs_by_created ON runs(archived, created DESC);
 CREATE INDEX runs_by_experiment ON runs(experiment, created DESC);
 CREATE TABLE kv(key TEXT PRIMARY KEY, value TEXT NOT NULL);
 PRAGMA user_version = {SCHEMA_VERSION};
 """
+
+
+@dataclass
+class Changes:
+    """Runs written (brief) and removed since a generation; see `RunIndex.changes`."""
+
+    generation: int
+    runs: list[RunInfo]
+    removed: list[tuple[str, str]]  # (experiment, run id)
 
 
 @dataclass(frozen=True)
@@ -202,8 +215,15 @@ def _row(loaded: LoadedRun) -> tuple[Any, ...]:
 
 
 def _write(conn: sqlite3.Connection, runs: list[LoadedRun], gone: list[str]) -> None:
-    """Insert or replace `runs`, delete the keys in `gone` (inside a transaction)."""
-    conn.executemany(f"INSERT OR REPLACE INTO runs ({_COLUMNS}) VALUES ({_QS})", map(_row, runs))
+    """Insert or replace `runs`, delete the keys in `gone` (inside a transaction); each
+    row and removal carries the new generation, so `changes` can say what moved."""
+    gen = _bump(conn)
+    conn.executemany(
+        f"INSERT OR REPLACE INTO runs ({_COLUMNS}) VALUES ({_QS})",
+        [(*_row(x), gen) for x in runs],
+    )
+    conn.executemany("DELETE FROM removed WHERE key = ?", [(_key(x.path),) for x in runs])
+    conn.executemany("INSERT OR REPLACE INTO removed VALUES (?, ?)", [(k, gen) for k in gone])
     conn.executemany(
         "INSERT OR REPLACE INTO summaries VALUES (?, ?)",
         # the file's own text when nothing was dropped: no need to encode it again
@@ -211,7 +231,6 @@ def _write(conn: sqlite3.Connection, runs: list[LoadedRun], gone: list[str]) -> 
     )
     for table in ("runs", "summaries"):
         conn.executemany(f"DELETE FROM {table} WHERE key = ?", [(k,) for k in gone])
-    _bump(conn)
 
 
 _NO_FIGURES = (None,) * len(BRIEF_FIGURES)
@@ -283,6 +302,7 @@ class RunIndex:
                         return conn
                     conn.execute("DROP TABLE IF EXISTS runs")
                     conn.execute("DROP TABLE IF EXISTS summaries")
+                    conn.execute("DROP TABLE IF EXISTS removed")
                     conn.execute("DROP TABLE IF EXISTS kv")
                     for statement in _SCHEMA.split(";"):
                         if statement.strip():
@@ -440,6 +460,11 @@ class RunIndex:
             with _transaction(conn):
                 conn.execute("DELETE FROM runs")
                 conn.execute("DELETE FROM summaries")
+                conn.execute("DELETE FROM removed")
+                # a new instance: whoever follows `changes` reads everything again
+                conn.execute(
+                    "UPDATE kv SET value = ? WHERE key = 'instance'", (secrets.token_hex(8),)
+                )
                 _bump(conn)
 
         self._with_db(clear, None)
@@ -457,20 +482,73 @@ class RunIndex:
         result: int = self._with_db(read, 0)
         return result
 
-    def change_token(self) -> tuple[Any, ...]:
-        """Equal tokens: nothing a listing shows has changed (see the module docstring)."""
+    def state(self) -> tuple[str, int]:
+        """(instance, generation): which index file, and how many writes it has seen."""
 
-        def read(conn: sqlite3.Connection) -> tuple[str, str]:
-            rows = dict(conn.execute("SELECT key, value FROM kv").fetchall())
-            return rows.get("instance", ""), rows.get("generation", "0")
+        def read(conn: sqlite3.Connection) -> tuple[str, int]:
+            rows = dict(
+                conn.execute(
+                    "SELECT key, value FROM kv WHERE key IN ('instance', 'generation')"
+                ).fetchall()
+            )
+            return str(rows.get("instance", "")), int(rows.get("generation", 0))
 
+        result: tuple[str, int] = self._with_db(read, ("", 0))
+        return result
+
+    def dirs_token(self) -> tuple[tuple[str, int], ...]:
+        """The experiment directories and their mtimes: a run directory added or removed
+        behind the store's back changes it (one scandir and a stat per experiment)."""
         dirs: list[tuple[str, int]] = []
         with contextlib.suppress(OSError):
             for entry in os.scandir(self.root):
                 if not entry.name.startswith(".") and entry.is_dir():
                     with contextlib.suppress(OSError):
                         dirs.append((entry.name, entry.stat().st_mtime_ns))
-        return (self._with_db(read, ("", "0")), tuple(sorted(dirs)))
+        return tuple(sorted(dirs))
+
+    def change_token(self) -> tuple[Any, ...]:
+        """Equal tokens: nothing a listing shows has changed (see the module docstring)."""
+        return (self.state(), self.dirs_token())
+
+    def changes(self, instance: str, since: int) -> Changes | None:
+        """What was written or removed after generation `since` of index `instance`:
+        brief runs and removed (experiment, id) pairs. None when the index is another one
+        (rebuilt, or never seen): then read everything again with `runs`."""
+
+        def read(conn: sqlite3.Connection) -> tuple[Any, ...] | None:
+            conn.execute("BEGIN")  # one consistent snapshot of the three reads
+            try:
+                now = dict(
+                    conn.execute(
+                        "SELECT key, value FROM kv WHERE key IN ('instance', 'generation')"
+                    ).fetchall()
+                )
+                gen = int(now.get("generation", 0))
+                if now.get("instance") != instance or since > gen:
+                    return None
+                rows = conn.execute(
+                    "SELECT id, experiment, status, host, pid, damaged, definition, meta, "
+                    f"{', '.join(_BRIEF_COLUMNS)} FROM runs WHERE gen > ? "
+                    "ORDER BY created DESC, key DESC",
+                    (since,),
+                ).fetchall()
+                gone = [
+                    k for (k,) in conn.execute("SELECT key FROM removed WHERE gen > ?", (since,))
+                ]
+                return gen, rows, gone
+            finally:
+                conn.execute("COMMIT")
+
+        got = self._with_db(read, None)
+        if got is None:
+            return None
+        gen, rows, gone = got
+        return Changes(
+            generation=gen,
+            runs=[self._info(r, True) for r in rows],
+            removed=[(e, i) for e, _, i in (k.partition("/") for k in gone)],
+        )
 
     # -- queries -------------------------------------------------------------------
 
@@ -628,8 +706,10 @@ def _transaction(conn: sqlite3.Connection) -> Iterator[None]:
     conn.execute("COMMIT")
 
 
-def _bump(conn: sqlite3.Connection) -> None:
+def _bump(conn: sqlite3.Connection) -> int:
     conn.execute("UPDATE kv SET value = CAST(value AS INTEGER) + 1 WHERE key = 'generation'")
+    row = conn.execute("SELECT value FROM kv WHERE key = 'generation'").fetchone()
+    return int(row[0]) if row else 0
 
 
 _INDEXES: dict[tuple[str, int], RunIndex] = {}
