@@ -125,6 +125,7 @@ def test_filters_status_group_tag_since_archived(tmp_path: Path) -> None:
     assert ids(group="a", experiments=("fnn1",)) == ["00000001", "00000000"]
     assert ids(tags=("keep",)) == ["00000000"] and ids(tags=("kee",)) == []
     assert ids(since=50.0) == ["00000001"]
+    assert ids(stored=("failed", "queued")) == ["00000001"]
     assert [r.id for r in index.runs(limit=1, offset=1)] == ["00000000"]
     assert index.count(RunQuery(archived=None)) == 3
 

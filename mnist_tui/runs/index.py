@@ -133,6 +133,7 @@ class RunQuery:
     since: float | None = None  # created at or after (seconds since 1970)
     archived: bool | None = False  # False: hide archived; True: only archived; None: both
     id_prefix: str | None = None
+    stored: tuple[str, ...] = ()  # as summary.json says (no process check): for schedulers
 
 
 _SPAN = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$")
@@ -568,6 +569,9 @@ class RunIndex:
                 check = True
             clauses.append(f"status IN ({', '.join('?' * len(stored))})")
             params += sorted(stored)
+        if q.stored:
+            clauses.append(f"status IN ({', '.join('?' * len(q.stored))})")
+            params += q.stored
         if q.group is not None:
             clauses.append("grp = ?")
             params.append(q.group)

@@ -301,15 +301,24 @@ class RunStore:
         return self._read(self.root / experiment / run_id)
 
     def runs(
-        self, experiment: str | None = None, *, archived: bool = False, brief: bool = False
+        self,
+        experiment: str | None = None,
+        *,
+        archived: bool = False,
+        brief: bool = False,
+        stored: tuple[str, ...] = (),
     ) -> list[RunInfo]:
         """Runs, newest first, from the index (checked against the disk first).
 
         Archived runs are left out unless `archived`; `brief` summaries carry what
-        listings show, not per-class figures (`RunInfo.full()` reads the rest).
+        listings show, not per-class figures (`RunInfo.full()` reads the rest); `stored`
+        keeps only runs whose summary.json status is one of these (e.g. a scheduler's
+        ("queued", "running"): a few rows instead of every run).
         """
         query = RunQuery(
-            experiments=(experiment,) if experiment else (), archived=None if archived else False
+            experiments=(experiment,) if experiment else (),
+            archived=None if archived else False,
+            stored=stored,
         )
         return self.index.runs(query, brief=brief)
 
