@@ -229,3 +229,34 @@ def test_changes_since_a_generation_for_a_console(tmp_path: Path) -> None:
     assert index.changes(instance, ch.generation).runs == []  # type: ignore[union-attr]
     index.rebuild()
     assert index.changes(instance, ch.generation) is None  # read everything again
+
+
+def test_best_run_and_report_count_only_the_current_definition(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from mnist_tui.config.loading import load_experiment
+
+    from .conftest import EXPERIMENTS
+    from .test_cli import cli
+
+    spec = load_experiment("fnn1", EXPERIMENTS)
+    current = spec.to_toml()
+    other = spec.with_overrides(["optim.lr=0.5"]).to_toml()
+    # written before `label_smoothing` existed: same definition once validated
+    older = "\n".join(x for x in current.splitlines() if not x.startswith("label_smoothing"))
+    assert spec_text_hash(older) != spec_text_hash(current)
+    write_run(tmp_path, "fnn1", current, run_id="0000000a", acc=0.80, created=3.0)
+    write_run(tmp_path, "fnn1", other, run_id="0000000b", acc=0.95, created=2.0)
+    write_run(tmp_path, "fnn1", older, run_id="0000000c", acc=0.85, created=1.0)
+    exps = tmp_path / "experiments"
+    exps.mkdir()
+    for name in ("logreg", "fnn1"):
+        shutil.copy(EXPERIMENTS / f"{name}.toml", exps)
+    args = ["--runs-dir", str(tmp_path), "--experiments-dir", str(exps)]
+    code, out, err = cli(capsys, "list", "--json", *args)
+    assert code == 0, err
+    row = next(r for r in json.loads(out) if r["name"] == "fnn1")
+    assert (row["best_run"], row["best_test_acc"], row["runs"]) == ("0000000c", 0.85, 3)
+    code, out, err = cli(capsys, "report", "fnn1", "--json", *args)
+    (rep,) = json.loads(out)
+    assert (rep["runs"], rep["other_definition_runs"], rep["seeds"]) == (2, 1, [0, 0])
