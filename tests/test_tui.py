@@ -308,6 +308,42 @@ async def test_run_screen_tails_new_epochs(tmp_path: Path) -> None:
         await wait_for(pilot, lambda: len(screen.rows) == 2, timeout=10)
 
 
+async def test_grid_caps_rows_and_updates_changed_cells_in_place() -> None:
+    from textual.app import App, ComposeResult
+
+    from mnist_tui.views.tables import Cell, Column, Row, TableData
+
+    def table(status_of_7: str) -> TableData:
+        rows = [
+            Row(f"r{i}", (Cell(f"r{i}"), Cell(status_of_7 if i == 7 else "queued")))
+            for i in range(120)
+        ]
+        return TableData("t", [Column("id", keep=True), Column("status")], rows)
+
+    class Grid(App[None]):
+        def compose(self) -> ComposeResult:
+            yield DataGrid(max_rows=50)
+
+    app = Grid()
+    async with app.run_test(size=(60, 20)) as pilot:
+        grid = app.query_one(DataGrid)
+        grid.show(table("queued"))
+        await pilot.pause()
+        assert grid.row_count == 50 and grid.hidden_rows == 70
+        rebuilt: list[int] = []
+        original = grid._rebuild
+        grid._rebuild = lambda *a: (rebuilt.append(1), original(*a))[1]  # type: ignore[method-assign]
+        grid.move_cursor(row=9)
+        grid.show(table("killed"))  # one cell changed, same width
+        await pilot.pause()
+        assert not rebuilt and grid.get_row("r7")[1].plain == "killed"
+        assert grid.current_key == "r9"
+        grid.show(table("interrupted"))  # wider than the column: rebuilt, cursor kept
+        await pilot.pause()
+        assert rebuilt and grid.get_row("r7")[1].plain == "interrupted"
+        assert grid.current_key == "r9"
+
+
 def test_file_tail_reads_only_what_was_appended(tmp_path: Path) -> None:
     path = tmp_path / "metrics.jsonl"
     tail = FileTail(path)

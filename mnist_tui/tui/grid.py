@@ -3,6 +3,11 @@
 The same table data the CLI prints with Rich; here whole columns are dropped (highest
 `drop` rank first) when the widget is too narrow, so ids and names are never cut, and
 the cursor stays on the same row key when the rows are replaced.
+
+Large stores: column widths come from the data (no per-cell measuring), at most
+`max_rows` rows are shown (`hidden_rows` says how many more; the filter reaches them),
+and when only cells changed (a run's status or epoch count) they are updated in place
+instead of rebuilding.
 """
 
 from __future__ import annotations
@@ -14,7 +19,9 @@ from rich.text import Text
 from textual.coordinate import Coordinate
 from textual.widgets import DataTable
 
-from mnist_tui.views.tables import Cell, Row, TableData, fit
+from mnist_tui.views.tables import Cell, Column, Row, TableData, fit, widths
+
+MAX_ROWS = 1000
 
 
 class DataGrid(DataTable[Text]):
@@ -24,10 +31,15 @@ class DataGrid(DataTable[Text]):
     }
     """
 
-    def __init__(self, *, id: str | None = None, classes: str | None = None) -> None:
+    def __init__(
+        self, *, id: str | None = None, classes: str | None = None, max_rows: int = MAX_ROWS
+    ) -> None:
         super().__init__(id=id, classes=classes, cursor_type="row", zebra_stripes=True)
         self.table_data: TableData | None = None
-        self._headers: tuple[str, ...] = ()
+        self.max_rows = max_rows
+        self.hidden_rows = 0  # rows past max_rows, not shown
+        self._shown: TableData | None = None  # what the rows on screen were built from
+        self._shown_widths: list[int] = []
         self._drawn_width = 0
 
     def show(self, data: TableData) -> None:
@@ -53,42 +65,68 @@ class DataGrid(DataTable[Text]):
     def row_keys(self) -> list[str]:
         return [str(r.key.value) for r in self.ordered_rows if r.key.value]
 
-    def _draw(self) -> None:
+    def _shape(self) -> TableData:
+        """The data as it will be shown: capped, a placeholder row when empty, fitted."""
         assert self.table_data is not None
-        width = self.size.width or self.app.size.width
-        self._drawn_width = self.size.width
-        # the vertical scrollbar takes two columns once the rows overflow
-        room = width - (2 if len(self.table_data.rows) > max(self.size.height - 1, 1) else 0)
         data = self.table_data
         at = next((i for i, c in enumerate(data.columns) if c.keep), 0)
-        if not data.rows and data.empty:  # fit the placeholder sentence too
+        self.hidden_rows = max(0, len(data.rows) - self.max_rows)
+        if self.hidden_rows:
+            data = replace(data, rows=data.rows[: self.max_rows])
+        elif not data.rows and data.empty:
             cells = [Cell("")] * len(data.columns)
-            cells[at] = Cell(data.empty)
+            cells[at] = Cell(data.empty, "dim italic")
             data = replace(data, rows=[Row("", tuple(cells))])
-        data = fit(data, room, padding=2 * self.cell_padding)
-        if not self.table_data.rows:
-            data = replace(data, rows=[])
+        width = self.size.width or self.app.size.width
+        # the vertical scrollbar takes two columns once the rows overflow
+        room = width - (2 if len(data.rows) > max(self.size.height - 1, 1) else 0)
+        return fit(data, room, padding=2 * self.cell_padding)
+
+    def _draw(self) -> None:
+        self._drawn_width = self.size.width
+        data = self._shape()
+        natural = widths(data)
+        if not self._update_in_place(data, natural):
+            self._rebuild(data, natural)
+        self._shown, self._shown_widths = data, natural
+
+    def _update_in_place(self, data: TableData, natural: list[int]) -> bool:
+        """Only cells changed (same columns, widths and rows): update those. False if not."""
+        shown = self._shown
+        if (
+            shown is None
+            or natural != self._shown_widths
+            or [c.header for c in data.columns] != [c.header for c in shown.columns]
+            or [r.key for r in data.rows] != [r.key for r in shown.rows]
+        ):
+            return False
+        for old, new in zip(shown.rows, data.rows, strict=True):
+            if old.cells == new.cells:
+                continue
+            for i, (a, b, col) in enumerate(zip(old.cells, new.cells, data.columns, strict=True)):
+                if a != b:
+                    self.update_cell(new.key, self._column_key(i, col), _text(b, col))
+        return True
+
+    @staticmethod
+    def _column_key(i: int, col: Column) -> str:
+        return f"{i}:{col.header}"
+
+    def _rebuild(self, data: TableData, natural: list[int]) -> None:
         key = self.current_key
-        headers = tuple(c.header for c in data.columns)
-        if headers != self._headers:
-            self.clear(columns=True)
-            for i, c in enumerate(data.columns):
-                self.add_column(Text(c.header, justify=c.justify), key=f"{i}:{c.header}")
-            self._headers = headers
-        else:
-            self.clear()
+        self.clear(columns=True)
+        for i, (c, w) in enumerate(zip(data.columns, natural, strict=True)):
+            # widths from the data: DataTable need not measure every cell
+            self.add_column(Text(c.header, justify=c.justify), width=w, key=self._column_key(i, c))
         for row in data.rows:
             self.add_row(
-                *(
-                    Text(cell.text, style=cell.style, justify=col.justify)
-                    for cell, col in zip(row.cells, data.columns, strict=True)
-                ),
+                *(_text(cell, col) for cell, col in zip(row.cells, data.columns, strict=True)),
                 key=row.key,
             )
-        if not data.rows and data.empty:
-            texts = [Text("")] * len(data.columns)
-            texts[min(at, len(texts) - 1)] = Text(data.empty, style="dim italic")
-            self.add_row(*texts, key="")
         if key is not None:
             with contextlib.suppress(Exception):  # the row is gone (filtered or removed)
                 self.move_cursor(row=self.get_row_index(key), animate=False)
+
+
+def _text(cell: Cell, col: Column) -> Text:
+    return Text(cell.text, style=cell.style, justify=col.justify)

@@ -3,13 +3,15 @@
 `FileTail` reads a growing file from its last byte offset (a run's metrics.jsonl and
 log.txt are appended to every epoch; reading them whole every second would cost more as
 the run grows). `StoreReader` turns the run store into table data and says which parts
-changed since the last read, so the UI thread only redraws those.
+changed since the last read, so the UI thread only redraws those; it lists the store
+again only when the store's change token moved.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import time
 from collections import deque
 from dataclasses import replace
 from pathlib import Path
@@ -106,6 +108,9 @@ def _experiment_files(experiments_dir: Path) -> tuple[tuple[str, int], ...]:
         return ()
 
 
+RELIST = 30.0
+
+
 class StoreReader:
     """Reads the run store for the main screen; one instance per app, used by one thread."""
 
@@ -115,6 +120,19 @@ class StoreReader:
         self._files: tuple[tuple[str, int], ...] | None = None
         self._experiments: list[ExperimentRow] = []
         self._sig: dict[str, Any] = {}
+        self._token: Any = None
+        self._runs: list[RunInfo] = []
+        self._listed = 0.0  # monotonic time of the last full listing
+
+    def _list_runs(self) -> list[RunInfo]:
+        """The store's runs, listed again only when its change token moved (or every
+        RELIST seconds, for summaries edited behind the store's back)."""
+        token = self.store.change_token()
+        now = time.monotonic()
+        if token != self._token or now - self._listed > RELIST:
+            self._token, self._listed = token, now
+            self._runs = self.store.runs(brief=True)
+        return self._runs
 
     def read(self, queue: list[tuple[QueueEntry, RunInfo | None]]) -> StoreRead | None:
         """A snapshot with the parts that changed since the last call, or None if none did."""
@@ -123,7 +141,7 @@ class StoreReader:
         if reload:
             self._files = files
             self._experiments = experiment_rows(self.experiments_dir, self.store)
-        runs = self.store.runs()
+        runs = self._list_runs()
         by_exp: dict[str, list[RunInfo]] = {}
         for r in runs:
             by_exp.setdefault(r.experiment, []).append(r)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from typing import Literal
 
-from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -85,6 +84,7 @@ class MainScreen(ConsoleScreen):
         self.filter_text = ""
         self.sort_column: dict[str, int] = {"experiments": 0, "runs": 0, "report": 0}
         self.loaded = False  # the first read of the store arrived
+        self.summary = "reading the run store…"
         self._report_stale = True
 
     # -- layout ----------------------------------------------------------------------
@@ -134,7 +134,8 @@ class MainScreen(ConsoleScreen):
         if read.queue_table is not None:
             self.base["queue"] = read.queue_table
             self.redraw("queue")
-        self.query_one("#status-line", Static).update(read.summary)
+        self.summary = read.summary
+        self.show_status()
         self.loaded = True
 
     def redraw(self, tab: str) -> None:
@@ -150,6 +151,14 @@ class MainScreen(ConsoleScreen):
         if col:
             data = tables.sorted_by(data, col - 1 + (1 if tab in self.marked else 0))
         self.grid(tab).show(data)
+        if tab == self.active_tab:
+            self.show_status()
+
+    def show_status(self) -> None:
+        """The store summary; and when the table shows only its first rows, how many more."""
+        hidden = self.grid(self.active_tab).hidden_rows
+        more = f" · {hidden:,} more rows: / filters" if hidden else ""
+        self.query_one("#status-line", Static).update(self.summary + more)
 
     @work(thread=True, exclusive=True, group="report", exit_on_error=False)
     def build_report(self, experiments: list[ExperimentRow]) -> None:
@@ -170,6 +179,7 @@ class MainScreen(ConsoleScreen):
         if self.active_tab == "report" and self._report_stale and self.loaded:
             self.build_report(self.experiments)
         self.refresh_bindings()
+        self.show_status()
 
     def clear_marks(self, tab: str) -> None:
         self.marked[tab].clear()
@@ -300,6 +310,3 @@ class MainScreen(ConsoleScreen):
 
     def action_quit(self) -> None:
         self.post_message(QuitRequested())
-
-    def status(self, text: str) -> None:
-        self.query_one("#status-line", Static).update(Text(text))
