@@ -104,7 +104,7 @@ async def test_experiments_view_lists_every_experiment(tmp_path: Path) -> None:
         broken = table.get_row("broken")
         assert "invalid" in [c.plain for c in broken]
         await pilot.press("slash", *"cnn")
-        await pilot.pause()
+        await wait_for(pilot, lambda: len(grid_keys(table)) == 3, timeout=5)
         assert set(grid_keys(table)) == {"cnn_base", "cnn_wide", "cnn_5x5"}
         await pilot.press("escape")
         await pilot.pause()

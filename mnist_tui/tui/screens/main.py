@@ -12,6 +12,7 @@ from typing import Literal
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
+from textual.timer import Timer
 from textual.widgets import DataTable, Footer, Header, Input, Static, TabbedContent, TabPane
 
 from mnist_tui.runs.store import RunInfo
@@ -34,6 +35,8 @@ from mnist_tui.tui.messages import (
 from mnist_tui.tui.screens.base import ConsoleScreen
 from mnist_tui.views import tables
 from mnist_tui.views.tables import TableData
+
+FILTER_DELAY = 0.15  # seconds after the last key before the tables are filtered
 
 Tab = Literal["experiments", "runs", "queue", "report"]
 TABS: tuple[Tab, ...] = ("experiments", "runs", "queue", "report")
@@ -86,6 +89,7 @@ class MainScreen(ConsoleScreen):
         self.loaded = False  # the first read of the store arrived
         self.summary = "reading the run store…"
         self._report_stale = True
+        self._filter_timer: Timer | None = None
 
     # -- layout ----------------------------------------------------------------------
 
@@ -229,6 +233,13 @@ class MainScreen(ConsoleScreen):
     @on(Input.Changed, "#filter")
     def filter_changed(self, event: Input.Changed) -> None:
         self.filter_text = event.value.strip()
+        # typing fast redraws once: filtering 10,000 runs on every key would lag
+        if self._filter_timer is not None:
+            self._filter_timer.stop()
+        self._filter_timer = self.set_timer(FILTER_DELAY, self._apply_filter)
+
+    def _apply_filter(self) -> None:
+        self._filter_timer = None
         for tab in ACTION_TABS["filter"]:
             self.redraw(tab)
 
