@@ -170,7 +170,7 @@ class StoreReader:
             runs=run_list,
             runs_table=runs_table,
             queue_table=tables.queue_table(queue) if changed_queue else None,
-            summary=f"{len(self._experiments)} experiments · {len(runs)} runs · "
+            summary=f"{len(self._experiments)} experiments · {len(runs):,} runs · "
             f"{active} active · {len(queue)} in queue · ? help",
             in_flight=len(queue),
         )
