@@ -119,7 +119,7 @@ def test_two_workers_and_two_consoles_start_each_run_exactly_once(
     )  # fmt: skip
     assert out.returncode == 0, out.stderr
     assert statuses(store) == ["queued"] * 5
-    args = ["worker", "--idle-exit", "3", "--runs-dir", str(store.root)]
+    args = ["worker", "--idle-exit", "3", "--per-device", "2", "--runs-dir", str(store.root)]
     workers = [
         subprocess.Popen([sys.executable, "-m", "mnist_tui", *args], env=env, text=True,
                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
@@ -233,7 +233,9 @@ def test_two_cpu_slots_train_two_runs_at_once_with_half_the_cores_each(
 def test_worker_killed_mid_run_then_next_worker_interrupts_it_and_resume_finishes(
     env: dict[str, str], store: RunStore
 ) -> None:
-    out = cli(env, "queue", "add", "fnn1", "logreg", "-S", "data.subset=20000", "--epochs", "4",
+    # many short epochs: the kill lands mid-run, the resume has epochs left to train
+    out = cli(env, "queue", "add", "fnn1", "logreg", "-S", "data.subset=4000",
+              "-S", "data.test_subset=500", "--epochs", "12",
               "--no-start-worker", "--runs-dir", str(store.root))  # fmt: skip
     assert out.returncode == 0, out.stderr
     first, second = scheduler.queue_order(store)
@@ -264,13 +266,14 @@ def test_worker_killed_mid_run_then_next_worker_interrupts_it_and_resume_finishe
     assert out.returncode == 0, out.stdout + out.stderr
     done = store.read_run(first.experiment, first.id)
     assert done is not None and done.status == "completed"
-    assert [m["epoch"] for m in done.metrics()] == [1, 2, 3, 4]
+    assert [m["epoch"] for m in done.metrics()] == list(range(1, 13))
 
 
 def test_two_resumes_at_once_one_trains_the_other_names_the_holder(
     env: dict[str, str], store: RunStore
 ) -> None:
-    out = cli(env, "run", "fnn1", "-S", "data.subset=20000", "--epochs", "3", "-q",
+    out = cli(env, "run", "fnn1", "-S", "data.subset=3000", "-S", "data.test_subset=500",
+              "--epochs", "3", "-q",
               "--runs-dir", str(store.root), "--seed", "0")  # fmt: skip
     assert out.returncode == 0, out.stderr
     (run,) = store.runs()

@@ -119,7 +119,14 @@ def test_fake_data_trains_with_validation_and_scheduler(fake_data: Path, tmp_pat
     spec = load_experiment(
         "lenet5_tuned",
         EXPERIMENTS,
-        ["train.epochs=4", "train.batch_size=32", "schedule.patience=0"],
+        # the traced lenet5_tuned has neither: ask for a split and a plateau schedule
+        [
+            "train.epochs=4",
+            "train.batch_size=32",
+            "data.val_split=0.2",
+            'schedule.name="reduce_on_plateau"',
+            "schedule.patience=0",
+        ],
     )
     run = run_experiment(spec, RunStore(tmp_path), device="cpu", data_dir=fake_data, download=False)
     rows = run.metrics()
