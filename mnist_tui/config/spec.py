@@ -1,4 +1,4 @@
-"""Experiment definitions: schema, TOML loading, `extends`, overrides, resolved TOML.
+"""The resolved experiment: one frozen dataclass per section, and `ExperimentSpec`.
 
 An experiment file is TOML with a few tables::
 
@@ -13,7 +13,7 @@ An experiment file is TOML with a few tables::
     [augment]   hflip, rotation, translate, crop_scale, scale, noise_std, double_hflip
     [reference] what the study reported: test_accuracy, test_loss, hardest_class, source
 
-`load_experiment` returns a validated, fully resolved `ExperimentSpec` (every default
+`config.loading.load_experiment` returns a validated, fully resolved `ExperimentSpec` (every default
 filled in). Every problem is reported with the file (or override) it came from, its
 dotted key and what was expected.
 """

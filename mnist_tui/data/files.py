@@ -1,4 +1,4 @@
-"""Datasets: locate, verify, decode once, cache, and hold in device memory.
+"""Dataset files: locate, verify checksums, decode once, and cache the decoded tensors.
 
 Files follow torchvision's layout, ``<root>/MNIST/raw/train-images-idx3-ubyte[.gz]``,
 so a data directory made by torchvision works as it is. Batches are drawn with
