@@ -42,14 +42,16 @@ def experiment_rows(
     names: list[str] | None = None,
     *,
     archived: bool = False,
+    runs: list[RunInfo] | None = None,
 ) -> list[ExperimentRow]:
     """Every experiment file (or those in `names`); a broken one becomes a row with its
-    error, not a crash. Archived runs count only with `archived`."""
+    error, not a crash. Archived runs count only with `archived`. A caller that has just
+    listed the runs (newest first) passes them as `runs`, so they are not listed twice."""
     from mnist_tui.config.validate import parameter_count
 
     by_exp: dict[str, list[RunInfo]] = {}
     # the index's brief summaries: all a row shows, without reading 10,000 files
-    for run in store.runs(brief=True, archived=archived):
+    for run in store.runs(brief=True, archived=archived) if runs is None else runs:
         by_exp.setdefault(run.experiment, []).append(run)
     rows = []
     for name in experiment_names(experiments_dir):
