@@ -21,8 +21,8 @@ from textual.worker import Worker, get_current_worker
 
 from mnist_tui.config.loading import default_experiments_dir
 from mnist_tui.config.spec import ExperimentSpec
-from mnist_tui.runs.queue import QueueEntry, QueueRunner, RunQueue
-from mnist_tui.runs.store import RunInfo, RunStore, default_runs_dir
+from mnist_tui.runs.queue import QueueRunner, RunQueue
+from mnist_tui.runs.store import RunStore, default_runs_dir
 from mnist_tui.tui.messages import (
     AskQueue,
     CancelRun,
@@ -54,6 +54,7 @@ from mnist_tui.tui.screens.base import failure_notice
 from mnist_tui.tui.screens.dialogs import QueueChoice
 from mnist_tui.tui.screens.help import key_rows
 from mnist_tui.tui.workers import StoreReader
+from mnist_tui.views.tables import QueuedRun
 
 Job = Callable[[], str | None]  # runs on the store thread; returns what to tell the user
 _STOP: Job = lambda: None  # noqa: E731 - a sentinel the store thread recognises by identity
@@ -196,8 +197,12 @@ class MnistTuiApp(App[None]):
         """Start what the concurrency allows, reap what ended (store thread)."""
         self.runner.poll()
 
-    def _queue_rows(self) -> list[tuple[QueueEntry, RunInfo | None]]:
-        return [(e, self.queue.run_info(e)) for e in list(self.queue.entries)]
+    def _queue_rows(self) -> list[QueuedRun]:
+        """The queue in order, for the queue tab (store thread)."""
+        return [
+            QueuedRun(e.run_id, e.experiment, tuple(e.overrides), e.started, self.queue.run_info(e))
+            for e in list(self.queue.entries)
+        ]
 
     # -- requests from the screens -------------------------------------------------------
 

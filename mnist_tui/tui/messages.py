@@ -14,7 +14,6 @@ from textual.message import Message
 
 if TYPE_CHECKING:
     from mnist_tui.config.spec import ExperimentSpec
-    from mnist_tui.runs.queue import QueueEntry
     from mnist_tui.runs.store import RunInfo
     from mnist_tui.studies.catalog import ExperimentRow, Subject
     from mnist_tui.studies.diff import Change, FigureDelta
@@ -179,8 +178,3 @@ class OverridesChecked(Message):
     specs: list[ExperimentSpec]
     overrides: list[str]
     error: str = ""
-
-
-@dataclass
-class QueueEntries(Message):
-    entries: list[tuple[QueueEntry, RunInfo | None]]

@@ -15,15 +15,12 @@ import time
 from collections import deque
 from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from mnist_tui.runs.store import ACTIVE, RunInfo, RunStore
 from mnist_tui.studies.catalog import ExperimentRow, experiment_rows
 from mnist_tui.tui.messages import StoreRead
 from mnist_tui.views import tables
-
-if TYPE_CHECKING:
-    from mnist_tui.runs.queue import QueueEntry
 
 
 class FileTail:
@@ -134,7 +131,7 @@ class StoreReader:
             self._runs = self.store.runs(brief=True)
         return self._runs
 
-    def read(self, queue: list[tuple[QueueEntry, RunInfo | None]]) -> StoreRead | None:
+    def read(self, queue: list[tables.QueuedRun]) -> StoreRead | None:
         """A snapshot with the parts that changed since the last call, or None if none did."""
         files = _experiment_files(self.experiments_dir)
         reload = files != self._files
@@ -147,10 +144,15 @@ class StoreReader:
             by_exp.setdefault(r.experiment, []).append(r)
         # the step counter moves every second during a run: it only redraws the queue
         runs_sig = tuple((r.id, r.status, r.summary.get("epochs_done")) for r in runs)
-        queue_sig = (
-            tuple((e.run_id, e.pid, i.status if i else None) for e, i in queue),
-            tuple(i.summary.get("step") for _, i in queue if i is not None),
-            tuple(i.summary.get("epochs_done") for _, i in queue if i is not None),
+        queue_sig = tuple(
+            (
+                q.run_id,
+                q.started,
+                q.info.status if q.info else None,
+                q.info.summary.get("step") if q.info else None,
+                q.info.summary.get("epochs_done") if q.info else None,
+            )
+            for q in queue
         )
         changed_runs = reload or runs_sig != self._sig.get("runs")
         changed_queue = queue_sig != self._sig.get("queue")

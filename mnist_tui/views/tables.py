@@ -20,7 +20,6 @@ from mnist_tui.views import fmt
 
 if TYPE_CHECKING:
     from mnist_tui.config.spec import ExperimentSpec
-    from mnist_tui.runs.queue import QueueEntry
     from mnist_tui.runs.store import RunInfo
     from mnist_tui.studies.catalog import ExperimentRow, Subject
     from mnist_tui.studies.diff import Change, FigureDelta
@@ -435,19 +434,31 @@ def run_header(run: RunInfo, rows: Sequence[Mapping[str, Any]]) -> str:
 # ----------------------------------------------------------------------------- queue
 
 
-def queue_table(
-    entries: Sequence[tuple[QueueEntry, RunInfo | None]], now: float | None = None
-) -> TableData:
-    """Queued and running entries in order, with progress and an ETA for running ones."""
+@dataclass(frozen=True)
+class QueuedRun:
+    """One line of the queue, whatever keeps the queue: its run (None when the run
+    directory cannot be read), the overrides it was queued with, when it started."""
+
+    run_id: str
+    experiment: str
+    overrides: tuple[str, ...]
+    started: float | None
+    info: RunInfo | None
+
+
+def queue_table(entries: Sequence[QueuedRun], now: float | None = None) -> TableData:
+    """Queued and running runs in order, with progress and an ETA for running ones."""
     now = time.time() if now is None else now
     rows = []
-    for i, (e, info) in enumerate(entries, 1):
+    for i, e in enumerate(entries, 1):
+        info = e.info
         status = info.status if info else "?"
         done = info.summary.get("epochs_done", 0) if info else 0
         total = info.summary.get("epochs", "?") if info else "?"
         eta = "—"
+        started = e.started or (info.summary.get("started") if info else None)
         if info is not None and status == "running" and done and isinstance(total, int):
-            elapsed = now - (e.started or now)
+            elapsed = now - (started or now)
             eta = fmt.seconds(elapsed / done * (total - done))
         progress = f"{done}/{total}"
         if info is not None and status == "running" and info.summary.get("steps"):
