@@ -362,6 +362,40 @@ def test_file_tail_reads_only_what_was_appended(tmp_path: Path) -> None:
     assert rows == [{"epoch": 1}]
 
 
+def test_store_reader_follows_the_index_instead_of_rereading(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mnist_tui.tui.workers import StoreReader
+
+    shutil.copytree(RUNS, tmp_path / "runs")
+    store = RunStore(tmp_path / "runs")
+    reader = StoreReader(EXPERIMENTS, store)
+    first = reader.read([])
+    assert first is not None and first.runs_table is not None
+    assert [r.key for r in first.runs_table.rows] == RUN_IDS
+    assert reader.read([]) is None  # nothing changed: nothing to redraw
+    listings: list[int] = []
+    original = RunStore.runs
+
+    def counting(self: RunStore, *args: Any, **kwargs: Any) -> Any:
+        listings.append(1)
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(RunStore, "runs", counting)
+    run = store.read_run("fnn1", "f0000003")
+    assert run is not None
+    store.handle(run).update(epochs_done=3)  # a write through the store
+    changed = reader.read([])
+    assert changed is not None and changed.runs_table is not None
+    row = next(r for r in changed.runs_table.rows if r.key == "f0000003")
+    assert "3/4" in [c.text for c in row.cells]
+    shutil.rmtree(tmp_path / "runs" / "fnn1" / "f0000001")  # removed behind the store's back
+    gone = reader.read([])
+    assert gone is not None and gone.runs_table is not None
+    assert [r.key for r in gone.runs_table.rows] == ["f0000003", "f0000002"]
+    assert not listings  # followed through the index's changes, never listed again
+
+
 async def test_blocking_reads_run_off_the_event_loop(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

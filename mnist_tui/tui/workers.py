@@ -3,8 +3,8 @@
 `FileTail` reads a growing file from its last byte offset (a run's metrics.jsonl and
 log.txt are appended to every epoch; reading them whole every second would cost more as
 the run grows). `StoreReader` turns the run store into table data and says which parts
-changed since the last read, so the UI thread only redraws those; it lists the store
-again only when the store's change token moved.
+changed since the last read, so the UI thread only redraws those; it follows the run
+index's changes instead of listing every run again.
 """
 
 from __future__ import annotations
@@ -105,11 +105,21 @@ def _experiment_files(experiments_dir: Path) -> tuple[tuple[str, int], ...]:
         return ()
 
 
-RELIST = 30.0
+RELIST = 30.0  # seconds between full checks of the directories (edits behind the store)
+
+
+def _key(r: RunInfo) -> str:
+    return f"{r.experiment}/{r.id}"
 
 
 class StoreReader:
-    """Reads the run store for the main screen; one instance per app, used by one thread."""
+    """Reads the run store for the main screen; one instance per app, used by one thread.
+
+    It follows the run index as runs/index.py describes for a console: a small read of
+    the index's state every tick, `changes` since the last generation when it moved (a
+    training run's progress costs one small query, not a re-read of every run), a sync
+    when run directories came or went, and a full check every RELIST seconds. Table rows
+    of finished runs are kept until they change."""
 
     def __init__(self, experiments_dir: Path, store: RunStore) -> None:
         self.experiments_dir = experiments_dir
@@ -117,33 +127,83 @@ class StoreReader:
         self._files: tuple[tuple[str, int], ...] | None = None
         self._experiments: list[ExperimentRow] = []
         self._sig: dict[str, Any] = {}
-        self._token: Any = None
-        self._runs: list[RunInfo] = []
-        self._listed = 0.0  # monotonic time of the last full listing
+        self._state: tuple[str, int] | None = None  # the index's (instance, generation)
+        self._dirs: Any = None
+        self._synced = 0.0  # monotonic time of the last full check
+        self._by_key: dict[str, RunInfo] = {}
+        self._runs: list[RunInfo] = []  # newest first
+        self._rows: dict[str, tables.Row] = {}  # runs-table rows of finished runs
 
-    def _list_runs(self) -> list[RunInfo]:
-        """The store's runs, listed again only when its change token moved (or every
-        RELIST seconds, for summaries edited behind the store's back)."""
-        token = self.store.change_token()
+    def _follow(self) -> bool:
+        """Bring the runs up to date with the index; True when any changed."""
+        index = self.store.index
         now = time.monotonic()
-        if token != self._token or now - self._listed > RELIST:
-            self._token, self._listed = token, now
-            self._runs = self.store.runs(brief=True)
-        return self._runs
+        if self._state is None or now - self._synced > RELIST:
+            # the first read, or the periodic full check: every run again
+            self._state, self._dirs, self._synced = None, index.dirs_token(), now
+            runs = self.store.runs(brief=True)  # syncs the index with the directories
+            self._state = index.state()
+            self._by_key = {_key(r): r for r in runs}
+            self._rows.clear()  # "5m ago" moves on
+        else:
+            dirs = index.dirs_token()
+            if dirs != self._dirs:  # run directories copied in or removed
+                self._dirs = dirs
+                index.sync()
+            state = index.state()
+            if state == self._state:
+                return False
+            changed = index.changes(*self._state)
+            if changed is None:  # another index file: read everything
+                self._by_key = {_key(r): r for r in self.store.runs(brief=True)}
+                self._rows.clear()
+            else:
+                for r in changed.runs:
+                    self._rows.pop(_key(r), None)
+                    if r.archived:
+                        self._by_key.pop(_key(r), None)
+                    else:
+                        self._by_key[_key(r)] = r
+                for experiment, run_id in changed.removed:
+                    self._by_key.pop(f"{experiment}/{run_id}", None)
+                    self._rows.pop(f"{experiment}/{run_id}", None)
+                state = (state[0], max(state[1], changed.generation))
+            self._state = state
+        self._runs = sorted(self._by_key.values(), key=lambda r: (r.created, r.id), reverse=True)
+        return True
+
+    def _row(self, r: RunInfo) -> tables.Row:
+        """A run's table row, kept while the run is finished and unchanged (a running
+        one is built again: its status depends on whether its process still lives)."""
+        key = _key(r)
+        row = self._rows.get(key)
+        if row is None:
+            row = tables.run_row(r)
+            if r.summary.get("status") not in ACTIVE:
+                self._rows[key] = row
+        return row
 
     def read(self, queue: list[tables.QueuedRun]) -> StoreRead | None:
         """A snapshot with the parts that changed since the last call, or None if none did."""
         files = _experiment_files(self.experiments_dir)
+        moved = self._follow()
+        runs = self._runs
         reload = files != self._files
         if reload:
             self._files = files
-            self._experiments = experiment_rows(self.experiments_dir, self.store)
-        runs = self._list_runs()
-        by_exp: dict[str, list[RunInfo]] = {}
-        for r in runs:
-            by_exp.setdefault(r.experiment, []).append(r)
-        # the step counter moves every second during a run: it only redraws the queue
-        runs_sig = tuple((r.id, r.status, r.summary.get("epochs_done")) for r in runs)
+            self._experiments = experiment_rows(self.experiments_dir, self.store, runs=runs)
+        # the step counter moves every second during a run: it only redraws the queue; a
+        # run's status can change without a write (its process died), so active runs are
+        # looked at on every tick
+        if (
+            moved
+            or reload
+            or "runs" not in self._sig
+            or any(r.summary.get("status") in ACTIVE for r in runs)
+        ):
+            runs_sig = tuple((r.id, r.status, r.summary.get("epochs_done")) for r in runs)
+        else:
+            runs_sig = self._sig["runs"]
         queue_sig = tuple(
             (
                 q.run_id,
@@ -161,10 +221,13 @@ class StoreReader:
         self._sig["runs"], self._sig["queue"] = runs_sig, queue_sig
         experiments = exp_table = run_list = runs_table = None
         if changed_runs:
+            by_exp: dict[str, list[RunInfo]] = {}
+            for r in runs:
+                by_exp.setdefault(r.experiment, []).append(r)
             experiments = [replace(row, runs=by_exp.get(row.name, [])) for row in self._experiments]
             exp_table = tables.experiments_table(experiments)
             run_list = runs
-            runs_table = tables.runs_table(runs)
+            runs_table = tables.runs_table(runs, row_of=self._row)
         active = sum(1 for r in runs if r.status in ACTIVE)
         return StoreRead(
             experiments=experiments,

@@ -12,7 +12,7 @@ figure's kind, a run's status), never from the text of a label.
 from __future__ import annotations
 
 import time
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -260,45 +260,57 @@ def reported_line(spec: ExperimentSpec) -> str:
 # ----------------------------------------------------------------------------- runs
 
 
+RUN_COLUMNS = [
+    Column("#", "right", drop=7),
+    Column("id", keep=True),
+    Column("experiment", keep=True),
+    Column("status"),
+    Column("seed", "right", drop=6),
+    Column("epochs", "right", drop=3),
+    Column("test acc", "right", drop=1),
+    Column("best acc", "right", drop=2),
+    Column("duration", "right", drop=4),
+    Column("started", drop=5),
+]
+
+
+def run_row(r: RunInfo) -> Row:
+    """One run's row of the runs table, without its recency number (see `runs_table`)."""
+    done = r.summary.get("epochs_done", 0)
+    total = r.summary.get("epochs", "?")
+    return Row(
+        r.id,
+        (
+            Cell(r.id),
+            Cell(r.experiment),
+            status_cell(r.status),
+            _num(r.seed, "—" if r.seed is None else str(r.seed)),
+            _num(done, f"{done}/{total}"),
+            _num(r.final("test_acc"), fmt.pct(r.final("test_acc"))),
+            _num(r.best("test_acc"), fmt.pct(r.best("test_acc"))),
+            _num(r.duration(), fmt.seconds(r.duration())),
+            _num(r.created, fmt.ago(r.created)),
+        ),
+        f"{r.id} {r.experiment} {r.status}",
+    )
+
+
 def runs_table(
-    infos: Sequence[RunInfo], *, start: int = 1, show_experiment: bool = True
+    infos: Sequence[RunInfo],
+    *,
+    start: int = 1,
+    show_experiment: bool = True,
+    row_of: Callable[[RunInfo], Row] = run_row,
 ) -> TableData:
-    """Runs with their recency number (`start` is the first row's, for paged listings)."""
-    columns = [
-        Column("#", "right", drop=7),
-        Column("id", keep=True),
-        Column("experiment", keep=True),
-        Column("status"),
-        Column("seed", "right", drop=6),
-        Column("epochs", "right", drop=3),
-        Column("test acc", "right", drop=1),
-        Column("best acc", "right", drop=2),
-        Column("duration", "right", drop=4),
-        Column("started", drop=5),
-    ]
+    """Runs with their recency number (`start` is the first row's, for paged listings).
+
+    `row_of` builds one run's row; a caller that keeps rows of unchanged runs passes its
+    cache here."""
     rows = []
     for i, r in enumerate(infos, start):
-        done = r.summary.get("epochs_done", 0)
-        total = r.summary.get("epochs", "?")
-        rows.append(
-            Row(
-                r.id,
-                (
-                    _num(-i, str(i)),
-                    Cell(r.id),
-                    Cell(r.experiment),
-                    status_cell(r.status),
-                    _num(r.seed, "—" if r.seed is None else str(r.seed)),
-                    _num(done, f"{done}/{total}"),
-                    _num(r.final("test_acc"), fmt.pct(r.final("test_acc"))),
-                    _num(r.best("test_acc"), fmt.pct(r.best("test_acc"))),
-                    _num(r.duration(), fmt.seconds(r.duration())),
-                    _num(r.created, fmt.ago(r.created)),
-                ),
-                f"{r.id} {r.experiment} {r.status}",
-            )
-        )
-    data = TableData(f"{len(infos)} runs", columns, rows, empty="no runs yet")
+        row = row_of(r)
+        rows.append(replace(row, cells=(_num(-i, str(i)), *row.cells)))
+    data = TableData(f"{len(infos)} runs", list(RUN_COLUMNS), rows, empty="no runs yet")
     return data if show_experiment else without(data, "experiment")
 
 
