@@ -19,8 +19,9 @@ from textual.widgets import Footer, Input, Static, TabbedContent
 from textual.widgets._footer import FooterKey
 
 from mnist_tui.config import loading
-from mnist_tui.runs.queue import RunQueue
-from mnist_tui.runs.store import RunStore
+from mnist_tui.runs import scheduler
+from mnist_tui.runs.store import RunInfo, RunStore
+from mnist_tui.runs.worker import stop_worker
 from mnist_tui.tui.app import MnistTuiApp
 from mnist_tui.tui.grid import DataGrid
 from mnist_tui.tui.screens import (
@@ -41,6 +42,11 @@ RUNS = FIXTURES / "runs"
 FIXTURE_NAMES = sorted(p.stem for p in EXPERIMENTS.glob("*.toml"))
 RUN_IDS = ["f0000003", "f0000002", "f0000001"]  # newest first
 SIZE = (120, 40)
+
+
+def queue_of(app: MnistTuiApp) -> list[RunInfo]:
+    """Running, then queued runs: the queue is the run store."""
+    return scheduler.active_runs(app.store)
 
 
 @pytest.fixture(autouse=True)
@@ -168,7 +174,7 @@ async def test_sub_screens_take_only_their_own_keys(tmp_path: Path) -> None:
         await pilot.pause()
         assert isinstance(app.screen, MainScreen)
         assert set(app.main.marked["experiments"]) == marks_before
-        assert not app.queue.entries
+        assert not queue_of(app)
 
 
 async def test_keys_that_mean_nothing_on_a_tab_are_hidden_and_refused(tmp_path: Path) -> None:
@@ -480,23 +486,23 @@ async def test_queue_survives_reopening(tmp_path: Path) -> None:
             await pilot.press("a")
             await pilot.pause()
             app.screen.query_one(Input).value = "train.epochs=3"
-            n = len(app.queue.entries) + 1
+            n = len(queue_of(app)) + 1
             await pilot.press("enter")
-            await wait_for(pilot, lambda n=n: len(app.queue.entries) == n, timeout=10)
+            await wait_for(pilot, lambda n=n: len(queue_of(app)) == n, timeout=10)
         await pilot.press("3")
         await wait_for(pilot, lambda: app.main.grid("queue").row_count == 2, timeout=10)
-        first = [e.experiment for e in app.queue.entries]
-        await select_row(app, pilot, "queue", app.queue.entries[1].run_id)
+        first = [e.experiment for e in queue_of(app)]
+        await select_row(app, pilot, "queue", queue_of(app)[1].id)
         await pilot.press("K")  # move cnn_wide above lenet5
-        await wait_for(pilot, lambda: app.queue.entries[0].experiment == "cnn_wide", timeout=10)
-        before = [(e.run_id, e.experiment, e.overrides) for e in app.queue.entries]
+        await wait_for(pilot, lambda: queue_of(app)[0].experiment == "cnn_wide", timeout=10)
+        before = [(e.id, e.experiment, e.summary.get("overrides")) for e in queue_of(app)]
         await pilot.press("q")
         await pilot.pause()
         await pilot.press("k")  # keep (nothing runs while paused)
     assert first == ["lenet5", "cnn_wide"]
     assert [b[1] for b in before] == ["cnn_wide", "lenet5"]
-    reopened = RunQueue(RunStore(tmp_path / "runs"))
-    assert [(e.run_id, e.experiment, e.overrides) for e in reopened.entries] == before
+    reopened = scheduler.queue_order(RunStore(tmp_path / "runs"))
+    assert [(e.id, e.experiment, e.summary.get("overrides")) for e in reopened] == before
     app2 = make_app(tmp_path, concurrency=0)
     async with app2.run_test(size=SIZE) as pilot:
         await loaded(pilot)
@@ -518,7 +524,7 @@ async def test_bad_override_is_refused_in_the_dialog(tmp_path: Path) -> None:
         await pilot.press("enter")
         error = app.screen.query_one("#dialog-error", Static)
         await wait_for(pilot, lambda: "Did you mean 'lr'?" in str(error.render()), timeout=10)
-        assert not app.queue.entries
+        assert not queue_of(app)
 
 
 @pytest.mark.realdata
@@ -552,6 +558,7 @@ async def test_queue_with_overrides_runs_to_completion(tmp_path: Path, real_data
         assert isinstance(app.screen, SamplesScreen)
         top = app.screen.query_one("#samples-header", Static)
         await wait_for(pilot, lambda: "test accuracy" in str(top.render()), timeout=60)
+    stop_worker(store)
 
 
 @pytest.mark.realdata
@@ -574,8 +581,9 @@ async def test_cancel_a_running_run(tmp_path: Path, real_data: Path) -> None:
         await select_row(app, pilot, "queue", run_id)
         await pilot.press("x")
         await wait_for(pilot, lambda: store.runs()[0].status == "killed", timeout=60)
-        await wait_for(pilot, lambda: not app.queue.entries, timeout=30)
+        await wait_for(pilot, lambda: not queue_of(app), timeout=30)
         assert store.runs()[0].summary["epochs_done"] < 500
+    stop_worker(store)
 
 
 def test_tui_modules_import_without_cycles_and_screens_never_import_the_app() -> None:

@@ -3,7 +3,9 @@ screens' requests (tui/messages.py) by pushing screens or touching the queue.
 
 One store thread does all blocking store and queue work in order: the queue jobs the
 user asked for, advancing the queue, then reading the store; it posts a `StoreRead`
-only when something changed. Training happens in child processes (see runs/queue.py).
+only when something changed. The console never trains: it queues runs in the store and
+makes sure a worker (runs/worker.py) is serving it, so queued runs keep starting after
+the console quits or the SSH session drops.
 """
 
 from __future__ import annotations
@@ -21,8 +23,9 @@ from textual.worker import Worker, get_current_worker
 
 from mnist_tui.config.loading import default_experiments_dir
 from mnist_tui.config.spec import ExperimentSpec
-from mnist_tui.runs.queue import QueueRunner, RunQueue
-from mnist_tui.runs.store import RunStore, default_runs_dir
+from mnist_tui.runs import scheduler
+from mnist_tui.runs.store import ACTIVE, RunInfo, RunStore, default_runs_dir
+from mnist_tui.runs.worker import WorkerOptions, ensure_worker, worker_info
 from mnist_tui.tui.messages import (
     AskQueue,
     CancelRun,
@@ -37,6 +40,7 @@ from mnist_tui.tui.messages import (
     OpenSearches,
     QuitRequested,
     StoreRead,
+    TogglePause,
 )
 from mnist_tui.tui.screens import (
     DiffScreen,
@@ -80,14 +84,16 @@ class MnistTuiApp(App[None]):
         self.experiments_dir = experiments_dir or default_experiments_dir()
         self.data_dir = data_dir
         self.store = RunStore(default_runs_dir(runs_dir))
-        self.queue = RunQueue(self.store)
-        self.runner = QueueRunner(
-            self.queue,
+        pinned = scheduler.normalize_device(device)
+        # the worker this console starts, if none serves the store yet
+        self.worker_options = WorkerOptions(
+            devices=(pinned,) if pinned else (),
+            per_device=max(1, concurrency),
             data_dir=data_dir,
-            experiments_dir=experiments_dir,
-            device=device,
-            concurrency=concurrency,
         )
+        if concurrency == 0:
+            scheduler.pause(self.store)  # --concurrency 0: queue without starting anything
+        self._statuses: dict[str, str] = {}  # run id -> status last seen, for notices
         self.poll_interval = poll_interval
         self.reader = StoreReader(self.experiments_dir, self.store)
         self.in_flight = 0
@@ -145,6 +151,8 @@ class MnistTuiApp(App[None]):
     @on(StoreRead)
     def store_read(self, event: StoreRead) -> None:
         self.in_flight = event.in_flight
+        if event.runs is not None:
+            self._notify_endings(event.runs)
         self.main.apply(event)
 
     @on(Notice)
@@ -162,47 +170,97 @@ class MnistTuiApp(App[None]):
     # -- the queue: every use the console makes of it is in these methods ---------------
 
     def queue_runs(self, specs: list[ExperimentSpec], overrides: list[str]) -> None:
+        from mnist_tui.studies.batch import plan_seeds, queue_planned
+
         def job() -> str:
-            for spec in specs:
-                self.queue.add(spec, overrides)
+            # each experiment's [train] repeats become a group of seeds, as with `queue add`
+            planned = plan_seeds(specs, overrides)
+            queue_planned(planned, self.store)
+            ensure_worker(self.store, self.worker_options)
             names = ", ".join(s.name for s in specs)
-            return f"queued {names}" + (f" with {' '.join(overrides)}" if overrides else "")
+            runs = f"{len(planned)} runs" if len(planned) > 1 else "1 run"
+            with_ = f" with {' '.join(overrides)}" if overrides else ""
+            return f"queued {names} ({runs}){with_}"
 
         self._jobs.put(job)
 
+    def _find(self, run_id: str) -> RunInfo:
+        return self.store.resolve(run_id)
+
     def cancel_run(self, run_id: str) -> None:
         def job() -> str:
-            if self.queue.find(run_id) is None:
-                return f"run {run_id} is not queued or running from this console"
-            self.queue.cancel(run_id)
-            return f"cancelling {run_id}"
+            info = self._find(run_id)
+            return f"{info.experiment}/{info.id}: {scheduler.cancel(self.store, info)}"
 
         self._jobs.put(job)
 
     def move_run(self, run_id: str, where: Literal["up", "down"]) -> None:
         def job() -> None:
-            self.queue.move(run_id, -1 if where == "up" else 1)
+            scheduler.move(self.store, self._find(run_id), where)
+
+        self._jobs.put(job)
+
+    def toggle_pause(self) -> None:
+        def job() -> str:
+            if scheduler.is_paused(self.store):
+                scheduler.resume(self.store)
+                if scheduler.queue_order(self.store):
+                    ensure_worker(self.store, self.worker_options)
+                return "queue resumed"
+            scheduler.pause(self.store)
+            return "queue paused: running runs go on, no new run starts"
 
         self._jobs.put(job)
 
     def stop_all_runs(self, then: Callable[[], None]) -> None:
         def job() -> None:
-            for entry in list(self.queue.entries):
-                self.queue.cancel(entry.run_id)
+            for info in scheduler.active_runs(self.store):
+                scheduler.cancel(self.store, info)
             self.call_from_thread(then)
 
         self._jobs.put(job)
 
+    def _active(self) -> list[RunInfo]:
+        """Running, then queued runs in order, read whole (the index's brief rows lack the
+        queue position and progress); a handful of files, not the store (store thread)."""
+        brief = [r for r in self.reader.last_runs() if r.summary.get("status") in ACTIVE]
+        full = [self.store.read_run(r.experiment, r.id) for r in brief]
+        return scheduler.active_runs(self.store, [f for f in full if f is not None])
+
     def _advance_queue(self) -> None:
-        """Start what the concurrency allows, reap what ended (store thread)."""
-        self.runner.poll()
+        """Runs are queued and no worker serves the store: start one (store thread)."""
+        if scheduler.is_paused(self.store) or worker_info(self.store) is not None:
+            return
+        if any(r.summary.get("status") == "queued" for r in self.reader.last_runs()):
+            ensure_worker(self.store, self.worker_options)
 
     def _queue_rows(self) -> list[QueuedRun]:
-        """The queue in order, for the queue tab (store thread)."""
+        """The queue tab's lines (store thread)."""
         return [
-            QueuedRun(e.run_id, e.experiment, tuple(e.overrides), e.started, self.queue.run_info(e))
-            for e in list(self.queue.entries)
+            QueuedRun(
+                info.id,
+                info.experiment,
+                tuple(info.summary.get("overrides") or ()),
+                info.summary.get("started"),
+                info,
+            )
+            for info in self._active()
         ]
+
+    def _notify_endings(self, runs: list[RunInfo]) -> None:
+        """A notice when a run this console saw active completes or fails."""
+        for info in runs:
+            before = self._statuses.get(info.id)
+            status = info.status
+            self._statuses[info.id] = status
+            if before in ("queued", "running") and status not in ("queued", "running"):
+                acc = info.final("test_acc")
+                figure = f", test accuracy {100 * acc:.2f}%" if isinstance(acc, float) else ""
+                reason = info.summary.get("reason") or ""
+                text = f"{info.experiment}/{info.id} {status}{figure}"
+                if status != "completed" and reason:
+                    text += f": {reason}"
+                self.notice(Notice(text, "information" if status == "completed" else "error"))
 
     # -- requests from the screens -------------------------------------------------------
 
@@ -247,6 +305,10 @@ class MnistTuiApp(App[None]):
     def move_requested(self, event: MoveRun) -> None:
         self.move_run(event.run_id, event.where)
 
+    @on(TogglePause)
+    def pause_requested(self) -> None:
+        self.toggle_pause()
+
     async def action_quit(self) -> None:
         """ctrl+q asks about runs in flight like q does."""
         self.quit_requested()
@@ -270,7 +332,7 @@ class MnistTuiApp(App[None]):
             return
         name = type(self.screen).__name__.removesuffix("Screen").lower() or "main"
         notes = [
-            "Runs train in child processes; the queue survives restarts.",
+            "A worker trains the queue in child processes; runs go on after you quit.",
             f"Run store: {self.store.root}",
             f"Experiments: {self.experiments_dir}",
         ]
@@ -285,9 +347,7 @@ def run_app(
     device: str = "auto",
     concurrency: int = 1,
 ) -> None:
-    from mnist_tui.train.setup import resolve_device
-
-    resolve_device(device)  # a bad --device is an error now, not in every queued run
+    scheduler.normalize_device(device)  # a bad --device is an error now, not per queued run
     MnistTuiApp(
         data_dir=data_dir,
         runs_dir=runs_dir,

@@ -67,6 +67,10 @@ class CancelRun(Message):
     run_id: str
 
 
+class TogglePause(Message):
+    """Pause the queue (start nothing new) or resume it."""
+
+
 @dataclass
 class MoveRun(Message):
     run_id: str

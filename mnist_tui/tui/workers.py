@@ -172,6 +172,10 @@ class StoreReader:
         self._runs = sorted(self._by_key.values(), key=lambda r: (r.created, r.id), reverse=True)
         return True
 
+    def last_runs(self) -> list[RunInfo]:
+        """The runs as of the last read (brief summaries), newest first."""
+        return self._runs
+
     def _row(self, r: RunInfo) -> tables.Row:
         """A run's table row, kept while the run is finished and unchanged (a running
         one is built again: its status depends on whether its process still lives)."""

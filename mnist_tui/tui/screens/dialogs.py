@@ -13,7 +13,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, Static
 from textual.worker import Worker
 
-from mnist_tui.config.loading import load_experiment
+from mnist_tui.config.loading import load_experiment, split_overrides
 from mnist_tui.config.spec import ExperimentSpec
 from mnist_tui.errors import MnistTuiError
 from mnist_tui.tui.messages import OverridesChecked
@@ -35,7 +35,7 @@ class QueueDialog(ModalScreen[QueueChoice | None]):
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog"):
             yield Label(f"Queue {', '.join(self.names)}")
-            yield Label("Overrides, space separated (e.g. train.epochs=3 optim.lr=0.01):")
+            yield Label("Overrides (e.g. train.epochs=3 model.hidden=[64, 32]):")
             yield Input(placeholder="key=value ...", id="overrides")
             yield Static("", id="dialog-error")
             with Horizontal(classes="dialog-buttons"):
@@ -47,7 +47,8 @@ class QueueDialog(ModalScreen[QueueChoice | None]):
 
     def _submit(self) -> None:
         text = self.query_one(Input).value.strip()
-        self.check(text.split() if text else [])
+        # values may hold spaces: model.hidden=[8, 8] is one override
+        self.check(split_overrides(text) if text else [])
 
     @work(thread=True, exclusive=True, group="check", exit_on_error=False)
     def check(self, overrides: list[str]) -> None:
@@ -57,7 +58,9 @@ class QueueDialog(ModalScreen[QueueChoice | None]):
             for name in self.names:
                 specs.append(load_experiment(name, self.experiments_dir, overrides))
         except MnistTuiError as exc:
-            self.post_message(OverridesChecked([], overrides, str(exc)))
+            # the CLI's errors name an override as `-S key=value`; here it was typed bare
+            message = str(exc).replace("-S ", "")
+            self.post_message(OverridesChecked([], overrides, message))
             return
         self.post_message(OverridesChecked(specs, overrides))
 

@@ -31,6 +31,7 @@ from mnist_tui.tui.messages import (
     QuitRequested,
     ReportBuilt,
     StoreRead,
+    TogglePause,
 )
 from mnist_tui.tui.screens.base import ConsoleScreen
 from mnist_tui.views import tables
@@ -52,6 +53,7 @@ ACTION_TABS: dict[str, set[str]] = {
     "copy_id": {"runs", "queue"},
     "sort": {"experiments", "runs", "report"},
     "move": {"queue"},
+    "toggle_pause": {"queue"},
     "searches": {"experiments", "queue", "report"},  # the runs tab's footer is full
 }
 
@@ -69,6 +71,7 @@ class MainScreen(ConsoleScreen):
         Binding("s", "sort", "Sort", id="main.sort"),
         Binding("K", "move('up')", "Up", id="main.move_up"),
         Binding("J", "move('down')", "Down", id="main.move_down"),
+        Binding("p", "toggle_pause", "Pause/resume", id="main.toggle_pause"),
         Binding("S", "searches", "Searches", id="main.searches"),
         Binding("1", "tab('experiments')", "Experiments tab", show=False, id="main.tab1"),
         Binding("2", "tab('runs')", "Runs tab", show=False, id="main.tab2"),
@@ -299,6 +302,9 @@ class MainScreen(ConsoleScreen):
     def action_move(self, where: Literal["up", "down"]) -> None:
         if self.current_key is not None:
             self.post_message(MoveRun(self.current_key, where))
+
+    def action_toggle_pause(self) -> None:
+        self.post_message(TogglePause())
 
     def action_copy_id(self) -> None:
         key = self.current_key
