@@ -433,6 +433,8 @@ class RayWorker(Worker):
             sum(f.need.cpus for f in self.inflight.values()),
             sum(f.need.gpus for f in self.inflight.values()),
         )
+        if used.cpus >= self.total.cpus and self.inflight:
+            return 0  # every run asks for some CPU: no need to read the queue this poll
         started = 0
         for info in scheduler.queue_order(self.store):
             if info.id in self.inflight:
