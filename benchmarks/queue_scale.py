@@ -2,10 +2,10 @@
 
     python benchmarks/queue_scale.py [--sizes 1000 10000] [--claims 2000] [--dir DIR]
 
-For each size N it builds a store of N runs, 1% of them queued (at least 10) and the rest
-completed (one real `enqueue`, then copies with their own ids and queue positions, so
-that building 10,000 does not cost 10,000 enqueues), then prints in milliseconds (median
-of 5 after a warm-up):
+For each size N it builds a store of N runs, 1% of them queued (at least 10; `--queued 1`
+for all) and the rest completed (one real `enqueue`, then copies with their own ids and
+queue positions, so that building 10,000 does not cost 10,000 enqueues), then prints in
+milliseconds (median of 5 after a warm-up):
 
 - queue_order: what a worker with a free slot calls on every poll (0.5 s);
 - stored=queued: the same through the index's status filter (`runs(stored=...)`);
@@ -43,12 +43,12 @@ from mnist_tui.runs import scheduler  # noqa: E402
 from mnist_tui.runs.store import RunStore  # noqa: E402
 
 
-def build(root: Path, n: int) -> RunStore:
+def build(root: Path, n: int, share: float = 0.01) -> RunStore:
     store = RunStore(root)
     spec = load_experiment("logreg", ROOT / "experiments")
     first = scheduler.enqueue(store, spec, scheduler.QueueRequest())
     summary = json.loads((first.path / "summary.json").read_text())
-    queued = max(10, n // 100)
+    queued = max(10, int(n * share))
     for i in range(1, n):
         rid = f"{i:08x}"
         d = first.path.parent / rid
@@ -150,6 +150,7 @@ def main() -> None:
     ap.add_argument("--sizes", type=int, nargs="+", default=[1000, 10000])
     ap.add_argument("--claims", type=int, default=2000)
     ap.add_argument("--dir", type=Path, default=None, help="where to build (default: /tmp)")
+    ap.add_argument("--queued", type=float, default=0.01, help="share of the runs queued")
     args = ap.parse_args()
     base = Path(tempfile.mkdtemp(prefix="queue-scale-", dir=args.dir))
     try:
@@ -159,7 +160,7 @@ def main() -> None:
         store = None
         for n in args.sizes:
             t = time.perf_counter()
-            store = build(base / f"s{n}", n)
+            store = build(base / f"s{n}", n, args.queued)
             built = time.perf_counter() - t
             first, warm = timed(lambda s=store: scheduler.queue_order(s))
             _, filtered = timed(lambda s=store: s.runs(stored=("queued",), brief=True))
