@@ -254,6 +254,10 @@ def show_subject(console: Console, subject: Subject, store: RunStore) -> None:
         f"{s.get('epochs_done', 0)}/{s.get('epochs', '?')} epochs  "
         f"{fmt.seconds(s.get('wall_seconds'))}",
     )
+    context = tables.run_context(run)
+    if context or s.get("group"):
+        group = f"group {s['group']}  " if s.get("group") else ""
+        console.print(f"[dim]{escape(group + context)}[/]")
     if s.get("reason"):
         console.print(f"reason: {escape(str(s['reason']))}")
     rows = run.metrics()

@@ -260,6 +260,26 @@ def reported_line(spec: ExperimentSpec) -> str:
 # ----------------------------------------------------------------------------- runs
 
 
+SEED_AND_FOLD_KEYS = ("train.seed=", "data.folds=", "data.fold=")
+
+
+def run_context(r: RunInfo, overrides: bool = True) -> str:
+    """Why a run exists besides its experiment: fold or trial, group, and its overrides
+    (the seed and fold keys are said by their own columns and words)."""
+    s = r.summary
+    parts = []
+    if isinstance(s.get("fold"), int):
+        parts.append(f"fold {s['fold']}/{s.get('folds', '?')}")
+    if isinstance(s.get("trial"), int):
+        parts.append(f"trial {s['trial']}")
+    if overrides:
+        kept = [
+            str(o) for o in s.get("overrides") or () if not str(o).startswith(SEED_AND_FOLD_KEYS)
+        ]
+        parts += kept
+    return "  ".join(parts)
+
+
 RUN_COLUMNS = [
     Column("#", "right", drop=7),
     Column("id", keep=True),
@@ -271,6 +291,7 @@ RUN_COLUMNS = [
     Column("best acc", "right", drop=2),
     Column("duration", "right", drop=4),
     Column("started", drop=5),
+    Column("overrides", drop=8),  # the first to go when narrow; `show RUN` says them all
 ]
 
 
@@ -290,9 +311,14 @@ def run_row(r: RunInfo) -> Row:
             _num(r.best("test_acc"), fmt.pct(r.best("test_acc"))),
             _num(r.duration(), fmt.seconds(r.duration())),
             _num(r.created, fmt.ago(r.created)),
+            Cell(_abbreviate(run_context(r), 40), "dim"),
         ),
-        f"{r.id} {r.experiment} {r.status}",
+        f"{r.id} {r.experiment} {r.status} {run_context(r)}",
     )
+
+
+def _abbreviate(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: width - 1] + "…"
 
 
 def runs_table(
@@ -436,8 +462,11 @@ def run_header(run: RunInfo, rows: Sequence[Mapping[str, Any]]) -> str:
     last = rows[-1] if rows else {}
     best_row = next((r for r in rows if r["epoch"] == s.get("best_epoch")), None)
     best_acc = best_row["test_acc"] if best_row else run.best("test_acc")
+    context = run_context(run)
+    group = f"  group {s['group']}" if s.get("group") else ""
     return (
         f"epoch {done}/{total}{eta}{lr}  seed {s.get('seed')}  {s.get('device', '')}".rstrip()
+        + (f"\n{context}{group}".rstrip() if context or group else "")
         + f"\ntest acc {fmt.pct(last.get('test_acc'))}  best {fmt.pct(best_acc)}"
         f" (epoch {s.get('best_epoch', '—')})  train loss {fmt.num(last.get('train_loss'))}"
     )
