@@ -33,7 +33,6 @@ from mnist_tui.config.schema import Help, Length, Range
 Fraction = Annotated[float, Range(ge=0, le=1)]
 Positive = Annotated[float, Range(gt=0)]
 NonNegative = Annotated[float, Range(ge=0)]
-Metric = Literal["val_loss", "val_acc", "test_loss", "test_acc", "train_loss", "train_acc"]
 
 
 @dataclass(frozen=True)

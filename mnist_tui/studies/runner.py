@@ -51,9 +51,8 @@ def run_experiment(
     """
     try:
         dev = resolve_device(device)
-        if dev.type == "cpu":
-            # threads: the worker's share of the cores; never more than the machine has
-            torch.set_num_threads(max(1, threads or torch.get_num_threads()))
+        if dev.type == "cpu" and threads:
+            torch.set_num_threads(threads)  # the worker's share of the cores
         dataset = data_device.prepare(spec.data, spec.augment, dev, data_dir, download)
     except MnistTuiError as exc:
         if handle is not None:
