@@ -5,12 +5,15 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
 
 from mnist_tui.errors import MnistTuiError
+
+if TYPE_CHECKING:  # imported inside the functions: --help stays fast
+    from mnist_tui.runs.store import RunStore
 
 app = typer.Typer(
     name="mnist-tui",
@@ -92,7 +95,7 @@ Seeds = Annotated[
 ]
 
 
-def stores(experiments_dir: Path | None, runs_dir: Path | None) -> tuple[Path, Any]:
+def stores(experiments_dir: Path | None, runs_dir: Path | None) -> tuple[Path, RunStore]:
     from mnist_tui.config.loading import default_experiments_dir
     from mnist_tui.runs.store import RunStore, default_runs_dir
 
@@ -155,7 +158,7 @@ def global_option(ctx: typer.Context, key: str, value: Any) -> Any:
 
 def context_stores(
     ctx: typer.Context, experiments_dir: Path | None, runs_dir: Path | None
-) -> tuple[Path, Any]:
+) -> tuple[Path, RunStore]:
     """The experiments directory and run store, from the command's options or the global ones."""
     return stores(
         global_option(ctx, "experiments_dir", experiments_dir),

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -39,10 +39,15 @@ from mnist_tui.errors import MnistTuiError
 from mnist_tui.views import fmt
 
 if TYPE_CHECKING:  # the core is imported inside commands, so --help stays fast
+    from contextlib import AbstractContextManager
+
+    from mnist_tui.runs.store import RunInfo
     from mnist_tui.studies.batch import EventSink, PlannedRun
 
 
-def progress_factory(quiet: bool, json_out: bool) -> Any:
+def progress_factory(
+    quiet: bool, json_out: bool
+) -> Callable[[PlannedRun], AbstractContextManager[EventSink]]:
     """Progress bars (or none) for each planned run, as a context giving its event sink."""
     from mnist_tui.views.render import RunProgress
 
@@ -58,7 +63,7 @@ def progress_factory(quiet: bool, json_out: bool) -> Any:
     return progress
 
 
-def report_failure(info: Any) -> None:
+def report_failure(info: RunInfo) -> None:
     err.print(
         f"[red]{info.experiment}/{info.id} {info.status}[/]: "
         f"{escape(str(info.summary.get('reason', '')))}"
@@ -120,11 +125,11 @@ def run(
         raise typer.Exit(1)
 
 
-def print_group_summaries(infos: list[Any]) -> None:
+def print_group_summaries(infos: list[RunInfo]) -> None:
     """A group of seeds ends with its mean ± std, the figure a reader compares."""
     from mnist_tui.studies.batch import group_result
 
-    groups: dict[str, list[Any]] = {}
+    groups: dict[str, list[RunInfo]] = {}
     for info in infos:
         if info.group:
             groups.setdefault(info.group, []).append(info)
