@@ -99,6 +99,14 @@ def test_unopenable_index_file_means_an_index_in_memory(tmp_path: Path) -> None:
     assert [r.id for r in index.runs()] == ["00000001"] and index.in_memory
 
 
+def test_index_in_memory_on_request(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MNIST_TUI_INDEX", "memory")  # e.g. a store on NFS
+    write_run(tmp_path, "fnn1", "", run_id="00000001")
+    index = RunIndex(tmp_path)
+    assert [r.id for r in index.runs()] == ["00000001"] and index.in_memory
+    assert not (tmp_path / INDEX_FILE).exists()
+
+
 def test_a_missing_store_is_not_created_by_reading(tmp_path: Path) -> None:
     store = RunStore(tmp_path / "nothing")
     assert store.runs() == [] and store.index.count() == 0

@@ -9,7 +9,8 @@ each experiment directory is listed and each run's summary.json stat'ed (inode, 
 size), so a run directory copied in shows up, a deleted one disappears and a summary
 edited behind the store's back is read again. A deleted, truncated or foreign index file
 is rebuilt from the directories; a store the index cannot be written to gets an index
-in memory. The index never imports torch.
+in memory, as does every store when MNIST_TUI_INDEX=memory (a store shared by several
+hosts over NFS, where SQLite's WAL does not work). The index never imports torch.
 
 For a console that polls, once a second:
     instance, gen = index.state()        one small read: moves with every store write
@@ -265,7 +266,9 @@ class RunIndex:
         self._exp_paths: dict[str, Path] = {}
         self.path = self.root / INDEX_FILE
         self._conn: sqlite3.Connection | None = None
-        self._in_memory = False
+        # a store on a network file system (NFS, several hosts): SQLite's WAL needs shared
+        # memory on one host, so such a store keeps its index in each process instead
+        self._in_memory = os.environ.get("MNIST_TUI_INDEX", "").lower() == "memory"
         self._lock = threading.RLock()
 
     # -- the database --------------------------------------------------------------
