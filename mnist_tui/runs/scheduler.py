@@ -56,16 +56,21 @@ def normalize_device(device: str | None) -> str | None:
     raise StoreError(f"device '{device}': expected cpu, a GPU id (0, 1, ...) or cuda:N")
 
 
+def scheduler_statuses() -> tuple[str, ...]:
+    """What the queue reads: a few rows of the index, not every run in the store."""
+    return ("queued", "running")
+
+
 def queue_order(store: RunStore, runs: Iterable[RunInfo] | None = None) -> list[RunInfo]:
     """Queued runs in the order the worker will start them."""
-    pool = store.runs() if runs is None else runs
+    pool = store.runs(stored=scheduler_statuses()) if runs is None else runs
     queued = [r for r in pool if r.summary.get("status") == "queued"]
     return sorted(queued, key=_position)
 
 
 def active_runs(store: RunStore, runs: Iterable[RunInfo] | None = None) -> list[RunInfo]:
     """Running runs (oldest start first), then queued runs in queue order."""
-    pool = list(store.runs() if runs is None else runs)
+    pool = list(store.runs(stored=scheduler_statuses()) if runs is None else runs)
     running = sorted(
         (r for r in pool if r.status == "running"),
         key=lambda r: float(r.summary.get("started") or r.created),

@@ -267,7 +267,7 @@ class Worker:
 
     def reconcile(self) -> None:
         """Runs left running by a dead process become interrupted (resumable), with why."""
-        for info in self.store.runs():
+        for info in self.store.runs(stored=("running", "queued")):
             status = info.summary.get("status")
             if status not in ("running", "queued"):
                 continue

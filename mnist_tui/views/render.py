@@ -27,7 +27,6 @@ from mnist_tui.studies.diff import Change, FigureDelta
 from mnist_tui.studies.report import ReportRow
 from mnist_tui.train.events import BatchProgress, EpochEnded, Event, RunEnded, RunStarted
 from mnist_tui.views import fmt, tables
-from mnist_tui.views.pictures import confusion_heatmap, plot
 from mnist_tui.views.provenance import provenance_lines
 from mnist_tui.views.tables import DATASET_SHORT, STATUS_STYLE, TableData
 
@@ -216,6 +215,9 @@ def tune_summary(
 ) -> list[RenderableType]:
     """After `tune`: the objective per trial and the parameter importances (the console's
     searches view shows the same curve and table)."""
+    # plotext costs 0.2 s to import: only where a picture is drawn
+    from mnist_tui.views.pictures import plot
+
     curve = tables.history_curve(trials, metric)
     out: list[RenderableType] = [Text.from_ansi(plot(curve, width=width, height=12))]
     if importances:
@@ -229,6 +231,9 @@ def report_table(rows: list[ReportRow]) -> Table:
 
 
 def show_subject(console: Console, subject: Subject, store: RunStore) -> None:
+    # plotext costs 0.2 s to import: only where a picture is drawn
+    from mnist_tui.views.pictures import confusion_heatmap
+
     spec = subject.spec
     if subject.run is None:
         console.print(f"[bold]{escape(spec.name)}[/]  {escape(spec.description)}")
@@ -260,7 +265,14 @@ def show_subject(console: Console, subject: Subject, store: RunStore) -> None:
         console.print(f"[dim]{escape(group + context)}[/]")
     if s.get("reason"):
         console.print(f"reason: {escape(str(s['reason']))}")
+    if run.tags or run.note:
+        tags = "  ".join(f"#{t}" for t in run.tags)
+        console.print(escape(f"{tags}  {run.note}".strip()))
     rows = run.metrics()
+    if run.damaged:
+        console.print(f"[bold red]damaged[/]: {escape(run.damaged)}")
+    for note in run.notes:
+        console.print(f"[yellow]note[/]: {escape(note)}")
     if rows:
         console.print(epochs_table(rows))
     if s.get("best_epoch"):

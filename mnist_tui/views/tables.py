@@ -34,6 +34,7 @@ STATUS_STYLE = {
     "failed": "red",
     "killed": "yellow",
     "interrupted": "magenta",
+    "damaged": "bold red",
 }
 
 TRIAL_STYLE = {"complete": "green", "running": "cyan", "pruned": "yellow", "fail": "red"}
