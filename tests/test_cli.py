@@ -173,3 +173,24 @@ def test_epoch_lines_are_never_cut_in_a_log_file() -> None:
     progress.on_event(EpochEnded(m, best_epoch=12, improved=True))
     (line,) = buf.getvalue().splitlines()
     assert line.startswith("epoch  12/15") and line.endswith("5,670 img/s *")
+
+
+def test_list_tells_the_users_experiments_and_shadowed_names_apart(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from mnist_tui.config import loading
+
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "wide.toml").write_text('extends = "fnn1"\n[train]\nepochs = 3\n')
+    (mine / "logreg.toml").write_text((EXPERIMENTS / "logreg.toml").read_text())
+    monkeypatch.setattr(loading, "shipped_experiments_dir", lambda: EXPERIMENTS)
+    monkeypatch.setenv("MNIST_TUI_EXPERIMENTS", str(mine))
+    code, out, _ = cli(capsys, "list", "--json")
+    assert code == 0
+    rows = {r["name"]: r for r in json.loads(out)}
+    assert (rows["wide"]["origin"], rows["wide"]["shadows"]) == ("user", False)
+    assert (rows["logreg"]["origin"], rows["logreg"]["shadows"]) == ("user", True)
+    assert (rows["fnn1"]["origin"], rows["fnn1"]["shadows"]) == ("shipped", False)
+    code, text, _ = cli(capsys, "list")
+    assert "2 yours" in text and "1 shadowing a shipped one" in text

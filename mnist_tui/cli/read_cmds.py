@@ -47,6 +47,8 @@ def list_(
             [
                 {
                     "name": r.name,
+                    "origin": r.origin,
+                    "shadows": r.shadows,
                     "error": r.error,
                     "dataset": r.spec.data.dataset if r.spec else None,
                     "model": r.spec.model.name if r.spec else None,

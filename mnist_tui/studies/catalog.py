@@ -6,7 +6,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mnist_tui.config.loading import experiment_names, load_experiment, load_spec_file
+from mnist_tui.config.loading import (
+    experiment_names,
+    experiment_sources,
+    load_experiment,
+    load_spec_file,
+)
 from mnist_tui.config.spec import ExperimentSpec
 from mnist_tui.errors import SpecError, StoreError
 from mnist_tui.runs.index import index_for
@@ -21,6 +26,8 @@ class ExperimentRow:
     error: str | None
     parameters: int | None
     runs: list[RunInfo]
+    origin: str = "shipped"  # "shipped" with the package, or "user" (the experiments dir)
+    shadows: bool = False  # a user file that hides a shipped experiment of the same name
 
     @property
     def best_run(self) -> RunInfo | None:
@@ -54,15 +61,20 @@ def experiment_rows(
     for run in store.runs(brief=True, archived=archived) if runs is None else runs:
         by_exp.setdefault(run.experiment, []).append(run)
     rows = []
-    for name in experiment_names(experiments_dir):
+    for name, source in experiment_sources(experiments_dir).items():
         if names and name not in names:
             continue
+        origin, shadows = source.origin, source.shadows is not None
         try:
             spec = load_experiment(name, experiments_dir)
             params = parameter_count(spec)
-            rows.append(ExperimentRow(name, spec, None, params, by_exp.get(name, [])))
+            rows.append(
+                ExperimentRow(name, spec, None, params, by_exp.get(name, []), origin, shadows)
+            )
         except SpecError as exc:
-            rows.append(ExperimentRow(name, None, str(exc), None, by_exp.get(name, [])))
+            rows.append(
+                ExperimentRow(name, None, str(exc), None, by_exp.get(name, []), origin, shadows)
+            )
     return rows
 
 

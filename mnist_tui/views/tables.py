@@ -192,11 +192,12 @@ def experiments_table(rows: Sequence[ExperimentRow]) -> TableData:
         Column("latest", drop=2),
     ]
     out = []
+    mixed = len({getattr(r, "origin", "shipped") for r in rows}) > 1
     for r in rows:
         spec = r.spec
         if spec is None:
             blank = [Cell("")] * 7
-            out.append(Row(r.name, (Cell(r.name), Cell("invalid", "red"), *blank), r.name))
+            out.append(Row(r.name, (_name_cell(r, mixed), Cell("invalid", "red"), *blank), r.name))
             continue
         best = r.best_run
         best_acc = best.final("test_acc") if best else None
@@ -205,7 +206,7 @@ def experiments_table(rows: Sequence[ExperimentRow]) -> TableData:
             Row(
                 r.name,
                 (
-                    Cell(r.name),
+                    _name_cell(r, mixed),
                     Cell(DATASET_SHORT.get(spec.data.dataset, spec.data.dataset)),
                     Cell(spec.model.name),
                     _num(r.parameters, fmt.count(r.parameters)),
@@ -218,7 +219,22 @@ def experiments_table(rows: Sequence[ExperimentRow]) -> TableData:
                 f"{r.name} {spec.data.dataset} {spec.model.name}",
             )
         )
-    return TableData(f"{len(rows)} experiments", columns, out)
+    title = f"{len(rows)} experiments"
+    yours = sum(1 for r in rows if getattr(r, "origin", "shipped") == "user")
+    shadowing = sum(1 for r in rows if getattr(r, "shadows", False))
+    if yours and yours < len(rows):  # only a mixed listing needs telling apart
+        title += f" · {yours} yours (bold)"
+    if shadowing:
+        title += f", {shadowing} shadowing a shipped one (yellow)"
+    return TableData(title, columns, out)
+
+
+def _name_cell(r: ExperimentRow, mixed: bool) -> Cell:
+    """Beside shipped ones, a user's own experiment in bold; one that hides a shipped
+    experiment of the same name in yellow."""
+    if getattr(r, "shadows", False):
+        return Cell(r.name, "bold yellow")
+    return Cell(r.name, "bold" if mixed and getattr(r, "origin", "shipped") == "user" else "")
 
 
 def spec_table(spec: ExperimentSpec) -> TableData:
