@@ -147,8 +147,18 @@ def test_a_queued_trial_is_pruned_through_its_cancel_flag(tmp_path: Path) -> Non
     spec = load_experiment("logreg", EXPERIMENTS, ["data.val_split=0.1"])
     store = RunStore(tmp_path / "runs")
     info = scheduler.enqueue(store, spec, scheduler.QueueRequest(("data.val_split=0.1",)))
-    # a stand-in trainer: a process that holds the run and takes the cancel's SIGTERM
-    trainer = subprocess.Popen(["sleep", "60"])
+    # a stand-in trainer: a process that holds the run and notes the cancel's SIGTERM
+    told, ready = tmp_path / "got-sigterm", tmp_path / "ready"
+    trainer = subprocess.Popen(
+        [sys.executable, "-c", "import pathlib, signal, sys, time\n"
+         "signal.signal(signal.SIGTERM, lambda *_: pathlib.Path(sys.argv[1]).touch())\n"
+         "pathlib.Path(sys.argv[2]).touch()\n"
+         "time.sleep(60)", str(told), str(ready)],
+    )  # fmt: skip
+    deadline = time.monotonic() + 20
+    while not ready.exists():
+        assert time.monotonic() < deadline, "the stand-in trainer did not start"
+        time.sleep(0.05)
     try:
         mine = claims.claim(info.path, "worker")
         claims.hand_over(info.path, mine, trainer.pid, "train")
@@ -169,7 +179,11 @@ def test_a_queued_trial_is_pruned_through_its_cancel_flag(tmp_path: Path) -> Non
         while not (info.path / scheduler.CANCEL_FLAG).exists():
             assert time.monotonic() < deadline, "the pruned trial's run was never cancelled"
             time.sleep(0.1)
-        assert trainer.wait(timeout=10) == -signal.SIGTERM  # the local trainer was told too
+        deadline = time.monotonic() + 10
+        while not told.exists():  # the local trainer was told too
+            assert time.monotonic() < deadline, "the trainer got no SIGTERM"
+            time.sleep(0.1)
+        time.sleep(1)
         assert follower.is_alive()  # it waits for the run to end and be released
         handle.update(status="killed", reason="cancelled by the user")
         claims.release(info.path, claims.holder_of(info.path), ended="killed")  # type: ignore[arg-type]

@@ -262,6 +262,13 @@ def _first_line(exc: BaseException) -> str:
     return (text.splitlines()[0] if text else type(exc).__name__)[:300]
 
 
+def _has_token() -> bool:
+    """Whether this user has a Ray authentication token (Ray's own places for one)."""
+    if os.environ.get("RAY_AUTH_TOKEN") or os.environ.get("RAY_AUTH_TOKEN_PATH"):
+        return True
+    return (Path.home() / ".ray" / "auth_token").is_file()
+
+
 def _is_loopback(address: str | None) -> bool:
     host = (address or "").rsplit(":", 1)[0].strip("[]")
     return host in ("127.0.0.1", "localhost", "::1")
@@ -298,6 +305,15 @@ class RayWorker(Worker):
             # a cluster of this one machine: keep Ray on the loopback interface (without
             # this Ray swaps 127.0.0.1 for the machine's address and listens on it)
             os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+        if self.address is not None and "RAY_AUTH_MODE" not in os.environ and _has_token():
+            # once a token exists, `ray start` turns token auth on, but a driver that
+            # connects sends the token only in token mode (a cluster without auth
+            # accepts it too)
+            os.environ["RAY_AUTH_MODE"] = "token"
+            with contextlib.suppress(Exception):  # Ray reads its config once, at import
+                import importlib
+
+                importlib.import_module("ray._raylet").Config.initialize("")
         if self.address is not None and (why := _unreachable(self.address)):
             raise MnistTuiError(
                 f"no Ray cluster answers at {self.address} ({why}); start one with "
@@ -323,7 +339,15 @@ class RayWorker(Worker):
                 ray.init(address=self.address, logging_level="ERROR", log_to_driver=False)
         except Exception as exc:  # Ray raises ConnectionError, RuntimeError, ValueError...
             where = f"the Ray cluster at {self.address}" if self.address else "a local Ray"
-            raise MnistTuiError(f"cannot connect to {where}: {_first_line(exc)}") from None
+            hint = (
+                ""
+                if self.address is None
+                else (
+                    " (a cluster with token auth also needs its token: RAY_AUTH_TOKEN, or "
+                    "~/.ray/auth_token)"
+                )
+            )
+            raise MnistTuiError(f"cannot connect to {where}: {_first_line(exc)}{hint}") from None
         finally:
             timer.cancel()
         # ray.init takes SIGTERM for itself; `worker stop` must still stop us cleanly

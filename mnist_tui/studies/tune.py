@@ -46,6 +46,7 @@ if TYPE_CHECKING:
 JOURNAL = "tune.journal"
 LEGACY_DB = "tune.db"
 POLL = 0.5  # seconds between looks at a queued trial's run
+ORPHAN_WAIT = 10.0  # a running trial with no trainer and no worker is given up after this
 
 
 def _optuna() -> Any:
@@ -408,7 +409,7 @@ class _QueuedTrials:
         from mnist_tui.runs.scheduler import cancel
 
         metric = self.spec.search.metric
-        reported, pruned = 0, False
+        reported, pruned, orphaned = 0, False, 0.0
         while True:
             fresh = self.store.read_run(info.experiment, info.id)
             if fresh is None:
@@ -432,7 +433,12 @@ class _QueuedTrials:
                 raise _Stopped("the search was interrupted")
             self.keep_worker(fresh)
             if stored == "running" and fresh.status == "interrupted" and self.no_worker():
-                return fresh, pruned  # its trainer and its worker are both gone
+                # its trainer and its worker are both gone (give a worker time to reap it)
+                orphaned = orphaned or time.monotonic()
+                if time.monotonic() - orphaned > ORPHAN_WAIT:
+                    return fresh, pruned
+            else:
+                orphaned = 0.0
             time.sleep(POLL)
 
     def no_worker(self) -> bool:
