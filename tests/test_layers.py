@@ -67,7 +67,5 @@ def test_read_only_layers_do_not_import_torch(module: str) -> None:
 
 
 def test_every_module_imports() -> None:
-    code = "import importlib; " + "; ".join(
-        f"importlib.import_module('{m}')" for m in _modules()
-    )
+    code = "import importlib; " + "; ".join(f"importlib.import_module('{m}')" for m in _modules())
     subprocess.run([sys.executable, "-c", code], check=True, timeout=180)
