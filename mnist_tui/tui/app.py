@@ -348,10 +348,15 @@ def run_app(
     concurrency: int = 1,
 ) -> None:
     scheduler.normalize_device(device)  # a bad --device is an error now, not per queued run
-    MnistTuiApp(
+    app = MnistTuiApp(
         data_dir=data_dir,
         runs_dir=runs_dir,
         experiments_dir=experiments_dir,
         device=device,
         concurrency=concurrency,
-    ).run()
+    )
+    app.run()
+    # Textual sets a non-zero return code when the app died of an error: a script or a
+    # supervisor must see that, not 0
+    if app.return_code:
+        raise SystemExit(app.return_code)
