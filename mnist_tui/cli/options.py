@@ -126,10 +126,21 @@ def _root(
     data_dir: DataDir = None,
     runs_dir: RunsDir = None,
     experiments_dir: ExpDir = None,
-    device: Annotated[str, typer.Option(help="Device for queued runs.")] = "auto",
+    device: Annotated[
+        str, typer.Option(metavar="DEVICE", help="Pin the console's queued runs: cpu, 0, cuda:1.")
+    ] = "auto",
     concurrency: Annotated[
-        int, typer.Option(help="Runs trained at once by the console (0 pauses the queue).")
+        int,
+        typer.Option(
+            metavar="N", help="Runs at once per device for the worker it starts (0 pauses)."
+        ),
     ] = 1,
+    backend: Annotated[
+        str, typer.Option(metavar="BACKEND", help="The worker it starts: local or ray.")
+    ] = "local",
+    address: Annotated[
+        str | None, typer.Option(metavar="ADDR", help="The Ray cluster (with --backend ray).")
+    ] = None,
 ) -> None:
     if ctx.invoked_subcommand is not None:
         # the global directory options also apply to subcommands that leave them unset
@@ -147,6 +158,8 @@ def _root(
         experiments_dir=experiments_dir,
         device=device,
         concurrency=concurrency,
+        backend=backend,
+        address=address,
     )
 
 

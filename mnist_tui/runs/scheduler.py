@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import socket
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -168,8 +169,15 @@ def cancel(store: RunStore, run: RunInfo) -> str:
         with contextlib.suppress(OSError):
             (run.path / CANCEL_FLAG).write_text(str(time.time()), encoding="utf-8")
         holder_ = claims.holder_of(run.path)
-        pid = holder_.pid if holder_ is not None else run.summary.get("pid")
-        if isinstance(pid, int) and (holder_ is None or holder_.alive()):
+        here = socket.gethostname()
+        if holder_ is not None:
+            # only the process that trains, and only on this host: a pid from another
+            # host names an unrelated process here, and the worker itself must go on
+            pid = holder_.pid if holder_.host == here and holder_.purpose != "worker" else None
+        else:
+            same_host = run.summary.get("host") == here
+            pid = run.summary.get("pid") if same_host else None
+        if isinstance(pid, int) and pid > 0 and (holder_ is None or holder_.alive()):
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.kill(pid, signal.SIGTERM)
         return "asked to stop"

@@ -369,7 +369,8 @@ def definition_hash(raw: Mapping[str, Any]) -> str:
     d = {k: raw.get(k) for k in DEFINITION_SECTIONS}
     train = d.get("train")
     if isinstance(train, Mapping):
-        d["train"] = {k: v for k, v in train.items() if k not in SEED_KEYS}
+        # seeds, and the resources a run asks of a cluster, change no figure
+        d["train"] = {k: v for k, v in train.items() if k not in (*SEED_KEYS, "gpus", "cpus")}
     blob = json.dumps(d, sort_keys=True, separators=(",", ":"), default=list, allow_nan=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:20]
 

@@ -23,6 +23,7 @@ from textual.worker import Worker, get_current_worker
 
 from mnist_tui.config.loading import default_experiments_dir
 from mnist_tui.config.spec import ExperimentSpec
+from mnist_tui.errors import MnistTuiError
 from mnist_tui.runs import scheduler
 from mnist_tui.runs.store import ACTIVE, RunInfo, RunStore, default_runs_dir
 from mnist_tui.runs.worker import WorkerOptions, ensure_worker, worker_info
@@ -79,6 +80,8 @@ class MnistTuiApp(App[None]):
         device: str = "auto",
         concurrency: int = 1,
         poll_interval: float = 1.0,
+        backend: str = "local",
+        address: str | None = None,
     ) -> None:
         super().__init__()
         self.experiments_dir = experiments_dir or default_experiments_dir()
@@ -90,6 +93,8 @@ class MnistTuiApp(App[None]):
             devices=(pinned,) if pinned else (),
             per_device=max(1, concurrency),
             data_dir=data_dir,
+            backend=backend,
+            address=address,
         )
         if concurrency == 0:
             scheduler.pause(self.store)  # --concurrency 0: queue without starting anything
@@ -346,14 +351,24 @@ def run_app(
     experiments_dir: Path | None = None,
     device: str = "auto",
     concurrency: int = 1,
+    backend: str = "local",
+    address: str | None = None,
 ) -> None:
     scheduler.normalize_device(device)  # a bad --device is an error now, not per queued run
+    if backend not in ("local", "ray"):
+        raise MnistTuiError(f"--backend: expected local or ray, got '{backend}'")
+    if backend == "ray":
+        from mnist_tui.runs.ray_backend import import_ray
+
+        import_ray()  # without Ray installed: one line saying how to install it
     app = MnistTuiApp(
         data_dir=data_dir,
         runs_dir=runs_dir,
         experiments_dir=experiments_dir,
         device=device,
         concurrency=concurrency,
+        backend=backend,
+        address=address,
     )
     app.run()
     # Textual sets a non-zero return code when the app died of an error: a script or a
