@@ -119,5 +119,13 @@ async def test_console_shows_searches(fake_data: Path, tmp_path: Path) -> None:
         await pilot.press("S")
         await pilot.pause(0.5)
         assert isinstance(app.screen, SearchScreen)
-        body = app.screen.query_one("#search-body", Static)
-        assert body.render() is not None
+        status = app.screen.query_one("#search-status", Static)
+        for _ in range(100):  # the studies are read in a worker thread
+            if "1 search" in str(status.render()):
+                break
+            await pilot.pause(0.1)
+        assert "1 search" in str(status.render())
+        from mnist_tui.tui.grid import DataGrid
+
+        (trials, *_) = app.screen.query(DataGrid)
+        assert trials.row_count == 3
