@@ -181,7 +181,8 @@ class MnistTuiApp(App[None]):
             # each experiment's [train] repeats become a group of seeds, as with `queue add`
             planned = plan_seeds(specs, overrides)
             queue_planned(planned, self.store)
-            ensure_worker(self.store, self.worker_options)
+            if not scheduler.is_paused(self.store):  # a paused queue starts nothing
+                ensure_worker(self.store, self.worker_options)
             names = ", ".join(s.name for s in specs)
             runs = f"{len(planned)} runs" if len(planned) > 1 else "1 run"
             with_ = f" with {' '.join(overrides)}" if overrides else ""
