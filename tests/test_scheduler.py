@@ -146,13 +146,15 @@ def test_two_workers_and_two_consoles_start_each_run_exactly_once(
     assert sum("already serves" in o for o in outputs) >= 1, outputs
 
 
-def _race_claim(run: str, barrier: object, results: object) -> None:
+def _race_claim(run: str, barrier: object, results: object, done: object) -> None:
     barrier.wait()  # type: ignore[attr-defined]
     try:
         claims.claim(Path(run), "race")
         results.put("won")  # type: ignore[attr-defined]
     except claims.ClaimedError as exc:
         results.put(f"lost: {exc}")  # type: ignore[attr-defined]
+    # stay alive until everyone has tried: a dead holder's claim may rightly be broken
+    done.wait()  # type: ignore[attr-defined]
 
 
 @pytest.mark.parametrize("contenders", [2, 6])
@@ -160,9 +162,9 @@ def test_a_run_is_claimed_by_exactly_one_of_many_processes(tmp_path: Path, conte
     run = tmp_path / "run"
     run.mkdir()
     ctx = multiprocessing.get_context("fork")
-    barrier, results = ctx.Barrier(contenders), ctx.Queue()
+    barrier, done, results = ctx.Barrier(contenders), ctx.Barrier(contenders), ctx.Queue()
     procs = [
-        ctx.Process(target=_race_claim, args=(str(run), barrier, results))
+        ctx.Process(target=_race_claim, args=(str(run), barrier, results, done))
         for _ in range(contenders)
     ]
     for p in procs:

@@ -1,7 +1,8 @@
 """Taking a run: one atomic claim per attempt, so two processes never train into one run.
 
-Whoever starts or resumes a run first creates `<run>/.claim` with `O_CREAT | O_EXCL`: the
-file system lets exactly one creator win, also between two hosts on a shared store. The
+Whoever starts or resumes a run first creates `<run>/.claim` (a hard link of a written
+record, which fails like `O_EXCL` when the name exists): the file system lets exactly one
+creator win, also between two hosts on a shared store. The
 claim names its holder (pid, the process's start time, host), so a later reader can tell a
 live holder from a dead one even after the pid was reused. When the attempt ends the claim
 is appended to `<run>/claims.jsonl` (the run's history of attempts) and removed; a claim
@@ -78,18 +79,26 @@ def holder_of(run: Path) -> Holder | None:
 
 
 def _write_new(path: Path, holder: Holder) -> bool:
-    """Create `path` exclusively with the holder's record; False when it already exists."""
+    """Create `path` with the holder's record, only if it does not exist; False if it does.
+
+    The record is written to a private file first and hard-linked into place: `link`
+    fails when the name exists (like O_EXCL), and a reader never sees an empty claim."""
+    tmp = path.with_name(f".claim.{os.getpid()}.{time.time_ns()}.new")
     try:
-        fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-    except FileExistsError:
-        return False
+        with tmp.open("x", encoding="utf-8") as fh:
+            json.dump(asdict(holder), fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            return False
+        return True
     except OSError as exc:
         raise StoreError(f"cannot claim {path.parent}: {exc.strerror}") from None
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        json.dump(asdict(holder), fh)
-        fh.flush()
-        os.fsync(fh.fileno())
-    return True
+    finally:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
 
 
 def break_stale(run: Path) -> Holder | None:
@@ -108,6 +117,15 @@ def break_stale(run: Path) -> Holder | None:
     try:
         os.rename(path, aside)  # only one breaker wins the rename
     except OSError:
+        return None
+    moved = _read_holder(aside)
+    if moved != holder:
+        # between our look and our rename another process broke the dead claim and took
+        # the run: put its live claim back (link fails if yet another one is there)
+        with contextlib.suppress(OSError):
+            os.link(aside, path)
+        with contextlib.suppress(OSError):
+            aside.unlink()
         return None
     _append_history(run, holder, ended="holder vanished")
     with contextlib.suppress(OSError):
