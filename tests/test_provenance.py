@@ -26,7 +26,7 @@ from mnist_tui.data import device as data_device
 from mnist_tui.errors import SpecError
 from mnist_tui.train.setup import make_optimizer, make_scheduler
 from mnist_tui.train.trainer import Trainer
-from mnist_tui.views.provenance import provenance_lines
+from mnist_tui.views.provenance import provenance_cell, provenance_lines
 from tests.conftest import EXPERIMENTS
 
 STUDY_B = [f"task{i}" for i in range(16)]
@@ -352,6 +352,7 @@ def test_reference_provenance_is_complete(name: str) -> None:
     assert ref.files and ref.figure_file and ref.figure_line
     if any(f.endswith(".ipynb") for f in ref.files):
         assert ref.cells
+    assert provenance_cell(spec_of(name)).startswith(f"{ref.repository}@{ref.commit[:7]} ")
     lines = provenance_lines(spec_of(name))
     assert lines[0].startswith(f"settings: {ref.repository} @ {ref.commit[:12]}")
     assert lines[1].startswith("figure:") and f"line {ref.figure_line}" in lines[1]
@@ -447,3 +448,10 @@ def test_lenet5_tuned_dropout_rate_is_never_used() -> None:
     nb = json.loads("\n".join(_git_show(ref.repository, ref.commit, "lenet5.ipynb")))
     source = "".join(nb["cells"][2]["source"])
     assert "dropout_rate" in source and "Dropout" not in source and "self.dropout" not in source
+
+
+def test_no_provenance_without_a_repository() -> None:
+    spec = spec_of("logreg")
+    assert provenance_cell(spec) == "" and not any(
+        line.startswith(("settings:", "figure:")) for line in provenance_lines(spec)
+    )

@@ -23,3 +23,12 @@ def provenance_lines(spec: ExperimentSpec) -> list[str]:
     if ref.notes:
         lines.append(f"notes:    {ref.notes}")
     return lines
+
+
+def provenance_cell(spec: ExperimentSpec) -> str:
+    """One table cell: "owner/name@abc1234 file (cells 1,3)", or "" without provenance."""
+    ref = spec.reference
+    if not ref.repository:
+        return ""
+    cells = f" (cells {','.join(map(str, ref.cells))})" if ref.cells else ""
+    return f"{ref.repository}@{ref.commit[:7]} {' + '.join(ref.files)}{cells}"
