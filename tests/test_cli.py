@@ -45,6 +45,13 @@ def test_diff_task4_task6(capsys: pytest.CaptureFixture[str]) -> None:
     assert "model.kernel" in text and "[5, 5]" in text and "model.filters" not in text
     code, text, _ = cli(capsys, "diff", "task4", "task6", "--all")
     assert "model.filters" in text
+    # piped, colour is gone: changed and unchanged keys are told apart by a mark
+    lines = text.splitlines()
+    assert any("≠" in line and "model.kernel" in line for line in lines)
+    assert any("=" in line and "model.filters" in line and "≠" not in line for line in lines)
+    assert "Reported results" in text and "task4 reported" in text
+    code, md, _ = cli(capsys, "diff", "task4", "task6", "--all", "--md")
+    assert "| ≠ | `model.kernel` |" in md and "| = | `model.filters` |" in md
 
 
 def test_show_experiment_marks_inherited(capsys: pytest.CaptureFixture[str]) -> None:
@@ -88,6 +95,11 @@ def test_run_then_runs_show_diff(
     d = json.loads(out)
     assert [c["key"] for c in d["definition"]] == ["train.seed"]
     assert any(r["figure"] == "final test acc" for r in d["results"])
+    # a run against its experiment: which figures were reported and which reproduced
+    code, out, _ = cli(capsys, "diff", "fnn1", "1", "--runs-dir", runs, "--md")
+    assert code == 0
+    assert "fnn1 reported" in out and f"fnn1/{newest} reproduced" in out
+    assert "`data.dataset`" in out  # the override shows as a changed key
 
 
 @pytest.mark.parametrize(

@@ -73,6 +73,19 @@ def test_report_groups_seeds_and_ignores_other_definitions(tmp_path: Path) -> No
     assert row.hardest == "Shirt" and row.reported_hardest == "Shirt"
 
 
+@pytest.mark.parametrize("accs", [[0.91126, 0.91126], [0.838049, 0.838051], [0.99, 0.99149]])
+def test_delta_agrees_with_the_rounded_figures_shown(tmp_path: Path, accs: list[float]) -> None:
+    """A reader who subtracts the two figures in the table gets the printed Δ."""
+    store = RunStore(tmp_path)
+    for seed, acc in enumerate(accs):
+        fake_run(store, "fnn1", seed, acc, acc)
+    (row,) = build_report(EXPERIMENTS, store, ["fnn1"])
+    assert row.final_acc is not None and row.reported_acc is not None
+    shown = float(row.final_acc.pct().split()[0].rstrip("%"))
+    reported = float(f"{100 * row.reported_acc:.2f}")
+    assert f"{row.delta_pp:+.2f}" == f"{shown - reported:+.2f}"
+
+
 def test_best_epoch_studies_compare_best(tmp_path: Path) -> None:
     store = RunStore(tmp_path)
     for seed in range(3):
@@ -88,12 +101,16 @@ def test_report_cli_markdown_and_json(tmp_path: Path, capsys: pytest.CaptureFixt
     fake_run(store, "logreg", 0, 0.70, 0.71)
     run_cli("report", "--runs-dir", str(tmp_path / "runs"), "--md")
     md = capsys.readouterr().out
-    assert md.count("\n") == 2 + 27  # header, rule, one line per experiment
+    table = [line for line in md.splitlines() if line.startswith("|")]
+    assert len(table) == 2 + 27  # header, rule, one line per experiment
+    # every marker and column that needs one is explained under the table
+    assert "ᵇ reported at the study's best epoch" in md and "Δ pp:" in md and "inside:" in md
     assert "| logreg | fashion_mnist | 7,850 | 10 | 71.50% | 70.00% |" in md
     run_cli("report", "logreg", "--runs-dir", str(tmp_path / "runs"), "--json")
     (row,) = json.loads(capsys.readouterr().out)
     assert row["runs"] == 1 and row["delta_pp"] == pytest.approx(-1.5)
-    assert markdown([]).count("\n") == 2
+    # the header and its rule, no rows
+    assert sum(line.startswith("|") for line in markdown([]).splitlines()) == 2
 
 
 def test_report_unknown_experiment_is_an_error(capsys: pytest.CaptureFixture[str]) -> None:

@@ -79,10 +79,12 @@ class ReportRow:
 
     @property
     def delta_pp(self) -> float | None:
+        """Reproduced minus reported, in points, from the figures as shown (two decimals),
+        so that the Δ a reader recomputes from the table is the Δ printed."""
         c = self.compared
         if c is None or self.reported_acc is None:
             return None
-        return 100 * (c.mean - self.reported_acc)
+        return round(round(100 * c.mean, 2) - round(100 * self.reported_acc, 2), 2)
 
     @property
     def inside(self) -> bool | None:
@@ -183,6 +185,34 @@ OTHER_DEFINITION_NOTE = (
 )
 
 
+DELTA_NOTE = (
+    "Δ pp: reproduced mean minus reported, from the rounded figures shown, at the epoch "
+    "the study reported (the final epoch unless marked ᵇ)."
+)
+BEST_NOTE = (
+    "ᵇ reported at the study's best epoch: Δ compares it with each run's best epoch."
+)
+BEST_COLUMN_NOTE = (
+    "best: test accuracy at each run's best epoch, the one with the lowest validation "
+    "loss (highest test accuracy without a validation split; train.best_metric)."
+)
+INSIDE_NOTE = (
+    "inside: the reported figure lies within the reproduced mean ± 2 std "
+    "(— until an experiment has two seeds)."
+)
+
+
+def report_notes(rows: list[ReportRow]) -> list[str]:
+    """The footnotes of the markers and columns that appear in these rows."""
+    notes = [DELTA_NOTE]
+    if any(r.reported_at == "best" for r in rows):
+        notes.append(BEST_NOTE)
+    notes += [INSIDE_NOTE, BEST_COLUMN_NOTE]
+    if any(r.other_definition_runs for r in rows):
+        notes.append(OTHER_DEFINITION_NOTE)
+    return notes
+
+
 def markdown(rows: list[ReportRow]) -> str:
     lines = [
         "| experiment | data | params | epochs | reported acc | reproduced final "
@@ -191,7 +221,7 @@ def markdown(rows: list[ReportRow]) -> str:
         "|---|---|---:|---:|---:|---:|---:|---:|:-:|---:|---:|---|---:|---:|",
     ]
     for r in rows:
-        at = " (best)" if r.reported_at == "best" else ""
+        at = "ᵇ" if r.reported_at == "best" else ""
         loss = r.best_loss if r.reported_at == "best" else r.final_loss
         inside = {True: "yes", False: "no", None: "—"}[r.inside]
         hardest = f"{r.reported_hardest} / {r.hardest or '—'}" if r.reported_hardest else "—"
@@ -204,6 +234,5 @@ def markdown(rows: list[ReportRow]) -> str:
             f"| {_cell_stat(r.best_acc)} | {delta} | {inside} | {fmt.num(r.reported_loss)} "
             f"| {loss_text} | {hardest} | {runs_text(r)} | {time_text} |"
         )
-    if any(r.other_definition_runs for r in rows):
-        lines += ["", OTHER_DEFINITION_NOTE]
+    lines += ["", *(f"- {note}" for note in report_notes(rows))]
     return "\n".join(lines) + "\n"

@@ -167,10 +167,11 @@ def markdown_table(data: TableData, code_first: bool = False) -> str:
         "| " + " | ".join(c.header for c in data.columns) + " |",
         "|" + "|".join(align[c.justify] for c in data.columns) + "|",
     ]
+    code_at = next((i for i, c in enumerate(data.columns) if c.keep), 0)
     for r in data.rows:
         cells = [c.text for c in r.cells]
         if code_first:
-            cells[0] = f"`{cells[0]}`"
+            cells[code_at] = f"`{cells[code_at]}`"
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -302,7 +303,9 @@ def print_diff(
 
 def diff_markdown(a: Subject, b: Subject, changes: list[Change], deltas: list[FigureDelta]) -> str:
     keys, figures = tables.diff_tables(a, b, changes, deltas)
-    parts = [f"### {a.label} → {b.label}", "", markdown_table(keys, code_first=True)]
+    parts = [f"### {a.label} → {b.label}", ""]
+    parts += [markdown_table(keys, code_first=True)] if keys.rows else [keys.empty]
+    parts += ["", *keys.notes] if keys.notes else []
     if figures.rows:
         parts += ["", markdown_table(figures)]
     return "\n".join(parts) + "\n"

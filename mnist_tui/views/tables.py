@@ -600,19 +600,28 @@ def _absent(v: Any) -> str:
 
 
 def diff_keys_table(a_label: str, b_label: str, changes: Sequence[Change]) -> TableData:
-    """Definition keys side by side: changed ones bold (old red, new green), others dim."""
+    """Definition keys side by side: changed ones bold (old red, new green), others dim.
+
+    When unchanged keys are shown too (`--all`), a first column marks the changed ones
+    with ≠, so they stay distinguishable without colour (piped, `--md`, monochrome)."""
+    mixed = any(not c.changed for c in changes)
     rows = []
     for c in changes:
         if c.changed:
             cells = (Cell(c.key, "bold"), Cell(_absent(c.a), "red"), Cell(_absent(c.b), "green"))
         else:
             cells = (Cell(c.key, "dim"), Cell(_absent(c.a), "dim"), Cell(_absent(c.b), "dim"))
+        if mixed:
+            cells = (Cell("≠", "bold yellow") if c.changed else Cell("=", "dim"), *cells)
         rows.append(Row(c.key, cells))
+    columns = [Column("key", keep=True), Column(a_label), Column(b_label)]
+    notes = []
+    if mixed:
+        columns.insert(0, Column(" "))
+        changed = sum(1 for c in changes if c.changed)
+        notes.append(f"≠ changed ({changed}), = the same ({len(changes) - changed})")
     return TableData(
-        "Definition",
-        [Column("key", keep=True), Column(a_label), Column(b_label)],
-        rows,
-        empty="definitions are identical",
+        "Definition", columns, rows, notes=notes, empty="definitions are identical"
     )
 
 
@@ -680,13 +689,29 @@ def delta_table(a_label: str, b_label: str, deltas: Sequence[Delta], title: str)
 def diff_tables(
     a: Subject, b: Subject, changes: Sequence[Change], deltas: Iterable[FigureDelta]
 ) -> tuple[TableData, TableData]:
-    """The definition and the figures of a diff (`diff`, `diff --md` and the console)."""
+    """The definition and the figures of a diff (`diff`, `diff --md` and the console).
+
+    An experiment's figures are the ones its study reported, a run's are reproduced
+    here: the figure columns say which."""
     epochs = (_best_epoch(a), _best_epoch(b)) if a.run or b.run else None
-    title = "Results" if a.run or b.run else "Reported results"
+    kinds = {s.kind for s in (a, b)}
+    title = {
+        frozenset({"experiment"}): "Reported results",
+        frozenset({"run"}): "Reproduced results",
+    }.get(frozenset(kinds), "Results: reported (experiment) vs reproduced (run)")
     return (
         diff_keys_table(a.label, b.label, changes),
-        delta_table(a.label, b.label, deltas_of(deltas, epochs), title),
+        delta_table(
+            f"{a.label} {_figure_origin(a)}",
+            f"{b.label} {_figure_origin(b)}",
+            deltas_of(deltas, epochs),
+            title,
+        ),
     )
+
+
+def _figure_origin(s: Subject) -> str:
+    return "reproduced" if s.run is not None else "reported"
 
 
 def _best_epoch(s: Subject) -> int | None:
@@ -699,7 +724,7 @@ def _best_epoch(s: Subject) -> int | None:
 
 def report_table(rows: Sequence[ReportRow]) -> TableData:
     """Reported vs reproduced, mean ± std over seeds (`mnist-tui report` and the console)."""
-    from mnist_tui.studies.report import OTHER_DEFINITION_NOTE, runs_text
+    from mnist_tui.studies.report import report_notes, runs_text
 
     columns = [
         Column("experiment", keep=True),
@@ -746,8 +771,13 @@ def report_table(rows: Sequence[ReportRow]) -> TableData:
                 ),
             )
         )
-    notes = [OTHER_DEFINITION_NOTE] if any(r.other_definition_runs for r in rows) else []
-    return TableData("Reported vs reproduced (mean ± std over seeds)", columns, out, notes)
+    return TableData(
+        "Reported vs reproduced (mean ± std over seeds)",
+        columns,
+        out,
+        report_notes(list(rows)) if rows else [],
+        empty="no experiments to report",
+    )
 
 
 def _stat(s: Any) -> str:
