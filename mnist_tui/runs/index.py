@@ -48,7 +48,7 @@ if TYPE_CHECKING:
     from mnist_tui.runs.store import RunInfo
 
 INDEX_FILE = ".index.sqlite"
-SCHEMA_VERSION = 8
+SCHEMA_VERSION = 9
 RUN_ID = re.compile(r"^[0-9a-f]{8}$")
 # config.loading.EXPERIMENT_NAME, the one rule for experiment files and run directories
 # (fullmatch); repeated here because importing the config layer costs listings 0.1 s
@@ -69,6 +69,7 @@ BRIEF_SCALARS = (
     "hardest_class",
     "train_seconds",
     "wall_seconds",
+    "started",
 )
 BRIEF_FIGURES = ("test_acc", "test_loss", "val_acc", "val_loss")
 ALIVE_STATES = ("running", "interrupted")  # the two a stored "running" can turn out to be
@@ -88,6 +89,7 @@ _BRIEF_COLUMNS = [
     "hardest_class",
     "train_seconds",
     "wall_seconds",
+    "started",
     "overrides",
     *_FIGURE_COLUMNS,
 ]
@@ -101,7 +103,8 @@ CREATE TABLE runs(
     key TEXT PRIMARY KEY, fp TEXT NOT NULL, id TEXT NOT NULL, experiment TEXT NOT NULL, status TEXT,
     created REAL NOT NULL, seed INTEGER, grp TEXT, pid INTEGER, host TEXT, epochs INTEGER,
     epochs_done INTEGER, best_epoch INTEGER, hardest_class TEXT, train_seconds REAL,
-    wall_seconds REAL, overrides TEXT, {", ".join(f"{c} REAL" for c in _FIGURE_COLUMNS)},
+    wall_seconds REAL, started REAL,
+    overrides TEXT, {", ".join(f"{c} REAL" for c in _FIGURE_COLUMNS)},
     archived INTEGER NOT NULL, tags TEXT NOT NULL, definition TEXT, damaged TEXT,
     meta TEXT NOT NULL, gen INTEGER NOT NULL);
 CREATE TABLE summaries(key TEXT PRIMARY KEY, summary TEXT NOT NULL);
@@ -205,6 +208,7 @@ def _row(loaded: LoadedRun) -> tuple[Any, ...]:
         s.get("hardest_class"),
         s.get("train_seconds"),
         s.get("wall_seconds"),
+        _real(s.get("started")),
         _dumps(overrides) if overrides else None,
         *figures,
         1 if meta.get("archived") else 0,

@@ -21,10 +21,10 @@ from typing import Any, Literal
 from mnist_tui.config.spec import ExperimentSpec
 from mnist_tui.errors import StoreError
 from mnist_tui.runs import claim as claims
+from mnist_tui.runs.store import CANCEL_FLAG as CANCEL_FLAG
 from mnist_tui.runs.store import RunInfo, RunStore
 
 PAUSE_FLAG = ".queue-paused"
-CANCEL_FLAG = ".cancel"  # in a run directory: asks whoever trains it to stop
 Where = Literal["up", "down", "top", "bottom"]
 
 

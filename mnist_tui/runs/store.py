@@ -36,6 +36,7 @@ from mnist_tui.runs.io import write_json_atomic
 
 STATUSES = ("queued", "running", "completed", "failed", "killed", "interrupted")
 ACTIVE = ("queued", "running")
+CANCEL_FLAG = ".cancel"  # in a run directory: asks whoever trains it to stop
 RUN_ID = re.compile(r"^[0-9a-f]{8}$")
 
 
@@ -66,6 +67,12 @@ class RunInfo:
         return schema.effective_status(
             s.get("status", "interrupted"), s.get("host"), s.get("pid"), self.damaged
         )
+
+    @property
+    def stop_requested(self) -> bool:
+        """Someone asked this run to stop (`scheduler.cancel`); its trainer has not yet
+        necessarily seen it."""
+        return (self.path / CANCEL_FLAG).exists()
 
     @property
     def tags(self) -> list[str]:

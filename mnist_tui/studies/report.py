@@ -189,9 +189,7 @@ DELTA_NOTE = (
     "Δ pp: reproduced mean minus reported, from the rounded figures shown, at the epoch "
     "the study reported (the final epoch unless marked ᵇ)."
 )
-BEST_NOTE = (
-    "ᵇ reported at the study's best epoch: Δ compares it with each run's best epoch."
-)
+BEST_NOTE = "ᵇ reported at the study's best epoch: Δ compares it with each run's best epoch."
 BEST_COLUMN_NOTE = (
     "best: test accuracy at each run's best epoch, the one with the lowest validation "
     "loss (highest test accuracy without a validation split; train.best_metric)."

@@ -95,6 +95,40 @@ def status_cell(status: str | None) -> Cell:
     return Cell(status or "", STATUS_STYLE.get(status or "", ""))
 
 
+def shown_status(r: RunInfo) -> str:
+    """The status as views show it: a running run that was asked to stop says so at
+    once ("stopping"), before its trainer has seen the request and ended."""
+    status = r.status
+    if status == "running" and r.stop_requested:
+        return "stopping"
+    return status
+
+
+def eta_seconds(
+    summary: Mapping[str, Any], now: float, epoch_seconds: Sequence[float] = ()
+) -> float | None:
+    """Seconds left of a running run, moving with every step the trainer reports: from
+    the mean epoch time when epochs are done, else from the time since it started."""
+    total = summary.get("epochs")
+    if not isinstance(total, int):
+        return None
+    done = summary.get("epochs_done") or 0
+    steps, step = summary.get("steps"), summary.get("step")
+    fraction = 0.0
+    if steps and isinstance(step, int) and (summary.get("epoch_in_progress") or 0) > done:
+        fraction = min(step / steps, 1.0)
+    progress = done + fraction
+    if progress <= 0:
+        return None
+    if epoch_seconds:
+        per = sum(epoch_seconds) / len(epoch_seconds)
+        return max(0.0, per * (total - progress))
+    started = summary.get("started")
+    if not isinstance(started, int | float):
+        return None
+    return max(0.0, (now - started) / progress * (total - progress))
+
+
 # ----------------------------------------------------------------------------- shaping
 
 
@@ -297,6 +331,12 @@ def run_context(r: RunInfo, overrides: bool = True) -> str:
     return "  ".join(parts)
 
 
+NO_RUNS = "no runs yet: press a on an experiment in the console, or `mnist-tui run EXPERIMENT`"
+NO_QUEUE = (
+    "nothing queued or running: press a on an experiment in the console, or "
+    "`mnist-tui queue add EXPERIMENT`"
+)
+
 RUN_COLUMNS = [
     Column("#", "right", drop=7),
     Column("id", keep=True),
@@ -321,17 +361,23 @@ def run_row(r: RunInfo) -> Row:
         (
             Cell(r.id),
             Cell(r.experiment),
-            status_cell(r.status),
+            status_cell(shown_status(r)),
             _num(r.seed, "—" if r.seed is None else str(r.seed)),
             _num(done, f"{done}/{total}"),
             _num(r.final("test_acc"), fmt.pct(r.final("test_acc"))),
             _num(r.best("test_acc"), fmt.pct(r.best("test_acc"))),
             _num(r.duration(), fmt.seconds(r.duration())),
-            _num(r.created, fmt.ago(r.created)),
+            _num(_started(r), fmt.ago(_started(r))),
             Cell(_abbreviate(run_context(r), 40), "dim"),
         ),
         f"{r.id} {r.experiment} {r.status} {run_context(r)}",
     )
+
+
+def _started(r: RunInfo) -> float | None:
+    """When training started: a queued run has not (its queueing time is not a start)."""
+    started = r.summary.get("started")
+    return float(started) if isinstance(started, int | float) else None
 
 
 def _abbreviate(text: str, width: int) -> str:
@@ -353,7 +399,7 @@ def runs_table(
     for i, r in enumerate(infos, start):
         row = row_of(r)
         rows.append(replace(row, cells=(_num(-i, str(i)), *row.cells)))
-    data = TableData(f"{len(infos)} runs", list(RUN_COLUMNS), rows, empty="no runs yet")
+    data = TableData(f"{len(infos)} runs", list(RUN_COLUMNS), rows, empty=NO_RUNS)
     return data if show_experiment else without(data, "experiment")
 
 
@@ -470,9 +516,9 @@ def run_header(run: RunInfo, rows: Sequence[Mapping[str, Any]]) -> str:
     status = run.status
     done, total = s.get("epochs_done", len(rows)), s.get("epochs", "?")
     eta = ""
-    if status == "running" and rows and isinstance(total, int):
-        per = sum(r["seconds"] for r in rows) / len(rows)
-        eta = f"  ETA {fmt.seconds(per * (total - len(rows)))}"
+    if status == "running":
+        left = eta_seconds(s, time.time(), [r["seconds"] for r in rows if "seconds" in r])
+        eta = f"  ETA {fmt.seconds(left)}" if left is not None else ""
     lr = f"  lr {rows[-1]['lr']:.3g}" if rows else ""
     if status == "running" and s.get("steps") and s.get("epoch_in_progress", 0) > len(rows):
         lr += f"  epoch {s['epoch_in_progress']} step {s.get('step')}/{s['steps']}"
@@ -510,16 +556,17 @@ def queue_table(entries: Sequence[QueuedRun], now: float | None = None) -> Table
     rows = []
     for i, e in enumerate(entries, 1):
         info = e.info
-        status = info.status if info else "?"
+        status = shown_status(info) if info else "?"
         done = info.summary.get("epochs_done", 0) if info else 0
         total = info.summary.get("epochs", "?") if info else "?"
         eta = "—"
-        started = e.started or (info.summary.get("started") if info else None)
-        if info is not None and status == "running" and done and isinstance(total, int):
-            elapsed = now - (started or now)
-            eta = fmt.seconds(elapsed / done * (total - done))
+        if info is not None and status in ("running", "stopping"):
+            summary = dict(info.summary)
+            summary.setdefault("started", e.started)
+            left = eta_seconds(summary, now)
+            eta = fmt.seconds(left) if left is not None else "—"
         progress = f"{done}/{total}"
-        if info is not None and status == "running" and info.summary.get("steps"):
+        if info is not None and status in ("running", "stopping") and info.summary.get("steps"):
             progress += f" · step {info.summary.get('step')}/{info.summary['steps']}"
         rows.append(
             Row(
@@ -544,7 +591,7 @@ def queue_table(entries: Sequence[QueuedRun], now: float | None = None) -> Table
         Column("progress", drop=3),
         Column("ETA", "right", drop=2),
     ]
-    return TableData(f"{len(entries)} queued or running", columns, rows, empty="queue empty")
+    return TableData(f"{len(entries)} queued or running", columns, rows, empty=NO_QUEUE)
 
 
 # ----------------------------------------------------------------------------- diff
@@ -607,6 +654,7 @@ def diff_keys_table(a_label: str, b_label: str, changes: Sequence[Change]) -> Ta
     mixed = any(not c.changed for c in changes)
     rows = []
     for c in changes:
+        cells: tuple[Cell, ...]
         if c.changed:
             cells = (Cell(c.key, "bold"), Cell(_absent(c.a), "red"), Cell(_absent(c.b), "green"))
         else:
@@ -620,9 +668,7 @@ def diff_keys_table(a_label: str, b_label: str, changes: Sequence[Change]) -> Ta
         columns.insert(0, Column(" "))
         changed = sum(1 for c in changes if c.changed)
         notes.append(f"≠ changed ({changed}), = the same ({len(changes) - changed})")
-    return TableData(
-        "Definition", columns, rows, notes=notes, empty="definitions are identical"
-    )
+    return TableData("Definition", columns, rows, notes=notes, empty="definitions are identical")
 
 
 @dataclass(frozen=True)
