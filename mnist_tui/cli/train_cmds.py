@@ -11,7 +11,6 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.console import Console
 from rich.markup import escape
-from rich.text import Text
 
 from mnist_tui.cli.options import (
     DataDir,
@@ -333,11 +332,9 @@ def tune(
     extends this one. With --parallel K, K trials train at once through the worker
     (local slots, or a Ray cluster with --backend ray), all on one study.
     """
-    from rich.table import Table
-
     from mnist_tui.config.loading import load_experiment
     from mnist_tui.studies.tune import tune as run_tune
-    from mnist_tui.views import pictures
+    from mnist_tui.views import render, tables
 
     exp_dir, store = context_stores(ctx, experiments_dir, runs_dir)
     spec = load_experiment(experiment, exp_dir, list(set_ or []))
@@ -345,11 +342,8 @@ def tune(
     def show_trial(row: dict[str, Any]) -> None:
         if json_out:
             return
-        params = "  ".join(f"{k}={fmt.value(v)}" for k, v in row["params"].items())
-        value = f"{row['value']:.4f}" if row.get("value") is not None else row["status"]
-        console.print(
-            f"trial {row['number']:>3}  run {row['run']}  {value:>9}  {params}", highlight=False
-        )
+        state = {"state": row.get("status")} if row.get("value") is None else {}
+        console.print(tables.trial_line({**row, **state}, spec.search.metric), highlight=False)
 
     worker = None
     if parallel is not None or backend != "local" or address:
@@ -386,31 +380,20 @@ def tune(
     if json_out:
         print_json({**result.__dict__, "written": str(result.written)})
         return
-    history = [
-        {"epoch": t["number"] + 1, "v": t["value"]} for t in result.trials if t["value"] is not None
-    ]
+    for part in render.tune_summary(
+        result.trials,
+        result.importances,
+        spec.search.metric,
+        min(console.width, 100),
+        result.completed,
+    ):
+        console.print(part)
+    metric = spec.search.metric
     console.print(
-        Text.from_ansi(
-            pictures.curves(
-                [(spec.search.metric, history, "v")],
-                title=f"search history ({spec.search.metric})",
-                width=min(console.width, 100),
-                height=12,
-                xlabel="trial",
-            )
-        )
-    )
-    if result.importances:
-        t = Table(title="parameter importances (fANOVA)", title_justify="left")
-        t.add_column("parameter")
-        t.add_column("importance", justify="right")
-        t.add_column("")
-        for k, v in result.importances.items():
-            t.add_row(k, f"{v:.3f}", "█" * round(v * 30))
-        console.print(t)
-    console.print(
-        f"best {spec.search.metric} {result.best_value:.4f} (run {result.best_run}): "
-        + ", ".join(f"{k}={fmt.value(v)}" for k, v in result.best_params.items())
+        f"best trial by {metric} (at each run's best epoch): "
+        f"{tables.metric_text(metric, result.best_value)} (run {result.best_run}): "
+        + ", ".join(f"{k}={fmt.value(v)}" for k, v in result.best_params.items()),
+        highlight=False,
     )
     console.print(
         f"written: {result.written}  (study '{result.study_name}' in "

@@ -62,6 +62,8 @@ def _optuna() -> Any:
 
 @dataclass
 class TuneResult:
+    metric: str  # what each trial's value is: this metric at the run's best epoch
+    completed: int  # trials that completed (importances from fewer are a rough hint)
     study_name: str
     storage: str
     best_value: float
@@ -182,6 +184,7 @@ def tune(
         pruner=optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=1),
         sampler=optuna.samplers.TPESampler(seed=spec.train.seed),
     )
+    study.set_user_attr("metric", search.metric)  # what a trial's value is, for readers
 
     def objective(trial: Any) -> float:
         from mnist_tui.studies.runner import run_experiment
@@ -253,6 +256,8 @@ def tune(
     best_params = {k: decode(by_key[k], v) if k in by_key else v for k, v in best.params.items()}
     written = write_best(spec, best_params, extra, name, best.value, experiments_dir, write_to)
     return TuneResult(
+        metric=search.metric,
+        completed=len(completed),
         study_name=name,
         storage=storage_name,
         best_value=float(best.value),
@@ -467,7 +472,11 @@ def write_best(
     experiments_dir: Path | None,
     write_to: Path | None,
 ) -> Path:
-    """The best trial as an experiment file that extends the searched one."""
+    """The best trial as an experiment file that extends the searched one.
+
+    Only the searched values are written: a validation split that the search added to
+    judge trials (`extra`) is not, so the tuned experiment trains on the same images as
+    the one it extends."""
     from mnist_tui.config.loading import parse_override
 
     doc: dict[str, Any] = {
@@ -475,12 +484,17 @@ def write_best(
         f"best {spec.search.metric} {value:.4f})",
         "extends": spec.name,
     }
-    for text in [*extra, *(f"{k}={_toml_value(v)}" for k, v in params.items())]:
+    for text in (f"{k}={_toml_value(v)}" for k, v in params.items()):
         key, v = parse_override(text)
         section, _, leaf = key.partition(".")
         doc.setdefault(section, {})[leaf] = v
     target = write_to or (experiments_dir or Path(spec.source).parent) / f"{study}.toml"
     header = f"# Written by mnist-tui tune from study '{study}'.\n"
+    if extra:
+        header += (
+            f"# The trials were judged with {' '.join(extra)} (held-out training images,\n"
+            f"# never the test set); this experiment trains like {spec.name}, without it.\n"
+        )
     try:
         target.write_text(header + tomli_w.dumps(doc), encoding="utf-8")
     except OSError as exc:
@@ -492,6 +506,8 @@ def write_best(
 class StudySummary:
     name: str
     direction: str
+    metric: str  # "value" for a study written before the metric was recorded
+    completed: int
     trials: list[dict[str, Any]]
     best_value: float | None
     best_params: dict[str, Any]
@@ -522,6 +538,8 @@ def read_studies(store: RunStore) -> list[StudySummary]:
                 StudySummary(
                     name=summary.study_name,
                     direction=study.direction.name.lower(),
+                    metric=str(study.user_attrs.get("metric", "value")),
+                    completed=len(done),
                     trials=_trial_rows(study),
                     best_value=study.best_value if done else None,
                     best_params=dict(study.best_params) if done else {},

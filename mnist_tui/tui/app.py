@@ -44,6 +44,7 @@ from mnist_tui.tui.messages import (
     TogglePause,
 )
 from mnist_tui.tui.screens import (
+    ConfirmStop,
     DiffScreen,
     ExperimentScreen,
     HelpScreen,
@@ -117,9 +118,6 @@ class MnistTuiApp(App[None]):
     def main_ready(self) -> None:
         self.store_thread()
 
-    def on_unmount(self) -> None:
-        self._jobs.put(_STOP)
-
     # -- the store thread ----------------------------------------------------------------
 
     @work(thread=True, group="store", exit_on_error=False)
@@ -159,6 +157,25 @@ class MnistTuiApp(App[None]):
         if event.runs is not None:
             self._notify_endings(event.runs)
         self.main.apply(event)
+        if event.title and event.title != self.sub_title:
+            self.sub_title = event.title
+            self._terminal_title(f"mnist-tui: {event.title}")
+
+    def _terminal_title(self, text: str) -> None:
+        """The live summary in the terminal's (or tmux pane's) title, seen from other
+        windows and tabs while the console is in the background (OSC 2)."""
+        driver = self._driver  # Textual writes its own escapes (OSC 52) the same way
+        if driver is not None and not self.is_headless:
+            driver.write(f"\x1b]2;{text}\a")
+
+    def on_mount(self) -> None:
+        if self._driver is not None and not self.is_headless:
+            self._driver.write("\x1b[22;2t")  # keep the terminal's title to put it back
+
+    def on_unmount(self) -> None:
+        self._jobs.put(_STOP)
+        if self._driver is not None and not self.is_headless:
+            self._driver.write("\x1b[23;2t")  # the title the terminal had before
 
     @on(Notice)
     def notice(self, event: Notice) -> None:
@@ -305,7 +322,17 @@ class MnistTuiApp(App[None]):
 
     @on(CancelRun)
     def cancel_requested(self, event: CancelRun) -> None:
-        self.cancel_run(event.run_id)
+        """A queued run goes at once (nothing is lost); a running one after a yes."""
+        run = next((r for r in self.reader.last_runs() if r.id == event.run_id), None)
+        if run is None or run.status != "running" or run.stop_requested:
+            self.cancel_run(event.run_id)
+            return
+
+        def chosen(stop: bool | None) -> None:
+            if stop:
+                self.cancel_run(event.run_id)
+
+        self.push_screen(ConfirmStop(run), chosen)
 
     @on(MoveRun)
     def move_requested(self, event: MoveRun) -> None:

@@ -101,6 +101,7 @@ class StoreRead(Message):
     queue_table: TableData | None
     summary: str
     in_flight: int
+    title: str = ""  # the one-line live summary for the terminal title and the header
 
     def can_replace(self, message: Message) -> bool:
         # Textual drops this (older, unread) snapshot for `message` (newer) when this is

@@ -106,6 +106,7 @@ def _experiment_files(experiments_dir: Path) -> tuple[tuple[str, int], ...]:
 
 
 RELIST = 30.0  # seconds between full checks of the directories (edits behind the store)
+TICK = 15.0  # seconds between redraws of relative times ("3m ago") when nothing else moved
 
 
 def _key(r: RunInfo) -> str:
@@ -133,6 +134,7 @@ class StoreReader:
         self._by_key: dict[str, RunInfo] = {}
         self._runs: list[RunInfo] = []  # newest first
         self._rows: dict[str, tables.Row] = {}  # runs-table rows of finished runs
+        self._tick = -1
 
     def _follow(self) -> bool:
         """Bring the runs up to date with the index; True when any changed."""
@@ -192,6 +194,11 @@ class StoreReader:
         files = _experiment_files(self.experiments_dir)
         moved = self._follow()
         runs = self._runs
+        tick = int(time.monotonic() // TICK)
+        if tick != self._tick:  # "started 3m ago" moves on: rows are built again
+            self._tick = tick
+            self._rows.clear()
+            moved = True
         reload = files != self._files
         if reload:
             self._files = files
@@ -205,7 +212,15 @@ class StoreReader:
             or "runs" not in self._sig
             or any(r.summary.get("status") in ACTIVE for r in runs)
         ):
-            runs_sig = tuple((r.id, r.status, r.summary.get("epochs_done")) for r in runs)
+            runs_sig = (
+                tick,
+                *(
+                    (r.id, tables.shown_status(r), r.summary.get("epochs_done"))
+                    if r.summary.get("status") in ACTIVE
+                    else (r.id, r.status, r.summary.get("epochs_done"))
+                    for r in runs
+                ),
+            )
         else:
             runs_sig = self._sig["runs"]
         queue_sig = tuple(
@@ -232,14 +247,42 @@ class StoreReader:
             exp_table = tables.experiments_table(experiments)
             run_list = runs
             runs_table = tables.runs_table(runs, row_of=self._row)
-        active = sum(1 for r in runs if r.status in ACTIVE)
+        summary, title = live_summary(len(self._experiments), runs)
         return StoreRead(
             experiments=experiments,
             experiments_table=exp_table,
             runs=run_list,
             runs_table=runs_table,
             queue_table=tables.queue_table(queue) if changed_queue else None,
-            summary=f"{len(self._experiments)} experiments · {len(runs):,} runs · "
-            f"{active} active · {len(queue)} in queue · ? help",
+            summary=summary,
+            title=title,
             in_flight=len(queue),
         )
+
+
+def live_summary(n_experiments: int, runs: list[RunInfo]) -> tuple[str, str]:
+    """The status line and the terminal title: runs done, running and queued, and the
+    newest result (the completed run that ended last)."""
+    done = running = queued = 0
+    newest: RunInfo | None = None
+    newest_end = 0.0
+    for r in runs:
+        status = r.status
+        if status == "completed":
+            done += 1
+            s = r.summary
+            end = float(s.get("started") or r.created) + float(s.get("wall_seconds") or 0.0)
+            if end >= newest_end:
+                newest, newest_end = r, end
+        elif status == "running":
+            running += 1
+        elif status == "queued":
+            queued += 1
+    counts = f"{done:,} done · {running} running · {queued} queued"
+    latest = ""
+    if newest is not None:
+        acc = newest.final("test_acc")
+        figure = f" {100 * acc:.2f}%" if isinstance(acc, float) else ""
+        latest = f" · newest {newest.experiment}{figure}"
+    status_line = f"{counts}{latest} · {len(runs):,} runs, {n_experiments} experiments · ? help"
+    return status_line, f"{counts}{latest}"

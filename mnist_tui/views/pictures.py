@@ -76,7 +76,8 @@ def plot(curve: Curve, *, width: int, height: int) -> str:
             continue
         xs_t, ys_t = thin(s.xs, s.ys, width)
         signal = fig.signal(xs_t, ys_t, marker=s.marker)
-        signal.label(s.label)
+        if s.label:  # an unlabelled series (a band's second edge) has no legend entry
+            signal.label(s.label)
         signal.lines()
         fig.draw(signal)
         xs_all += xs_t

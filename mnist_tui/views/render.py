@@ -207,12 +207,12 @@ def trials_table(trials: list[dict[str, Any]], title: str = "trials") -> Table:
     return rich_table(tables.trials_table(trials, title))
 
 
-def importances_table(importances: dict[str, float]) -> Table:
-    return rich_table(tables.importances_table(importances))
-
-
 def tune_summary(
-    trials: list[dict[str, Any]], importances: dict[str, float], metric: str, width: int
+    trials: list[dict[str, Any]],
+    importances: dict[str, float],
+    metric: str,
+    width: int,
+    completed: int | None = None,
 ) -> list[RenderableType]:
     """After `tune`: the objective per trial and the parameter importances (the console's
     searches view shows the same curve and table)."""
@@ -222,7 +222,7 @@ def tune_summary(
     curve = tables.history_curve(trials, metric)
     out: list[RenderableType] = [Text.from_ansi(plot(curve, width=width, height=12))]
     if importances:
-        out.append(importances_table(importances))
+        out.append(rich_table(tables.importances_table(importances, completed)))
     return out
 
 

@@ -11,6 +11,7 @@ figure's kind, a run's status), never from the text of a label.
 
 from __future__ import annotations
 
+import statistics
 import time
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -833,47 +834,81 @@ def _stat(s: Any) -> str:
 # ----------------------------------------------------------------------------- searches
 
 
-def trial_cells(trial: Mapping[str, Any]) -> tuple[Cell, ...]:
+def metric_text(metric: str, value: float | None) -> str:
+    """A figure as everywhere else: accuracies in %, losses with four decimals."""
+    if value is None:
+        return "—"
+    return fmt.pct(value) if metric.endswith("_acc") else fmt.num(value)
+
+
+def metric_label(metric: str) -> str:
+    """What a trial's value is: the metric at its run's best epoch."""
+    return "value" if metric == "value" else f"best {metric.replace('_', ' ')}"
+
+
+def trial_cells(trial: Mapping[str, Any], metric: str = "value") -> tuple[Cell, ...]:
     value = trial.get("value")
     return (
         Cell(str(trial["number"])),
         Cell(str(trial.get("state") or ""), TRIAL_STYLE.get(str(trial.get("state")), "")),
-        _num(value, fmt.num(value)),
+        _num(value, metric_text(metric, value)),
         Cell(trial.get("run") or ""),
         Cell("  ".join(f"{k}={fmt.value(v)}" for k, v in trial.get("params", {}).items())),
     )
 
 
-def trials_table(trials: Sequence[Mapping[str, Any]], title: str = "trials") -> TableData:
+def trials_table(
+    trials: Sequence[Mapping[str, Any]], title: str = "trials", metric: str = "value"
+) -> TableData:
     """A search's trials: number, state, objective value, its run, the sampled values."""
     columns = [
         Column("trial", "right"),
         Column("state"),
-        Column("value", "right"),
+        Column(metric_label(metric), "right"),
         Column("run", keep=True),
         Column("params"),
     ]
-    rows = [Row(str(t["number"]), trial_cells(t)) for t in trials]
-    return TableData(title, columns, rows, empty="no trials yet")
+    rows = [Row(str(t["number"]), trial_cells(t, metric)) for t in trials]
+    notes = []
+    if metric != "value":
+        notes.append(
+            f"{metric_label(metric)}: {metric} at the epoch its run judged best; "
+            "the search keeps the trial with the best such value"
+        )
+    return TableData(title, columns, rows, notes, empty="no trials yet")
 
 
-def trial_line(trial: Mapping[str, Any]) -> str:
+def trial_line(trial: Mapping[str, Any], metric: str = "value") -> str:
     """One finished trial as a log line (what `tune` prints as it goes)."""
     value = trial.get("value")
-    shown = f"{value:.4f}" if value is not None else str(trial.get("state", ""))
+    shown = metric_text(metric, value) if value is not None else str(trial.get("state", ""))
     params = "  ".join(f"{k}={fmt.value(v)}" for k, v in trial.get("params", {}).items())
     return f"trial {trial['number']:>3}  run {trial.get('run')}  {shown:>9}  {params}"
 
 
-def importances_table(importances: Mapping[str, float], bar: int = 30) -> TableData:
+IMPORTANCE_TRIALS = 10  # fewer completed trials than this: fANOVA's figures are noise-prone
+
+
+def importances_table(
+    importances: Mapping[str, float], completed: int | None = None, bar: int = 30
+) -> TableData:
+    """fANOVA importances; from fewer than IMPORTANCE_TRIALS completed trials they carry
+    a caveat (with a handful of points the forest fits noise)."""
     rows = [
         Row(k, (Cell(k), _num(v, f"{v:.3f}"), Cell("█" * round(v * bar), "cyan")))
         for k, v in importances.items()
     ]
+    notes = []
+    if completed is not None and completed < IMPORTANCE_TRIALS:
+        notes.append(
+            f"from {completed} completed trials only: below about {IMPORTANCE_TRIALS} these "
+            "importances are mostly noise; run more trials before trusting them"
+        )
     return TableData(
         "parameter importances (fANOVA)",
         [Column("parameter", keep=True), Column("importance", "right"), Column("", drop=1)],
         rows,
+        notes,
         empty="importances need two completed trials",
     )
 
@@ -941,8 +976,45 @@ def overlay_curve(
     return Curve(title, series, percent=percent)
 
 
+def group_band_curve(
+    groups: Sequence[tuple[str, Sequence[Sequence[Mapping[str, Any]]]]], key: str = "test_acc"
+) -> Curve:
+    """One metric per group of runs (repeats, folds): the mean over the group's runs at
+    each epoch, and the mean ± one sample std as two dotted edges of a band. A group of
+    one run is drawn as that run."""
+    percent = key.endswith("_acc")
+    scale = 100.0 if percent else 1.0
+    series: list[Series] = []
+    for i, (label, runs) in enumerate(groups):
+        marker = MARKERS[i % len(MARKERS)]
+        at: dict[float, list[float]] = {}
+        for rows in runs:
+            for r in rows:
+                if r.get(key) is not None and r.get("epoch") is not None:
+                    at.setdefault(float(r["epoch"]), []).append(scale * float(r[key]))
+        xs = tuple(sorted(at))
+        if len(runs) < 2:
+            series.append(Series(label, xs, tuple(at[x][0] for x in xs), marker))
+            continue
+        means = tuple(statistics.fmean(at[x]) for x in xs)
+        stds = tuple(statistics.stdev(at[x]) if len(at[x]) > 1 else 0.0 for x in xs)
+        series.append(Series(f"{label}: mean of {len(runs)}", xs, means, marker))
+        upper = tuple(m + d for m, d in zip(means, stds, strict=True))
+        lower = tuple(m - d for m, d in zip(means, stds, strict=True))
+        series.append(Series(f"{label}: ± 1 std", xs, upper, "·"))
+        series.append(Series("", xs, lower, "·"))  # one legend entry for both edges
+    title = key.replace("_", " ") + (" %" if percent else "") + ", group mean ± std"
+    return Curve(title, tuple(series), percent=percent)
+
+
 def history_curve(trials: Sequence[Mapping[str, Any]], metric: str) -> Curve:
-    """A search's objective per trial."""
-    pts = [(t["number"] + 1.0, float(t["value"])) for t in trials if t.get("value") is not None]
-    s = Series(metric, tuple(p[0] for p in pts), tuple(p[1] for p in pts), MARKERS[0])
-    return Curve(f"search history ({metric})", (s,), xlabel="trial")
+    """A search's objective per trial (trial numbers from 0, as Optuna counts them)."""
+    scale = 100.0 if metric.endswith("_acc") else 1.0
+    pts = [
+        (float(t["number"]), scale * float(t["value"]))
+        for t in trials
+        if t.get("value") is not None
+    ]
+    label = metric_label(metric) + (" %" if scale != 1.0 else "")
+    s = Series(label, tuple(p[0] for p in pts), tuple(p[1] for p in pts), MARKERS[0])
+    return Curve(f"search history ({label})", (s,), xlabel="trial", percent=scale != 1.0)

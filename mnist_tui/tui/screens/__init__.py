@@ -1,6 +1,6 @@
 """The console's screens, one module per area; none imports the app (they post messages)."""
 
-from mnist_tui.tui.screens.dialogs import QueueDialog, QuitDialog
+from mnist_tui.tui.screens.dialogs import ConfirmStop, QueueDialog, QuitDialog
 from mnist_tui.tui.screens.diff import DiffScreen, OverlayScreen
 from mnist_tui.tui.screens.experiment import ExperimentScreen
 from mnist_tui.tui.screens.help import HelpScreen
@@ -10,6 +10,7 @@ from mnist_tui.tui.screens.samples import SamplesScreen
 from mnist_tui.tui.screens.searches import SearchScreen
 
 __all__ = [
+    "ConfirmStop",
     "DiffScreen",
     "ExperimentScreen",
     "HelpScreen",

@@ -1,4 +1,5 @@
-"""Modal dialogs: overrides before queueing, and what to do with runs in flight on quit."""
+"""Modal dialogs: overrides before queueing, stopping a running run, and what to do with
+runs in flight on quit."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from textual.worker import Worker
 from mnist_tui.config.loading import load_experiment, split_overrides
 from mnist_tui.config.spec import ExperimentSpec
 from mnist_tui.errors import MnistTuiError
+from mnist_tui.runs.store import RunInfo
 from mnist_tui.tui.messages import OverridesChecked
 from mnist_tui.tui.screens.base import failure_notice
 
@@ -121,3 +123,38 @@ class QuitDialog(ModalScreen[str]):
 
     def action_choose(self, what: str) -> None:
         self.dismiss(what)
+
+
+class ConfirmStop(ModalScreen[bool]):
+    """Stopping a running run loses the epoch in progress: ask first (y / n)."""
+
+    BINDINGS = [
+        Binding("y,enter", "choose(True)", "Stop it", id="stop.yes"),
+        Binding("n,escape", "choose(False)", "Keep it", id="stop.no"),
+    ]
+
+    def __init__(self, run: RunInfo) -> None:
+        super().__init__()
+        self.run = run
+
+    def compose(self) -> ComposeResult:
+        r = self.run
+        done, total = r.summary.get("epochs_done", 0), r.summary.get("epochs", "?")
+        with Vertical(classes="dialog"):
+            yield Label(Text(f"Stop {r.experiment}/{r.id}?", style="bold"))
+            yield Label(f"It is running, {done} of {total} epochs done.")
+            yield Label(
+                "It ends as killed and keeps its last checkpoint: "
+                f"`mnist-tui resume {r.id}` goes on from there."
+            )
+            yield Label("y: stop it    n / esc: keep it running")
+            with Horizontal(classes="dialog-buttons"):
+                yield Button("Stop", variant="error", id="yes")
+                yield Button("Keep running", variant="primary", id="no")
+
+    @on(Button.Pressed)
+    def pressed(self, event: Button.Pressed) -> None:
+        self.dismiss(event.button.id == "yes")
+
+    def action_choose(self, stop: bool) -> None:
+        self.dismiss(stop)

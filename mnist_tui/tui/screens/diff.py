@@ -99,11 +99,13 @@ OVERLAY_METRICS = ("test_acc", "test_loss", "val_acc", "val_loss", "train_acc", 
 
 
 class OverlayScreen(ConsoleScreen):
-    """One metric of any number of marked runs in one plot (`m` picks the metric)."""
+    """One metric of any number of marked runs in one plot (`m` picks the metric); `g`
+    draws each group of runs (repeats, folds) as its mean ± std band instead."""
 
     BINDINGS = [
         Binding("escape", "app.pop_screen", "Back", id="overlay.back"),
         Binding("m", "next_metric", "Next metric", id="overlay.metric"),
+        Binding("g", "toggle_groups", "Group mean ± std", id="overlay.groups"),
     ]
 
     def __init__(self, run_ids: list[str], store: RunStore) -> None:
@@ -111,6 +113,7 @@ class OverlayScreen(ConsoleScreen):
         self.run_ids = run_ids
         self.store = store
         self.metric = 0
+        self.by_group = False
         self.runs: list[tuple[RunInfo, list[dict[str, Any]]]] = []
 
     def compose(self) -> ComposeResult:
@@ -149,9 +152,12 @@ class OverlayScreen(ConsoleScreen):
 
     def draw(self) -> None:
         key = OVERLAY_METRICS[self.metric]
-        curve = tables.overlay_curve(
-            [(f"{r.experiment}/{r.id}", rows) for r, rows in self.runs], key
-        )
+        if self.by_group:
+            curve = tables.group_band_curve(run_groups(self.runs), key)
+        else:
+            curve = tables.overlay_curve(
+                [(f"{r.experiment}/{r.id}", rows) for r, rows in self.runs], key
+            )
         plot = self.query_one("#overlay-plot", Static)
         w, h = max(plot.size.width, 40), max(plot.size.height, 8)
         plot.update(Text.from_ansi(pictures.plot(curve, width=w, height=h)))
@@ -162,3 +168,26 @@ class OverlayScreen(ConsoleScreen):
     def action_next_metric(self) -> None:
         self.metric = (self.metric + 1) % len(OVERLAY_METRICS)
         self.draw()
+
+    def action_toggle_groups(self) -> None:
+        self.by_group = not self.by_group
+        self.draw()
+
+
+def run_groups(
+    runs: list[tuple[RunInfo, list[dict[str, Any]]]],
+) -> list[tuple[str, list[list[dict[str, Any]]]]]:
+    """Runs by their group (the seeds of one `--repeats`, the folds of one `cv`), in the
+    order first seen; a run without a group is a group of its own. Labelled by the
+    experiment, and by the group id too where one experiment has several groups."""
+    groups: dict[str, tuple[str, list[list[dict[str, Any]]]]] = {}
+    for r, rows in runs:
+        key = r.group or f"run {r.id}"
+        groups.setdefault(key, (r.experiment, []))[1].append(rows)
+    per_experiment: dict[str, int] = {}
+    for experiment, _ in groups.values():
+        per_experiment[experiment] = per_experiment.get(experiment, 0) + 1
+    return [
+        (exp if per_experiment[exp] == 1 else f"{exp} {key}", members)
+        for key, (exp, members) in groups.items()
+    ]

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from textual import on, work
+from textual import events, on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.timer import Timer
@@ -60,7 +60,9 @@ ACTION_TABS: dict[str, set[str]] = {
 
 class MainScreen(ConsoleScreen):
     BINDINGS = [
-        Binding("slash", "filter", "Filter", id="main.filter"),
+        # a priority binding acts as the key arrives, before the keys typed after it are
+        # handed to the focused table: `/fnn` typed ahead or pasted all reaches the filter
+        Binding("slash", "filter", "Filter", id="main.filter", priority=True),
         Binding("escape", "clear_filter", "Clear filter", id="main.clear_filter"),
         Binding("space", "mark", "Mark", id="main.mark"),
         Binding("a", "queue", "Queue", id="main.queue"),
@@ -103,6 +105,8 @@ class MainScreen(ConsoleScreen):
             for tab, title in zip(TABS, ("Experiments", "Runs", "Queue", "Report"), strict=True):
                 with TabPane(f"{title} [{TABS.index(tab) + 1}]", id=tab):
                     yield DataGrid(id=f"{tab}-table")
+                    if tab == "report":  # what Δ, ᵇ and "inside" mean, under the table
+                        yield Static("", id="report-notes")
         yield Static("reading the run store…", id="status-line")
         yield Footer(compact=True, show_command_palette=False)
 
@@ -158,6 +162,8 @@ class MainScreen(ConsoleScreen):
         if col:
             data = tables.sorted_by(data, col - 1 + (1 if tab in self.marked else 0))
         self.grid(tab).show(data)
+        if tab == "report":
+            self.query_one("#report-notes", Static).update("\n".join(data.notes))
         if tab == self.active_tab:
             self.show_status()
 
@@ -214,13 +220,18 @@ class MainScreen(ConsoleScreen):
 
     def action_tab(self, tab: str) -> None:
         self.query_one("#tabs", TabbedContent).active = tab
-        self.grid(tab).focus()
+        self.set_focus(self.grid(tab))
         self.refresh_bindings()
 
     def action_filter(self) -> None:
         box = self.query_one("#filter", Input)
+        if self.focused is box:  # a `/` typed in the filter itself
+            box.insert_text_at_cursor("/")
+            return
         box.add_class("visible")
-        box.focus()
+        # focus now, not after the keys already queued: `/fnn` typed ahead (or pasted
+        # over a slow SSH link) must land in the box, not on the table behind it
+        self.set_focus(box)
         self.refresh_bindings()
 
     def action_clear_filter(self) -> None:
@@ -230,7 +241,7 @@ class MainScreen(ConsoleScreen):
         self.filter_text = ""
         for tab in ACTION_TABS["filter"]:
             self.redraw(tab)
-        self.grid(self.active_tab).focus()
+        self.set_focus(self.grid(self.active_tab))
         self.refresh_bindings()
 
     @on(Input.Changed, "#filter")
@@ -246,9 +257,16 @@ class MainScreen(ConsoleScreen):
         for tab in ACTION_TABS["filter"]:
             self.redraw(tab)
 
+    def on_paste(self, event: events.Paste) -> None:
+        """`/text` pasted over a table filters by `text` (the table ignores pastes)."""
+        if event.text.startswith("/") and self.check_action("filter", ()):
+            event.stop()
+            self.action_filter()
+            self.query_one("#filter", Input).insert_text_at_cursor(event.text[1:].strip())
+
     @on(Input.Submitted, "#filter")
     def filter_submitted(self) -> None:
-        self.grid(self.active_tab).focus()
+        self.set_focus(self.grid(self.active_tab))  # now: keys typed after enter reach it
 
     def action_mark(self) -> None:
         tab, key = self.active_tab, self.current_key
@@ -278,13 +296,19 @@ class MainScreen(ConsoleScreen):
             self.post_message(AskQueue(names))
 
     def action_diff(self) -> None:
+        """Two marked experiments, two marked runs, or one of each (the experiment's
+        definition and reported figures against the run's)."""
         tab = self.active_tab
         marks = list(self.marked.get(tab, {}))
         if tab == "runs":
             marks = self._older_first(marks)
+        experiments, runs = list(self.marked["experiments"]), list(self.marked["runs"])
+        if len(marks) != 2 and len(experiments) == 1 and len(runs) == 1:
+            marks = [experiments[0], runs[0]]
         if len(marks) != 2:
             self.notify(
-                "mark exactly two experiments or two runs with space, then press d",
+                "mark two experiments, two runs, or an experiment and a run with space, "
+                "then press d",
                 severity="warning",
             )
             return

@@ -21,7 +21,7 @@ from mnist_tui.errors import MnistTuiError
 from mnist_tui.runs.io import read_json
 from mnist_tui.runs.store import RunInfo, RunStore
 from mnist_tui.tui.grid import DataGrid
-from mnist_tui.tui.messages import CancelRun, Notice, OpenSamples, RunTailed
+from mnist_tui.tui.messages import CancelRun, Notice, OpenDiff, OpenSamples, RunTailed
 from mnist_tui.tui.screens.base import ConsoleScreen
 from mnist_tui.tui.workers import LogTail, MetricsTail
 from mnist_tui.views import pictures, tables
@@ -33,6 +33,7 @@ class RunScreen(ConsoleScreen):
         Binding("1", "tab('curves')", "Curves", id="run.curves"),
         Binding("2", "tab('details')", "Details", id="run.details"),
         Binding("x", "cancel", "Cancel run", id="run.cancel"),
+        Binding("d", "diff", "Diff vs experiment", id="run.diff"),
         Binding("p", "samples", "Pictures", id="run.samples"),
         Binding("y", "copy_id", "Copy id", id="run.copy_id"),
     ]
@@ -165,6 +166,11 @@ class RunScreen(ConsoleScreen):
 
     def action_cancel(self) -> None:
         self.post_message(CancelRun(self.run_id))
+
+    def action_diff(self) -> None:
+        """This run against the experiment it came from: overrides, reported vs reproduced."""
+        if self.run is not None:
+            self.post_message(OpenDiff(self.run.experiment, self.run.id))
 
     def action_samples(self) -> None:
         if self.run is not None:

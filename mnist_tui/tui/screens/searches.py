@@ -16,7 +16,7 @@ from mnist_tui.runs.store import RunStore
 from mnist_tui.tui.grid import DataGrid
 from mnist_tui.tui.messages import StudiesRead
 from mnist_tui.tui.screens.base import ConsoleScreen
-from mnist_tui.views import fmt, pictures, tables
+from mnist_tui.views import pictures, tables
 
 
 class SearchScreen(ConsoleScreen):
@@ -53,14 +53,21 @@ class SearchScreen(ConsoleScreen):
         body = self.query_one("#search-body", VerticalScroll)
         width = max((self.size.width or 100) - 4, 40)
         for st in event.studies:
-            title = f"study {st.name} ({st.direction}), best {fmt.num(st.best_value)}"
+            best = tables.metric_text(st.metric, st.best_value)
+            goal = "lowest" if st.direction == "minimize" else "highest"
+            title = f"study {st.name}: {tables.metric_label(st.metric)} {best} ({goal} wins)"
             trials = DataGrid(classes="auto")
             body.mount(Static(Text(title, style="bold"), classes="pane-title"))
             body.mount(trials)
-            trials.show(tables.trials_table(st.trials))
-            curve = tables.history_curve(st.trials, "value")
+            data = tables.trials_table(st.trials, metric=st.metric)
+            trials.show(data)
+            body.mount(Static(Text("\n".join(data.notes), style="dim"), classes="pane-title"))
+            curve = tables.history_curve(st.trials, st.metric)
             body.mount(Static(Text.from_ansi(pictures.plot(curve, width=width, height=10))))
             if st.importances:
                 importances = DataGrid(classes="auto")
                 body.mount(importances)
-                importances.show(tables.importances_table(st.importances))
+                shown = tables.importances_table(st.importances, st.completed)
+                importances.show(shown)
+                if shown.notes:
+                    body.mount(Static(Text("\n".join(shown.notes), style="yellow")))
