@@ -144,6 +144,113 @@ async def test_diff_of_two_marked_experiments(tmp_path: Path) -> None:
         ]
 
 
+async def test_diff_of_an_experiment_and_a_run(tmp_path: Path) -> None:
+    """One experiment and one run marked: its definition and reported figures against
+    the run's; and `d` on a run screen does the same with the run's own experiment."""
+    async with make_app(tmp_path).run_test(size=SIZE) as pilot:
+        app = await loaded(pilot)
+        await select_row(app, pilot, "experiments", "fnn1")
+        await pilot.press("space", "2")
+        await select_row(app, pilot, "runs", "f0000002")
+        await pilot.press("space", "d")
+        screen = app.screen
+        assert isinstance(screen, DiffScreen) and screen.refs == ("fnn1", "f0000002")
+        figures = screen.query_one("#diff-figures", DataGrid)
+        await wait_for(pilot, lambda: figures.row_count > 0)
+        headers = [str(c.label) for c in figures.columns.values()]
+        assert "fnn1 reported" in headers and "fnn1/f0000002 reproduced" in headers
+        await pilot.press("escape", "enter")
+        await wait_for(pilot, lambda: isinstance(app.screen, RunScreen) and app.screen.run)
+        await pilot.press("d")
+        assert isinstance(app.screen, DiffScreen)
+        assert app.screen.refs[0] == "fnn1"
+
+
+async def test_keys_typed_ahead_or_pasted_reach_the_filter(tmp_path: Path) -> None:
+    """`/cnn_w` sent in one burst (a fast typist over SSH): no key goes to the table."""
+    from textual import events
+
+    async with make_app(tmp_path).run_test(size=SIZE) as pilot:
+        app = await loaded(pilot)
+        assert app._driver is not None
+        for key, char in [
+            ("slash", "/"),
+            *((c, c) for c in "cnn"),
+            ("underscore", "_"),
+            ("w", "w"),
+        ]:
+            event = events.Key(key, char)
+            event.set_sender(app)
+            app._driver.send_message(event)  # all queued before the first is handled
+        box = app.main.query_one("#filter", Input)
+        await wait_for(pilot, lambda: box.value == "cnn_w", timeout=5)
+        assert isinstance(app.screen, MainScreen)  # nothing opened a dialog behind it
+        await pilot.press("escape")
+        await pilot.pause()
+        app.main.grid("experiments").post_message(events.Paste("/cnn_5"))
+        await wait_for(pilot, lambda: box.value == "cnn_5", timeout=5)
+        table = app.main.grid("experiments")
+        await wait_for(pilot, lambda: grid_keys(table) == ["cnn_5x5"], timeout=5)
+
+
+async def test_report_tab_explains_its_markers(tmp_path: Path) -> None:
+    async with make_app(tmp_path).run_test(size=(80, 24)) as pilot:
+        app = await loaded(pilot)
+        await pilot.press("4")
+        notes = app.main.query_one("#report-notes", Static)
+        await wait_for(pilot, lambda: "Δ pp:" in str(notes.render()), timeout=10)
+        assert "inside:" in str(notes.render())
+        await pilot.press("slash", *"cnn_w")
+        report = app.main.grid("report")
+        await wait_for(pilot, lambda: grid_keys(report) == ["cnn_wide"], timeout=5)
+
+
+async def test_stopping_a_running_run_asks_first_and_shows_at_once(tmp_path: Path) -> None:
+    import socket
+    import subprocess
+    import sys
+
+    from mnist_tui.tui.screens import ConfirmStop
+
+    # a stand-in for the trainer: a live process of this host that notes SIGTERM and
+    # goes on, as a trainer does until its step ends
+    signalled = tmp_path / "signalled"
+    code = (
+        "import signal, sys, time\n"
+        "signal.signal(signal.SIGTERM, lambda *_: open(sys.argv[1], 'w').close())\n"
+        "time.sleep(60)\n"
+    )
+    stand_in = subprocess.Popen([sys.executable, "-c", code, str(signalled)])
+    try:
+        app = make_app(tmp_path)
+        run_dir = tmp_path / "runs" / "fnn1" / "f0000003"
+        summary = json.loads((run_dir / "summary.json").read_text())
+        summary.update(status="running", host=socket.gethostname(), pid=stand_in.pid)
+        summary.pop("final", None)
+        (run_dir / "summary.json").write_text(json.dumps(summary))
+        async with app.run_test(size=SIZE) as pilot:
+            await loaded(pilot)
+            await pilot.press("2")
+            grid = app.main.grid("runs")
+            await wait_for(pilot, lambda: "running" in [c.plain for c in grid.get_row("f0000003")])
+            await select_row(app, pilot, "runs", "f0000003")
+            await pilot.press("x")
+            await pilot.pause()
+            assert isinstance(app.screen, ConfirmStop)
+            await pilot.press("n")  # kept: nothing was asked of the run
+            await pilot.pause()
+            assert not (run_dir / scheduler.CANCEL_FLAG).exists()
+            await pilot.press("x")
+            await pilot.pause()
+            await pilot.press("y")
+            await wait_for(
+                pilot, lambda: "stopping" in [c.plain for c in grid.get_row("f0000003")], 10
+            )
+            await wait_for(pilot, signalled.exists, 10)  # and the trainer was signalled
+    finally:
+        stand_in.kill()
+
+
 async def test_sub_screens_take_only_their_own_keys(tmp_path: Path) -> None:
     """Keys of the main view do nothing on a screen above it, and esc there only goes back."""
     async with make_app(tmp_path).run_test(size=SIZE) as pilot:
@@ -239,7 +346,7 @@ async def test_help_lists_every_key_of_the_screen_and_scrolls_at_80x24(tmp_path:
         await pilot.pause()
         assert isinstance(app.screen, HelpScreen)
         listed = {what for _keys, what, _on in app.screen.rows}
-        assert {"Pictures", "Cancel run", "Copy id", "Back"} <= listed
+        assert {"Pictures", "Stop", "Diff vs exp", "Copy id", "Back"} <= listed
         assert not {"Mark", "Queue", "Diff"} & listed  # the main view's keys are not here
 
 
@@ -477,6 +584,31 @@ async def test_overlay_of_marked_runs(tmp_path: Path) -> None:
         assert "test loss" in str(screen.query_one("#overlay-plot", Static).render())
 
 
+async def test_overlay_draws_a_group_as_mean_and_std_band(tmp_path: Path) -> None:
+    app = make_app(tmp_path)
+    for run_id in ("f0000001", "f0000002"):  # two seeds of one group
+        path = tmp_path / "runs" / "fnn1" / run_id / "summary.json"
+        summary = json.loads(path.read_text())
+        summary["group"] = "fnn1-g"
+        path.write_text(json.dumps(summary))
+    async with app.run_test(size=SIZE) as pilot:
+        await loaded(pilot)
+        await pilot.press("2")
+        for run_id in RUN_IDS:
+            await select_row(app, pilot, "runs", run_id)
+            await pilot.press("space")
+        await pilot.press("o")
+        screen = app.screen
+        assert isinstance(screen, OverlayScreen)
+        await wait_for(pilot, lambda: len(screen.runs) == 3)
+        await pilot.press("g")
+        await pilot.pause()
+        plot = str(screen.query_one("#overlay-plot", Static).render())
+        assert "group mean ± std" in plot
+        assert "fnn1 fnn1-g: mean of 2" in plot and "± 1 std" in plot
+        assert "fnn1 run f0000003" in plot  # a run without a group is drawn as itself
+
+
 async def test_queue_survives_reopening(tmp_path: Path) -> None:
     app = make_app(tmp_path, concurrency=0)  # paused: nothing starts
     async with app.run_test(size=SIZE) as pilot:
@@ -580,6 +712,8 @@ async def test_cancel_a_running_run(tmp_path: Path, real_data: Path) -> None:
         await wait_for(pilot, lambda: run_id in grid_keys(app.main.grid("queue")))
         await select_row(app, pilot, "queue", run_id)
         await pilot.press("x")
+        await pilot.pause()
+        await pilot.press("y")  # yes, stop it
         await wait_for(pilot, lambda: store.runs()[0].status == "killed", timeout=60)
         await wait_for(pilot, lambda: not queue_of(app), timeout=30)
         assert store.runs()[0].summary["epochs_done"] < 500

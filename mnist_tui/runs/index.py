@@ -48,7 +48,7 @@ if TYPE_CHECKING:
     from mnist_tui.runs.store import RunInfo
 
 INDEX_FILE = ".index.sqlite"
-SCHEMA_VERSION = 9
+SCHEMA_VERSION = 10
 RUN_ID = re.compile(r"^[0-9a-f]{8}$")
 # config.loading.EXPERIMENT_NAME, the one rule for experiment files and run directories
 # (fullmatch); repeated here because importing the config layer costs listings 0.1 s
@@ -75,7 +75,9 @@ BRIEF_FIGURES = ("test_acc", "test_loss", "val_acc", "val_loss")
 ALIVE_STATES = ("running", "interrupted")  # the two a stored "running" can turn out to be
 BUSY = (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
 
-_FIGURE_COLUMNS = [f"{part}_{k}" for part in ("final", "best") for k in BRIEF_FIGURES]
+# "last" is the newest epoch of a run still training (or stopped): what it has reached
+FIGURE_PARTS = ("final", "best", "last")
+_FIGURE_COLUMNS = [f"{part}_{k}" for part in FIGURE_PARTS for k in BRIEF_FIGURES]
 _BRIEF_COLUMNS = [
     "status",
     "created",
@@ -188,7 +190,7 @@ def _real(v: Any) -> float | None:
 def _row(loaded: LoadedRun) -> tuple[Any, ...]:
     s, meta = loaded.summary, loaded.meta
     figures = []
-    for part in ("final", "best"):
+    for part in FIGURE_PARTS:
         figs = s.get(part) or {}
         figures += [_real(figs.get(k)) for k in BRIEF_FIGURES]
     overrides = s.get("overrides")
@@ -243,6 +245,7 @@ _NO_FIGURES = (None,) * len(BRIEF_FIGURES)
 _N_SCALARS = len(BRIEF_SCALARS)
 _FINAL = slice(_N_SCALARS + 1, _N_SCALARS + 1 + len(BRIEF_FIGURES))
 _BEST = slice(_FINAL.stop, _FINAL.stop + len(BRIEF_FIGURES))
+_LAST = slice(_BEST.stop, _BEST.stop + len(BRIEF_FIGURES))
 
 
 def _brief(row: tuple[Any, ...], stored: bool) -> dict[str, Any]:
@@ -254,11 +257,13 @@ def _brief(row: tuple[Any, ...], stored: bool) -> dict[str, Any]:
         out.pop("status", None)  # "damaged" is the index's word, not the summary's
     if row[_N_SCALARS] is not None:
         out["overrides"] = json.loads(row[_N_SCALARS])
-    final, best = row[_FINAL], row[_BEST]
+    final, best, last = row[_FINAL], row[_BEST], row[_LAST]
     if final != _NO_FIGURES:
         out["final"] = dict(zip(BRIEF_FIGURES, final, strict=True))
     if best != _NO_FIGURES:
         out["best"] = dict(zip(BRIEF_FIGURES, best, strict=True))
+    if last != _NO_FIGURES:
+        out["last"] = dict(zip(BRIEF_FIGURES, last, strict=True))
     return out
 
 

@@ -104,6 +104,12 @@ class RunInfo:
     def best(self, key: str) -> float | None:
         return (self.summary.get("best") or {}).get(key)
 
+    def latest(self, key: str) -> float | None:
+        """The final figure of a finished run, else the newest epoch's (a running run, or
+        one stopped before its summary was written)."""
+        value = self.final(key)
+        return value if value is not None else (self.summary.get("last") or {}).get(key)
+
     def metrics(self) -> list[dict[str, Any]]:
         """Epoch rows that pass the checks; each dropped row leaves a line in `notes`."""
         rows, self.notes = schema.read_metrics(self.path / "metrics.jsonl")

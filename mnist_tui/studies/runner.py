@@ -22,7 +22,7 @@ from mnist_tui.runs.provenance import environment
 from mnist_tui.runs.store import RunHandle, RunInfo, RunStore
 from mnist_tui.train.events import BatchProgress, EpochEnded, Event, RunEnded
 from mnist_tui.train.setup import device_name, resolve_device
-from mnist_tui.train.trainer import EventSink, Trainer
+from mnist_tui.train.trainer import PER_EPOCH_ONLY, EventSink, Trainer
 
 
 def run_experiment(
@@ -95,10 +95,16 @@ def run_experiment(
                 handle.update(epoch_in_progress=event.epoch, step=event.step, steps=event.steps)
         elif isinstance(event, EpochEnded):
             handle.append_metrics(event.metrics.to_json())
+            # best so far as well as the newest epoch: listings show what a run still
+            # training (or stopped) has reached, not a dash until it ends
+            best = next(
+                (m for m in trainer.state.history if m.epoch == event.best_epoch), event.metrics
+            )
             handle.update(
                 epochs_done=event.metrics.epoch,
                 best_epoch=event.best_epoch,
                 last={k: v for k, v in asdict(event.metrics).items() if k != "test_confusion"},
+                best={k: v for k, v in best.to_json().items() if k not in PER_EPOCH_ONLY},
             )
         elif isinstance(event, RunEnded):
             handle.update(**event.summary)

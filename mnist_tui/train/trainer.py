@@ -48,6 +48,10 @@ class Cancelled(Exception):
     """Raised inside the loop when the caller asked the run to stop."""
 
 
+# kept per epoch in metrics.jsonl, left out of a summary's "final" and "best"
+PER_EPOCH_ONLY = ("test_per_class", "test_confusion")
+
+
 @dataclass
 class Evaluation:
     loss: float
@@ -331,9 +335,8 @@ def summarize(
         return out
     final = state.history[-1]
     best = next((m for m in state.history if m.epoch == state.best_epoch), final)
-    per_epoch_only = ("test_per_class", "test_confusion")
-    out["final"] = {k: v for k, v in final.to_json().items() if k not in per_epoch_only}
-    out["best"] = {k: v for k, v in best.to_json().items() if k not in per_epoch_only}
+    out["final"] = {k: v for k, v in final.to_json().items() if k not in PER_EPOCH_ONLY}
+    out["best"] = {k: v for k, v in best.to_json().items() if k not in PER_EPOCH_ONLY}
     out["best_epoch"] = best.epoch
     out["classes"] = list(classes)
     if final.test_per_class:

@@ -103,6 +103,7 @@ class MnistTuiApp(App[None]):
         self.poll_interval = poll_interval
         self.reader = StoreReader(self.experiments_dir, self.store)
         self.in_flight = 0
+        self._title_shown = ""  # the live summary last put in the terminal's title
         self._jobs: jobs_queue.SimpleQueue[Job] = jobs_queue.SimpleQueue()
 
     def get_default_screen(self) -> Screen[None]:
@@ -157,8 +158,8 @@ class MnistTuiApp(App[None]):
         if event.runs is not None:
             self._notify_endings(event.runs)
         self.main.apply(event)
-        if event.title and event.title != self.sub_title:
-            self.sub_title = event.title
+        if event.title and event.title != self._title_shown:
+            self._title_shown = event.title
             self._terminal_title(f"mnist-tui: {event.title}")
 
     def _terminal_title(self, text: str) -> None:

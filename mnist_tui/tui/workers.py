@@ -247,7 +247,7 @@ class StoreReader:
             exp_table = tables.experiments_table(experiments)
             run_list = runs
             runs_table = tables.runs_table(runs, row_of=self._row)
-        summary, title = live_summary(len(self._experiments), runs)
+        summary, title = live_summary(runs)
         return StoreRead(
             experiments=experiments,
             experiments_table=exp_table,
@@ -260,7 +260,7 @@ class StoreReader:
         )
 
 
-def live_summary(n_experiments: int, runs: list[RunInfo]) -> tuple[str, str]:
+def live_summary(runs: list[RunInfo]) -> tuple[str, str]:
     """The status line and the terminal title: runs done, running and queued, and the
     newest result (the completed run that ended last)."""
     done = running = queued = 0
@@ -284,5 +284,5 @@ def live_summary(n_experiments: int, runs: list[RunInfo]) -> tuple[str, str]:
         acc = newest.final("test_acc")
         figure = f" {100 * acc:.2f}%" if isinstance(acc, float) else ""
         latest = f" · newest {newest.experiment}{figure}"
-    status_line = f"{counts}{latest} · {len(runs):,} runs, {n_experiments} experiments · ? help"
+    status_line = f"{len(runs):,} runs: {counts}{latest} · ? help"
     return status_line, f"{counts}{latest}"

@@ -365,7 +365,7 @@ def run_row(r: RunInfo) -> Row:
             status_cell(shown_status(r)),
             _num(r.seed, "—" if r.seed is None else str(r.seed)),
             _num(done, f"{done}/{total}"),
-            _num(r.final("test_acc"), fmt.pct(r.final("test_acc"))),
+            _num(r.latest("test_acc"), fmt.pct(r.latest("test_acc"))),
             _num(r.best("test_acc"), fmt.pct(r.best("test_acc"))),
             _num(r.duration(), fmt.seconds(r.duration())),
             _num(_started(r), fmt.ago(_started(r))),

@@ -32,8 +32,8 @@ class RunScreen(ConsoleScreen):
         Binding("escape", "app.pop_screen", "Back", id="run.back"),
         Binding("1", "tab('curves')", "Curves", id="run.curves"),
         Binding("2", "tab('details')", "Details", id="run.details"),
-        Binding("x", "cancel", "Cancel run", id="run.cancel"),
-        Binding("d", "diff", "Diff vs experiment", id="run.diff"),
+        Binding("x", "cancel", "Stop", id="run.cancel"),
+        Binding("d", "diff", "Diff vs exp", id="run.diff"),
         Binding("p", "samples", "Pictures", id="run.samples"),
         Binding("y", "copy_id", "Copy id", id="run.copy_id"),
     ]
