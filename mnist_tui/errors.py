@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import difflib
+import re
 from collections.abc import Iterable, Iterator, Mapping
+from typing import Any
 
 
 class MnistTuiError(Exception):
@@ -142,9 +144,32 @@ class TrainingError(MnistTuiError):
     """Training could not start or could not go on (device unavailable, out of memory...)."""
 
 
-def did_you_mean(word: str, candidates: Iterable[str]) -> str:
-    """Return " Did you mean 'x'?" for the closest candidate, or "" when none is close."""
+def close_names(word: str, candidates: Iterable[str], cutoff: float = 0.6) -> list[str]:
+    """The candidates as close to `word` as the closest one (`fnn` -> fnn1, fnn2, fnn3),
+    in natural order; at most five."""
     if len(word) > 200:  # no key or name is that long; spare difflib a pasted paragraph
+        return []
+    scored = []
+    for c in set(candidates):
+        ratio = difflib.SequenceMatcher(None, word, c).ratio()
+        if ratio >= cutoff:
+            scored.append((ratio, c))
+    if not scored:
+        return []
+    best = max(r for r, _ in scored)
+    close = [c for r, c in scored if r >= best - 0.02]
+    return sorted(close, key=natural_key)[:5]
+
+
+def natural_key(name: str) -> list[Any]:
+    """task2 before task10."""
+    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", name)]
+
+
+def did_you_mean(word: str, candidates: Iterable[str]) -> str:
+    """ " Did you mean 'x'?" (or 'x', 'y' or 'z' when as close), or "" when none is close."""
+    close = [f"'{c}'" for c in close_names(word, candidates)]
+    if not close:
         return ""
-    matches = difflib.get_close_matches(word, list(candidates), n=1, cutoff=0.6)
-    return f" Did you mean '{matches[0]}'?" if matches else ""
+    listed = close[0] if len(close) == 1 else f"{', '.join(close[:-1])} or {close[-1]}"
+    return f" Did you mean {listed}?"

@@ -63,7 +63,9 @@ def delete(
 
     store, runs = _runs(ctx, refs, group, runs_dir)
     if permanent and not yes and sys.stdin.isatty():
-        typer.confirm(f"delete {len(runs)} runs for good?", abort=True)
+        from mnist_tui.views.fmt import plural
+
+        typer.confirm(f"delete {plural(len(runs), 'run')} for good?", abort=True)
     done = delete_runs(store, runs, permanent=permanent)
     for d in done:
         console.print(f"deleted {_label(d.run)}" + ("" if d.moved_to else " for good"))

@@ -137,7 +137,7 @@ def print_group_summaries(infos: list[RunInfo]) -> None:
         if len(result.test_acc) < 2:
             continue
         t = result.test
-        runs = f"{len(result.test_acc)} of {len(members)} runs completed"
+        runs = f"{len(result.test_acc)} of {fmt.plural(len(members), 'run')} completed"
         console.print(
             f"group {group}: test accuracy {100 * t.mean:.2f} ± {100 * t.std:.2f}% "
             f"(mean ± std over seeds, {runs})",

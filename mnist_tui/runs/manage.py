@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mnist_tui.errors import MnistTuiError, StoreError
+from mnist_tui.errors import MnistTuiError, StoreError, natural_key
 from mnist_tui.runs import claim as claims
 from mnist_tui.runs import schema
 from mnist_tui.runs.index import RunQuery
@@ -72,9 +72,9 @@ def check_experiments(names: list[str], experiments_dir: Path, store: RunStore) 
     for name in names:
         if name in known:
             continue
-        close = difflib.get_close_matches(name, sorted(known), n=len(known) or 1, cutoff=0.6)
-        close += sorted(k for k in known if name.lower() in k.lower() and k not in close)
-        hint = f" Did you mean: {', '.join(close)}?" if close else ""
+        close = set(difflib.get_close_matches(name, sorted(known), n=len(known) or 1, cutoff=0.6))
+        close |= {k for k in known if name.lower() in k.lower()}
+        hint = f" Did you mean: {', '.join(sorted(close, key=natural_key))}?" if close else ""
         raise StoreError(
             f"no experiment '{name}': no runs in {store.root} and no definition in "
             f"{experiments_dir}.{hint}"

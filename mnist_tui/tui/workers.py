@@ -20,7 +20,7 @@ from typing import Any
 from mnist_tui.runs.store import ACTIVE, RunInfo, RunStore
 from mnist_tui.studies.catalog import ExperimentRow, experiment_rows
 from mnist_tui.tui.messages import StoreRead
-from mnist_tui.views import tables
+from mnist_tui.views import fmt, tables
 
 
 class FileTail:
@@ -284,5 +284,5 @@ def live_summary(runs: list[RunInfo]) -> tuple[str, str]:
         acc = newest.final("test_acc")
         figure = f" {100 * acc:.2f}%" if isinstance(acc, float) else ""
         latest = f" · newest {newest.experiment}{figure}"
-    status_line = f"{len(runs):,} runs: {counts}{latest} · ? help"
+    status_line = f"{fmt.plural(len(runs), 'run')}: {counts}{latest} · ? help"
     return status_line, f"{counts}{latest}"

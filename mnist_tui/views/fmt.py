@@ -35,6 +35,11 @@ def count(n: int | None) -> str:
     return "—" if n is None else f"{n:,}"
 
 
+def plural(n: int, word: str, many: str | None = None) -> str:
+    """`1 run`, `3 runs`, `1,200 epochs`: never "1 runs"."""
+    return f"{n:,} {word if n == 1 else (many or word + 's')}"
+
+
 def ago(t: float | None) -> str:
     if not t:
         return "—"

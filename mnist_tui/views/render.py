@@ -71,7 +71,8 @@ class RunProgress:
             self.console.print(
                 f"[bold]{escape(event.experiment)}[/] run [cyan]{event.run_id}[/] on "
                 f"{escape(event.device)}: {fmt.count(event.parameters)} parameters, "
-                f"{fmt.count(event.train_size)} training images, {event.epochs} epochs",
+                f"{fmt.count(event.train_size)} training images, "
+                f"{fmt.plural(event.epochs, 'epoch')}",
                 soft_wrap=True,  # one line per event in a log file, not cut at 80 columns
             )
             self.epoch_task = self.progress.add_task(

@@ -400,7 +400,7 @@ def runs_table(
     for i, r in enumerate(infos, start):
         row = row_of(r)
         rows.append(replace(row, cells=(_num(-i, str(i)), *row.cells)))
-    data = TableData(f"{len(infos)} runs", list(RUN_COLUMNS), rows, empty=NO_RUNS)
+    data = TableData(fmt.plural(len(infos), "run"), list(RUN_COLUMNS), rows, empty=NO_RUNS)
     return data if show_experiment else without(data, "experiment")
 
 

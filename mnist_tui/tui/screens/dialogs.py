@@ -142,7 +142,7 @@ class ConfirmStop(ModalScreen[bool]):
         done, total = r.summary.get("epochs_done", 0), r.summary.get("epochs", "?")
         with Vertical(classes="dialog"):
             yield Label(Text(f"Stop {r.experiment}/{r.id}?", style="bold"))
-            yield Label(f"It is running, {done} of {total} epochs done.")
+            yield Label(f"It is running: epoch {done} of {total} done.")
             yield Label(
                 "It ends as killed and keeps its last checkpoint: "
                 f"`mnist-tui resume {r.id}` goes on from there."

@@ -19,7 +19,7 @@ from mnist_tui.studies.diff import diff_definitions, result_deltas
 from mnist_tui.tui.grid import DataGrid
 from mnist_tui.tui.messages import DiffLoaded, OverlayLoaded
 from mnist_tui.tui.screens.base import ConsoleScreen
-from mnist_tui.views import pictures, tables
+from mnist_tui.views import fmt, pictures, tables
 
 
 class DiffScreen(ConsoleScreen):
@@ -117,7 +117,7 @@ class OverlayScreen(ConsoleScreen):
         self.runs: list[tuple[RunInfo, list[dict[str, Any]]]] = []
 
     def compose(self) -> ComposeResult:
-        yield Static(f"{len(self.run_ids)} runs", id="overlay-header")
+        yield Static(fmt.plural(len(self.run_ids), "run"), id="overlay-header")
         yield Static("", id="overlay-plot")
         yield DataGrid(id="overlay-runs")
         yield Footer(compact=True, show_command_palette=False)
@@ -162,7 +162,7 @@ class OverlayScreen(ConsoleScreen):
         w, h = max(plot.size.width, 40), max(plot.size.height, 8)
         plot.update(Text.from_ansi(pictures.plot(curve, width=w, height=h)))
         self.query_one("#overlay-header", Static).update(
-            Text.assemble((f"{len(self.runs)} runs", "bold"), f"  {key.replace('_', ' ')}")
+            Text.assemble((fmt.plural(len(self.runs), "run"), "bold"), f"  {key.replace('_', ' ')}")
         )
 
     def action_next_metric(self) -> None:
