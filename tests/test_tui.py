@@ -606,7 +606,7 @@ async def test_overlay_draws_a_group_as_mean_and_std_band(tmp_path: Path) -> Non
         plot = str(screen.query_one("#overlay-plot", Static).render())
         assert "group mean ± std" in plot
         assert "fnn1 fnn1-g: mean of 2" in plot and "± 1 std" in plot
-        assert "fnn1 run f0000003" in plot  # a run without a group is drawn as itself
+        assert "• fnn1 fnn1-g" in plot and "x fnn1" in plot  # the ungrouped run: its own
 
 
 async def test_queue_survives_reopening(tmp_path: Path) -> None:

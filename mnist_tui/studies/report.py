@@ -186,17 +186,14 @@ OTHER_DEFINITION_NOTE = (
 
 
 DELTA_NOTE = (
-    "Δ pp: reproduced mean minus reported, from the rounded figures shown, at the epoch "
-    "the study reported (the final epoch unless marked ᵇ)."
+    "Δ pp: reproduced mean − reported, from the rounded figures shown, at the epoch "
+    "the study reported (final; best where ᵇ)."
 )
-BEST_NOTE = "ᵇ reported at the study's best epoch: Δ compares it with each run's best epoch."
+BEST_NOTE = "ᵇ reported at the study's best epoch: compared with each run's best epoch."
+INSIDE_NOTE = "inside: the reported figure lies within mean ± 2 std of the seeds (— below 2)."
 BEST_COLUMN_NOTE = (
-    "best: test accuracy at each run's best epoch, the one with the lowest validation "
-    "loss (highest test accuracy without a validation split; train.best_metric)."
-)
-INSIDE_NOTE = (
-    "inside: the reported figure lies within the reproduced mean ± 2 std "
-    "(— until an experiment has two seeds)."
+    "best: test accuracy at each run's best epoch (lowest validation loss; highest test "
+    "accuracy without a validation split)."
 )
 
 

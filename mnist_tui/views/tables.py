@@ -521,15 +521,17 @@ def run_header(run: RunInfo, rows: Sequence[Mapping[str, Any]]) -> str:
         left = eta_seconds(s, time.time(), [r["seconds"] for r in rows if "seconds" in r])
         eta = f"  ETA {fmt.seconds(left)}" if left is not None else ""
     lr = f"  lr {rows[-1]['lr']:.3g}" if rows else ""
+    at = f"epoch {done}/{total}"
     if status == "running" and s.get("steps") and s.get("epoch_in_progress", 0) > len(rows):
-        lr += f"  epoch {s['epoch_in_progress']} step {s.get('step')}/{s['steps']}"
+        # the epoch under way and its step, not the last one done
+        at = f"epoch {s['epoch_in_progress']}/{total} step {s.get('step')}/{s['steps']}"
     last = rows[-1] if rows else {}
     best_row = next((r for r in rows if r["epoch"] == s.get("best_epoch")), None)
     best_acc = best_row["test_acc"] if best_row else run.best("test_acc")
     context = run_context(run)
     group = f"  group {s['group']}" if s.get("group") else ""
     return (
-        f"epoch {done}/{total}{eta}{lr}  seed {s.get('seed')}  {s.get('device', '')}".rstrip()
+        f"{at}{eta}{lr}  seed {s.get('seed')}  {s.get('device', '')}".rstrip()
         + (f"\n{context}{group}".rstrip() if context or group else "")
         + f"\ntest acc {fmt.pct(last.get('test_acc'))}  best {fmt.pct(best_acc)}"
         f" (epoch {s.get('best_epoch', '—')})  train loss {fmt.num(last.get('train_loss'))}"

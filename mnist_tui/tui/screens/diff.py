@@ -144,7 +144,8 @@ class OverlayScreen(ConsoleScreen):
         if event.missing:
             self.notify(f"not found: {', '.join(event.missing)}", severity="warning")
         self.query_one("#overlay-runs", DataGrid).show(tables.runs_table([r for r, _ in self.runs]))
-        self.draw()
+        # the table just filled changes the plot's height: draw once the layout has it
+        self.call_after_refresh(self.draw)
 
     def on_resize(self) -> None:
         if self.runs:
@@ -177,17 +178,19 @@ class OverlayScreen(ConsoleScreen):
 def run_groups(
     runs: list[tuple[RunInfo, list[dict[str, Any]]]],
 ) -> list[tuple[str, list[list[dict[str, Any]]]]]:
-    """Runs by their group (the seeds of one `--repeats`, the folds of one `cv`), in the
-    order first seen; a run without a group is a group of its own. Labelled by the
-    experiment, and by the group id too where one experiment has several groups."""
-    groups: dict[str, tuple[str, list[list[dict[str, Any]]]]] = {}
+    """Runs by their group (the seeds of one `--repeats`, the folds of one `cv`); runs
+    without one by experiment and overrides other than the seed (seeds run one by one).
+    In the order first seen; labelled by what they share."""
+    groups: dict[str, list[list[dict[str, Any]]]] = {}
     for r, rows in runs:
-        key = r.group or f"run {r.id}"
-        groups.setdefault(key, (r.experiment, []))[1].append(rows)
-    per_experiment: dict[str, int] = {}
-    for experiment, _ in groups.values():
-        per_experiment[experiment] = per_experiment.get(experiment, 0) + 1
-    return [
-        (exp if per_experiment[exp] == 1 else f"{exp} {key}", members)
-        for key, (exp, members) in groups.items()
-    ]
+        if r.group:
+            key = f"{r.experiment} {r.group}"
+        else:
+            overrides = [
+                str(o)
+                for o in r.summary.get("overrides") or ()
+                if not str(o).startswith("train.seed=")
+            ]
+            key = " ".join([r.experiment, *overrides])
+        groups.setdefault(key, []).append(rows)
+    return list(groups.items())

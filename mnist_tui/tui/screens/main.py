@@ -163,7 +163,8 @@ class MainScreen(ConsoleScreen):
             data = tables.sorted_by(data, col - 1 + (1 if tab in self.marked else 0))
         self.grid(tab).show(data)
         if tab == "report":
-            self.query_one("#report-notes", Static).update("\n".join(data.notes))
+            # one paragraph: at 80x24 every line taken from the table counts
+            self.query_one("#report-notes", Static).update("  ".join(data.notes))
         if tab == self.active_tab:
             self.show_status()
 
