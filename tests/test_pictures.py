@@ -177,5 +177,6 @@ def test_diff_figures_are_shown_by_their_kind() -> None:
     assert cells["final test loss"][3].style == "green"  # lower loss is better
     assert cells["best epoch"][3].text == "+2" and not cells["best epoch"][3].style
     keys = tables.diff_keys_table("a", "b", [Change("x", 1, 2), Change("y", 3, 3)])
-    styles = {r.key: r.cells[0].style for r in keys.rows}
+    styles = {r.key: r.cells[1].style for r in keys.rows}
     assert styles == {"x": "bold", "y": "dim"}  # from `changed`, not from the text
+    assert [r.cells[0].text for r in keys.rows] == ["≠", "="]  # told apart without colour
