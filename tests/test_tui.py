@@ -564,18 +564,24 @@ async def test_a_failing_worker_is_reported_and_the_console_goes_on(
         assert app.is_running and app.main.active_tab == "runs"
 
 
+async def overlay_of_every_run(pilot: Pilot[None]) -> OverlayScreen:
+    """Mark every fixture run on the runs tab and open their overlay."""
+    app = await loaded(pilot)
+    await pilot.press("2")
+    for run_id in RUN_IDS:
+        await select_row(app, pilot, "runs", run_id)
+        await pilot.press("space")
+    await pilot.press("o")
+    screen = app.screen
+    assert isinstance(screen, OverlayScreen)
+    await wait_for(pilot, lambda: len(screen.runs) == 3)
+    await pilot.pause()
+    return screen
+
+
 async def test_overlay_of_marked_runs(tmp_path: Path) -> None:
     async with make_app(tmp_path).run_test(size=SIZE) as pilot:
-        app = await loaded(pilot)
-        await pilot.press("2")
-        for run_id in RUN_IDS:
-            await select_row(app, pilot, "runs", run_id)
-            await pilot.press("space")
-        await pilot.press("o")
-        screen = app.screen
-        assert isinstance(screen, OverlayScreen)
-        await wait_for(pilot, lambda: len(screen.runs) == 3)
-        await pilot.pause()
+        screen = await overlay_of_every_run(pilot)
         plot = str(screen.query_one("#overlay-plot", Static).render())
         for marker, run_id in zip("•x+", sorted(RUN_IDS), strict=True):
             assert f"{marker} fnn1/{run_id}" in plot  # oldest first, a glyph each
@@ -592,15 +598,7 @@ async def test_overlay_draws_a_group_as_mean_and_std_band(tmp_path: Path) -> Non
         summary["group"] = "fnn1-g"
         path.write_text(json.dumps(summary))
     async with app.run_test(size=SIZE) as pilot:
-        await loaded(pilot)
-        await pilot.press("2")
-        for run_id in RUN_IDS:
-            await select_row(app, pilot, "runs", run_id)
-            await pilot.press("space")
-        await pilot.press("o")
-        screen = app.screen
-        assert isinstance(screen, OverlayScreen)
-        await wait_for(pilot, lambda: len(screen.runs) == 3)
+        screen = await overlay_of_every_run(pilot)
         await pilot.press("g")
         await pilot.pause()
         plot = str(screen.query_one("#overlay-plot", Static).render())
