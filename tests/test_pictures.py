@@ -180,3 +180,11 @@ def test_diff_figures_are_shown_by_their_kind() -> None:
     styles = {r.key: r.cells[1].style for r in keys.rows}
     assert styles == {"x": "bold", "y": "dim"}  # from `changed`, not from the text
     assert [r.cells[0].text for r in keys.rows] == ["≠", "="]  # told apart without colour
+
+
+def test_per_class_bars_span_the_data_so_a_3_point_gap_shows() -> None:
+    table = tables.per_class_table(["a", "b", "c"], [0.95, 0.98, 0.90])
+    bars = {r.key: r.cells[2].text.count("█") for r in table.rows}
+    assert bars["b"] - bars["a"] >= 5  # on a 0-100% scale it would be one character
+    assert table.columns[2].header == "bar: 90% to 98%"
+    assert table.rows[2].cells[0].style == "bold red"  # the hardest class

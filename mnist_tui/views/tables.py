@@ -11,6 +11,7 @@ figure's kind, a run's status), never from the text of a label.
 
 from __future__ import annotations
 
+import math
 import statistics
 import time
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
@@ -479,25 +480,44 @@ def epochs_table(rows: Sequence[Mapping[str, Any]]) -> TableData:
 
 
 def per_class_table(classes: Sequence[str], acc: Sequence[float], bar: int = 30) -> TableData:
-    """Per-class test accuracy with a bar each; the hardest class in bold red."""
+    """Per-class test accuracy with a bar each; the hardest class in bold red.
+
+    The bars span the data's range, not 0-100%: at 90-99% a 3-point gap between two
+    classes would be one character on a 0-100% scale. The header says where they start."""
     worst = min(range(len(acc)), key=acc.__getitem__) if acc else -1
+    low, high = bar_range(acc)
     rows = [
         Row(
             c,
             (
                 Cell(c, "bold red" if i == worst else ""),
                 _num(a, fmt.pct(a)),
-                Cell("█" * round(a * bar), "cyan"),
+                Cell("▏" + "█" * round((a - low) / (high - low) * bar), "cyan"),
             ),
         )
         for i, (c, a) in enumerate(zip(classes, acc, strict=False))
     ]
+    # the bars' scale in their header: the console's grid shows no notes
+    scale = f"bar: {fmt.pct(low, 0)} to {fmt.pct(high, 0)}" if acc else ""
     return TableData(
         "Per-class test accuracy",
-        [Column("class", keep=True), Column("accuracy", "right"), Column("", drop=1)],
+        [Column("class", keep=True), Column("accuracy", "right"), Column(scale, drop=1)],
         rows,
         empty="no per-class figures yet",
     )
+
+
+def bar_range(values: Sequence[float]) -> tuple[float, float]:
+    """Round bounds (whole percents, a 5-point step) around the values, never empty."""
+    if not values:
+        return 0.0, 1.0
+    low = math.floor(min(values) * 20) / 20  # down to a multiple of 5%
+    high = math.ceil(max(values) * 100) / 100
+    if high - low < 0.05:
+        low = max(0.0, high - 0.05)
+    if high <= low:
+        high = low + 0.05
+    return low, high
 
 
 def class_names(summary: Mapping[str, Any], rows: Sequence[Mapping[str, Any]]) -> list[str]:
