@@ -96,14 +96,18 @@ def test_cancel_marks_killed(fake_data: Path, tmp_path: Path) -> None:
         "fnn1", EXPERIMENTS, ["data.dataset=mnist", "train.epochs=50", "train.batch_size=8"]
     )
     seen: list[EpochEnded] = []
+    while_running: list[dict[str, object]] = []
+    store = RunStore(tmp_path)
 
     def on_event(e: object) -> None:
         if isinstance(e, EpochEnded):
             seen.append(e)
+            (info,) = store.runs()
+            while_running.append(dict(info.summary))
 
     run = run_experiment(
         spec,
-        RunStore(tmp_path),
+        store,
         device="cpu",
         data_dir=fake_data,
         download=False,
@@ -113,6 +117,14 @@ def test_cancel_marks_killed(fake_data: Path, tmp_path: Path) -> None:
     assert run.status == "killed"
     assert run.summary["epochs_done"] == 2
     assert len(run.metrics()) == 2
+    # while it ran, listings could show what it had reached, with its class names
+    first = while_running[0]
+    assert first["status"] == "running" and first["epochs_done"] == 1
+    assert first["last"]["test_acc"] == seen[0].metrics.test_acc  # type: ignore[index]
+    assert first["best"]["test_acc"] is not None  # type: ignore[index]
+    assert len(first["classes"]) == 10  # type: ignore[arg-type]
+    # and once stopped, the figures it reached
+    assert run.final("test_acc") == seen[-1].metrics.test_acc
 
 
 def test_fake_data_trains_with_validation_and_scheduler(fake_data: Path, tmp_path: Path) -> None:

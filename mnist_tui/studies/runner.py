@@ -126,7 +126,10 @@ def run_experiment(
         # the checkpoint's history is the truth: it may hold an epoch the metrics file lost
         handle.rewrite_metrics([m.to_json() for m in trainer.state.history])
         handle.update(resumed_from_epoch=trainer.state.epoch, reason="")
-    handle.update(parameters=trainer.parameters, epochs=spec.train.epochs)
+    # class names from the start: a running run's per-class view names its classes
+    handle.update(
+        parameters=trainer.parameters, epochs=spec.train.epochs, classes=list(dataset.classes)
+    )
     try:
         trainer.run()
     except KeyboardInterrupt:
