@@ -101,3 +101,38 @@ def test_live_summary_counts_and_names_the_newest_result(tmp_path: Path) -> None
     line, title = live_summary(store.runs(brief=True))
     assert title == "2 done · 1 running · 1 queued · newest fnn1 84.00%"
     assert line.startswith("4 runs: 2 done") and line.endswith("? help")
+
+
+def test_relative_times_tick_without_rebuilding_every_row(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mnist_tui.tui import workers
+
+    monkeypatch.setattr(workers, "TICK", 0.2)
+    store = RunStore(tmp_path / "runs")
+    spec = load_experiment("fnn1", EXPERIMENTS)
+    for started in (time.time() - 30, 1_600_000_000.0):  # seconds ago; a date long ago
+        h = store.create("fnn1", spec.to_toml())
+        h.update(status="completed", started=started, final={"test_acc": 0.8})
+    reader = workers.StoreReader(EXPERIMENTS, store)
+    first = reader.read([])
+    assert first is not None and first.runs_table is not None
+    col = [c.header for c in first.runs_table.columns].index("started")
+    texts = sorted(r.cells[col].text for r in first.runs_table.rows)
+    assert texts[1].endswith("s ago") and texts[0] == time.strftime(
+        "%Y-%m-%d", time.localtime(1_600_000_000.0)
+    )
+    built = 0
+
+    def counting(r: object) -> object:
+        nonlocal built
+        built += 1
+        return real(r)  # type: ignore[arg-type]
+
+    real = tables.run_row
+    monkeypatch.setattr(tables, "run_row", counting)
+    time.sleep(1.3)
+    later = reader.read([])
+    assert later is not None and later.runs_table is not None  # the table moved on
+    assert sorted(r.cells[col].text for r in later.runs_table.rows) != texts
+    assert built == 1  # only the row whose text changed was built again

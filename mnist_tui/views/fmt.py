@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 from typing import Any
 
@@ -51,6 +52,20 @@ def ago(t: float | None) -> str:
     if d < 86400:
         return f"{int(d // 3600)}h ago"
     return time.strftime("%Y-%m-%d", time.localtime(t))
+
+
+def ago_changes_at(t: float | None) -> float:
+    """When `ago(t)` will read differently (a cache of shown rows keeps them till then)."""
+    if not t:
+        return math.inf
+    d = time.time() - t
+    if d < 60:
+        return t + int(d) + 1
+    if d < 3600:
+        return t + (int(d // 60) + 1) * 60
+    if d < 86400:
+        return t + (int(d // 3600) + 1) * 3600
+    return math.inf  # a date from then on
 
 
 def value(v: Any) -> str:
