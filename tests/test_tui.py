@@ -421,6 +421,37 @@ async def test_run_screen_tails_new_epochs(tmp_path: Path) -> None:
         await wait_for(pilot, lambda: len(screen.rows) == 2, timeout=10)
 
 
+async def test_run_header_keeps_its_height_while_the_step_text_grows(tmp_path: Path) -> None:
+    import os
+    import socket
+
+    app = make_app(tmp_path)
+    path = tmp_path / "runs" / "fnn1" / "f0000003" / "summary.json"
+    summary = json.loads(path.read_text())
+    summary.update(status="running", host=socket.gethostname(), pid=os.getpid(), epochs=400)
+    summary.update(device="cpu (16 threads, a long device description)")
+    summary.pop("final", None)
+    path.write_text(json.dumps(summary))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await loaded(pilot)
+        await pilot.press("2")
+        await select_row(app, pilot, "runs", "f0000003")
+        await pilot.press("enter")
+        screen = app.screen
+        assert isinstance(screen, RunScreen)
+        header = screen.query_one("#run-header", Static)
+        await wait_for(pilot, lambda: "running" in str(header.render()), timeout=10)
+        await pilot.pause(0.2)
+        heights = {header.region.height}
+        for step in (5, 12345):  # the first line grows past 80 columns
+            summary.update(epoch_in_progress=5, step=step, steps=99999)
+            path.write_text(json.dumps(summary))
+            await wait_for(pilot, lambda s=step: f"step {s}/" in str(header.render()), 10)
+            await pilot.pause(0.2)
+            heights.add(header.region.height)
+        assert heights == {2}  # two lines of text, nothing rewrapped
+
+
 async def test_grid_caps_rows_and_updates_changed_cells_in_place() -> None:
     from textual.app import App, ComposeResult
 

@@ -532,7 +532,8 @@ def class_names(summary: Mapping[str, Any], rows: Sequence[Mapping[str, Any]]) -
 
 
 def run_header(run: RunInfo, rows: Sequence[Mapping[str, Any]]) -> str:
-    """Status line of a run: epochs, ETA, lr, seed, device; then its headline figures."""
+    """Status lines of a run: epoch, ETA, lr; its overrides and group; its headline
+    figures, seed and device."""
     s = run.summary
     status = run.status
     done, total = s.get("epochs_done", len(rows)), s.get("epochs", "?")
@@ -550,11 +551,14 @@ def run_header(run: RunInfo, rows: Sequence[Mapping[str, Any]]) -> str:
     best_acc = best_row["test_acc"] if best_row else run.best("test_acc")
     context = run_context(run)
     group = f"  group {s['group']}" if s.get("group") else ""
+    # the parts that change as it trains first, so that a narrow screen cuts the seed
+    # and device at the end of the line, and every line keeps its place (no rewrap)
     return (
-        f"{at}{eta}{lr}  seed {s.get('seed')}  {s.get('device', '')}".rstrip()
+        f"{at}{eta}{lr}"
         + (f"\n{context}{group}".rstrip() if context or group else "")
         + f"\ntest acc {fmt.pct(last.get('test_acc'))}  best {fmt.pct(best_acc)}"
         f" (epoch {s.get('best_epoch', '—')})  train loss {fmt.num(last.get('train_loss'))}"
+        f"  seed {s.get('seed')}  {s.get('device', '')}".rstrip()
     )
 
 
