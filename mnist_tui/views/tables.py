@@ -410,12 +410,12 @@ def run_summary_table(results: Sequence[tuple[ExperimentSpec, RunInfo]]) -> Tabl
     columns = [
         Column("experiment", keep=True),
         Column("run", keep=True),
-        Column("status"),
+        Column("status", drop=1),  # whole columns go at 80, not letters of each
         Column("reported", "right"),
         Column("final", "right"),
         Column("best (ep)", "right"),
-        Column("Δ", "right"),
-        Column("time", "right"),
+        Column("Δ pp", "right"),
+        Column("time", "right", drop=2),
     ]
     rows, notes = [], []
     for spec, info in results:
@@ -435,7 +435,7 @@ def run_summary_table(results: Sequence[tuple[ExperimentSpec, RunInfo]]) -> Tabl
                     Cell(fmt.pct(ref.test_accuracy) + ("ᵇ" if ref.at == "best" else "")),
                     Cell(fmt.pct(info.final("test_acc"))),
                     Cell(f"{fmt.pct(info.best('test_acc'))} ({best_epoch})" if best_epoch else "—"),
-                    Cell(fmt.pp(delta)),
+                    Cell("—" if delta is None else f"{100 * delta:+.2f}"),
                     Cell(fmt.seconds(info.summary.get("wall_seconds"))),
                 ),
             )
