@@ -38,7 +38,8 @@ def list_(
 ) -> None:
     """Experiments: dataset, model, parameters, epochs, reported and best reproduced accuracy."""
     from mnist_tui.studies.catalog import experiment_rows
-    from mnist_tui.views.render import experiments_table
+    from mnist_tui.views import tables
+    from mnist_tui.views.render import print_table
 
     exp_dir, store = context_stores(ctx, experiments_dir, runs_dir)
     rows = experiment_rows(exp_dir, store)
@@ -63,7 +64,7 @@ def list_(
             ]
         )
         return
-    console.print(experiments_table(rows))
+    print_table(console, tables.experiments_table(rows))  # or what to do when there are none
     broken = [r for r in rows if r.error]
     for r in broken:
         err.print(f"[red]{r.name}[/]: {escape(r.error or '')}")

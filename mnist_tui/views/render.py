@@ -22,7 +22,7 @@ from rich.text import Text
 
 from mnist_tui.config.spec import ExperimentSpec
 from mnist_tui.runs.store import RunInfo, RunStore
-from mnist_tui.studies.catalog import ExperimentRow, Subject
+from mnist_tui.studies.catalog import Subject
 from mnist_tui.studies.diff import Change, FigureDelta
 from mnist_tui.studies.report import ReportRow
 from mnist_tui.train.events import BatchProgress, EpochEnded, Event, RunEnded, RunStarted
@@ -182,10 +182,6 @@ def run_summary_table(results: list[tuple[ExperimentSpec, RunInfo]]) -> Table:
     return rich_table(tables.run_summary_table(results))
 
 
-def experiments_table(rows: list[ExperimentRow]) -> Table:
-    return rich_table(tables.experiments_table(rows))
-
-
 def runs_table(infos: list[RunInfo], *, start: int = 1) -> Table:
     """Runs, numbered by recency from `start` (pass the offset + 1 of a later page)."""
     return rich_table(tables.runs_table(infos, start=start))
@@ -202,10 +198,6 @@ def per_class_table(classes: list[str], acc: list[float]) -> Table:
 
 def epochs_table(rows: list[dict[str, Any]]) -> Table:
     return rich_table(tables.epochs_table(rows))
-
-
-def trials_table(trials: list[dict[str, Any]], title: str = "trials") -> Table:
-    return rich_table(tables.trials_table(trials, title))
 
 
 def tune_summary(

@@ -262,7 +262,13 @@ def experiments_table(rows: Sequence[ExperimentRow]) -> TableData:
         title += f" · {yours} yours (bold)"
     if shadowing:
         title += f", {shadowing} shadowing a shipped one (yellow)"
-    return TableData(title, columns, out)
+    return TableData(
+        title,
+        columns,
+        out,
+        empty="no experiments found: add a TOML definition to the experiments folder, "
+        "or point --experiments-dir (MNIST_TUI_EXPERIMENTS) at one",
+    )
 
 
 def _name_cell(r: ExperimentRow, mixed: bool) -> Cell:
