@@ -61,6 +61,9 @@ def test_show_experiment_marks_inherited(capsys: pytest.CaptureFixture[str]) -> 
     assert "model.kernel" not in d["inherited"]
     _code, text, _ = cli(capsys, "show", "task6")
     assert "inherited" in text and "task4" in text
+    # keys no file sets are the schema's defaults, not "set here"
+    fold = next(line for line in text.splitlines() if "data.fold " in line)
+    assert "default" in fold and "set here" not in fold
 
 
 def test_run_then_runs_show_diff(

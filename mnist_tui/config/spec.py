@@ -296,6 +296,8 @@ class ExperimentSpec:
     source: str = ""  # the file it was loaded from ("" when built in code)
     lineage: tuple[str, ...] = ()  # parents, nearest first
     inherited: frozenset[str] = frozenset()  # dotted keys set by a parent, not this file
+    # dotted keys that some file or override set; the others hold the schema's defaults
+    set_keys: frozenset[str] = frozenset()
     parameters: int = 0  # trainable parameters, counted by the trial build in validation
 
     @property

@@ -86,6 +86,7 @@ def validate_raw(
         source=source,
         lineage=lineage,
         inherited=inherited,
+        set_keys=frozenset(origins),
     )
     _check_combinations(spec, problems)
     problems.raise_if_any()

@@ -280,20 +280,26 @@ def _name_cell(r: ExperimentRow, mixed: bool) -> Cell:
 
 
 def spec_table(spec: ExperimentSpec) -> TableData:
-    """The resolved definition; keys inherited through `extends` are dimmed and marked."""
+    """The resolved definition; each key says where its value comes from: this file (or
+    an override), a parent through `extends` (dimmed), or the schema's default (dimmed)."""
     from mnist_tui.config.spec import flatten
 
     rows = []
     for key, value in flatten(spec.definition()).items():
-        inherited = key in spec.inherited
-        style = "dim" if inherited else ""
+        if key in spec.inherited:
+            origin = "inherited"
+        elif key in spec.set_keys or not spec.set_keys:  # built in code: nothing to tell
+            origin = "set here"
+        else:
+            origin = "default"
+        style = "" if origin == "set here" else "dim"
         rows.append(
             Row(
                 key,
                 (
                     Cell(key, style or "bold"),
                     Cell(fmt.value(value), style),
-                    Cell("inherited" if inherited else "set here", "dim"),
+                    Cell(origin, "dim"),
                 ),
             )
         )
