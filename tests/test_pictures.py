@@ -188,3 +188,13 @@ def test_per_class_bars_span_the_data_so_a_3_point_gap_shows() -> None:
     assert bars["b"] - bars["a"] >= 5  # on a 0-100% scale it would be one character
     assert table.columns[2].header == "bar: 90% to 98%"
     assert table.rows[2].cells[0].style == "bold red"  # the hardest class
+
+
+def test_a_damaged_but_finite_figure_is_left_out_of_a_plot_not_a_crash() -> None:
+    rows = [
+        {"epoch": 1, "train_acc": 0.5, "val_acc": 1.7976931264911547e308, "test_acc": 0.6},
+        {"epoch": 2, "train_acc": 0.6, "val_acc": 0.7, "test_acc": 0.7},
+    ]
+    _loss, acc = tables.run_curves(rows, "x")  # 100 x the huge value is inf
+    text = pictures.plot(acc, width=60, height=10)
+    assert "1 unplottable points left out" in text

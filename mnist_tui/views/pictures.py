@@ -11,6 +11,7 @@ from __future__ import annotations
 import itertools
 import math
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
 import plotext as plt
@@ -61,8 +62,13 @@ def _legend_corner(curve: Curve) -> tuple[str, str]:
 def plot(curve: Curve, *, width: int, height: int) -> str:
     """A curve as ANSI text: a glyph per series (told apart without colour), whole-number
     ticks on the x axis, the legend in the right-hand corner the lines leave free."""
+    curve, dropped = _plottable(curve)
     if curve.empty:
-        return f"{curve.title}: no epochs yet"
+        return (
+            f"{curve.title}: no epochs yet"
+            if not dropped
+            else f"{curve.title}: no plottable values"
+        )
     fig = plt.figure
     fig.clear()
     fig.plot_size(max(width, 20), max(height, 6))
@@ -90,7 +96,27 @@ def plot(curve: Curve, *, width: int, height: int) -> str:
     )
     fig._legend.frame(False)  # no public switch; the box costs 4 rows a small plot lacks
     fig.label(curve.xlabel)
+    if dropped:  # said, not hidden: a stored figure beyond any axis is damage to look at
+        fig.title(f"{curve.title} ({dropped} unplottable points left out)")
     return str(fig.build().string())
+
+
+PLOTTABLE = 1e12  # beyond this a tick label means nothing and plotext's ranges overflow
+
+
+def _plottable(curve: Curve) -> tuple[Curve, int]:
+    """The curve without points plotext cannot place (NaN, inf, astronomically large:
+    a damaged but finite stored figure, scaled to percent, overflows), and how many."""
+    kept, dropped = [], 0
+    for s in curve.series:
+        pts = [
+            (x, y)
+            for x, y in zip(s.xs, s.ys, strict=True)
+            if math.isfinite(x) and math.isfinite(y) and abs(y) <= PLOTTABLE and abs(x) <= PLOTTABLE
+        ]
+        dropped += len(s.xs) - len(pts)
+        kept.append(replace(s, xs=tuple(p[0] for p in pts), ys=tuple(p[1] for p in pts)))
+    return replace(curve, series=tuple(kept)), dropped
 
 
 def curves(
