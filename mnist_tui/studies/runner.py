@@ -16,7 +16,7 @@ import torch
 from mnist_tui.config.spec import ExperimentSpec
 from mnist_tui.data import device as data_device
 from mnist_tui.errors import MnistTuiError, StoreError, TrainingError
-from mnist_tui.runs.claim import claim, release
+from mnist_tui.runs.claim import claim, holder_of, release
 from mnist_tui.runs.io import process_start_time, write_json_atomic
 from mnist_tui.runs.provenance import environment
 from mnist_tui.runs.store import RunHandle, RunInfo, RunStore
@@ -228,6 +228,9 @@ def check_resumable(info: RunInfo) -> tuple[ExperimentSpec, dict[str, Any] | Non
     status = info.status
     if status in ("running", "queued"):
         hint = " (the worker starts it)" if status == "queued" else ""
+        holder = holder_of(info.path) if status == "running" else None
+        if holder is not None:  # name who trains it, as a lost claim race does
+            hint = f", held by {holder.describe()}"
         raise StoreError(f"run {info.id} is {status}{hint}; only a stopped run can be resumed")
     if status == "completed":
         raise StoreError(f"run {info.id} already completed all its epochs")
