@@ -844,15 +844,7 @@ def test_snapshot_run_view_at_80x24(snap_compare: Any, tmp_path: Path) -> None:
 
 def test_snapshot_overlay_view(snap_compare: Any, tmp_path: Path) -> None:
     async def run_before(pilot: Pilot[None]) -> None:
-        app = await loaded(pilot)
-        await pilot.press("2")
-        for run_id in RUN_IDS:
-            await select_row(app, pilot, "runs", run_id)
-            await pilot.press("space")
-        await pilot.press("o")
-        screen = app.screen
-        assert isinstance(screen, OverlayScreen)
-        await wait_for(pilot, lambda: len(screen.runs) == 3)
+        await overlay_of_every_run(pilot)
         await pilot.pause(0.2)
 
     assert snap_compare(make_app(tmp_path), terminal_size=(120, 40), run_before=run_before)
