@@ -14,6 +14,7 @@ from rich.markup import escape
 
 from mnist_tui.cli.options import RunsDir, app, console, context_stores, err
 from mnist_tui.errors import MnistTuiError
+from mnist_tui.views.visible import visible
 
 if TYPE_CHECKING:
     from mnist_tui.runs.store import RunInfo, RunStore
@@ -148,7 +149,8 @@ def note(
     _, store = context_stores(ctx, None, runs_dir)
     run = store.resolve(ref)
     set_note(store, run, text)
-    console.print(f"{_label(run)} note: {escape(text) or '(cleared)'}", highlight=False)
+    shown = escape(visible(text, multiline=True)) or "(cleared)"
+    console.print(f"{_label(run)} note: {shown}", highlight=False)
 
 
 @app.command()

@@ -8,9 +8,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.console import Console
 
 from mnist_tui.errors import MnistTuiError
+from mnist_tui.views.safe_console import SafeConsole
 
 if TYPE_CHECKING:  # imported inside the functions: --help stays fast
     from mnist_tui.runs.store import RunStore
@@ -25,8 +25,9 @@ app = typer.Typer(
     rich_markup_mode="rich",
 )
 # no automatic highlighting: it is quadratic in the text (a 40 KB description took 15 s)
-console = Console(highlight=False)
-err = Console(stderr=True, highlight=False)
+# SafeConsole: a control character in stored text is shown, never sent (views.visible)
+console = SafeConsole(highlight=False)
+err = SafeConsole(stderr=True, highlight=False)
 
 DataDir = Annotated[
     Path | None,

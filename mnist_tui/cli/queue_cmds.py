@@ -10,8 +10,8 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 from mnist_tui.cli.options import (
     DataDir,
@@ -33,6 +33,7 @@ from mnist_tui.cli.options import (
     print_json,
 )
 from mnist_tui.errors import MnistTuiError
+from mnist_tui.views.visible import VisibleStream, visible
 
 queue_app = typer.Typer(
     help="The run queue: add, list, remove, reorder, pause. A worker trains it.",
@@ -246,13 +247,18 @@ def queue_ls(ctx: typer.Context, runs_dir: RunsDir = None, json_out: JsonOut = F
     for r in rows:
         progress = f"{r['epoch'] or 0}/{r['epochs'] or '?'}" if r["status"] == "running" else ""
         t.add_row(
-            str(r["position"] or ""),
-            str(r["run"]),
-            str(r["experiment"]),
-            str(r["status"]),
-            str(r["device"] or "any") + (f" @ {r['node']}" if r["node"] else ""),
-            progress,
-            escape(" ".join(str(o) for o in r["overrides"])),  # type: ignore[attr-defined]
+            *(
+                Text(visible(c))
+                for c in (
+                    str(r["position"] or ""),
+                    str(r["run"]),
+                    str(r["experiment"]),
+                    str(r["status"]),
+                    str(r["device"] or "any") + (f" @ {r['node']}" if r["node"] else ""),
+                    progress,
+                    " ".join(str(o) for o in r["overrides"]),  # type: ignore[attr-defined]
+                )
+            )
         )
     if rows:
         console.print(t)
@@ -349,6 +355,7 @@ def logs(
         console.print(f"run {info.id} has no log (it was trained in a terminal, not by the worker)")
         return
     offset = 0
+    shown = VisibleStream()
     while True:
         try:
             with path.open("rb") as fh:
@@ -358,14 +365,16 @@ def logs(
         except FileNotFoundError:
             chunk = b""
         if chunk:
-            sys.stdout.write(chunk.decode("utf-8", "replace"))
+            # training output is stored text too: its control characters are shown
+            sys.stdout.write(shown.feed(chunk))
             sys.stdout.flush()
         if not follow:
-            return
+            break
         fresh = store.read_run(info.experiment, info.id)
         if (fresh is None or fresh.status not in ("queued", "running")) and not chunk:
-            return
+            break
         time.sleep(0.5)
+    sys.stdout.write(shown.feed(b"", final=True))  # a character cut at the end
 
 
 # ----------------------------------------------------------------------------- worker

@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 
 from mnist_tui.cli.options import (
@@ -36,6 +35,7 @@ from mnist_tui.cli.options import (
 )
 from mnist_tui.errors import MnistTuiError
 from mnist_tui.views import fmt
+from mnist_tui.views.safe_console import SafeConsole
 
 if TYPE_CHECKING:  # the core is imported inside commands, so --help stays fast
     from contextlib import AbstractContextManager
@@ -53,7 +53,7 @@ def progress_factory(
     @contextmanager
     def progress(plan: PlannedRun) -> Iterator[EventSink]:
         bars = RunProgress(
-            console if not json_out else Console(file=sys.stderr),
+            console if not json_out else SafeConsole(file=sys.stderr),
             enabled=not quiet and not json_out,
         )
         with bars:

@@ -61,6 +61,7 @@ from mnist_tui.tui.screens.dialogs import QueueChoice
 from mnist_tui.tui.screens.help import key_rows
 from mnist_tui.tui.workers import StoreReader
 from mnist_tui.views.tables import QueuedRun
+from mnist_tui.views.visible import visible
 
 Job = Callable[[], str | None]  # runs on the store thread; returns what to tell the user
 _STOP: Job = lambda: None  # noqa: E731 - a sentinel the store thread recognises by identity
@@ -181,7 +182,9 @@ class MnistTuiApp(App[None]):
     @on(Notice)
     def notice(self, event: Notice) -> None:
         self.notify(
-            event.text, severity=event.severity, timeout=8 if event.severity == "error" else 4
+            visible(event.text, multiline=True),  # a failure reason is stored text
+            severity=event.severity,
+            timeout=8 if event.severity == "error" else 4,
         )
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:

@@ -21,6 +21,7 @@ from mnist_tui.runs.store import ACTIVE, RunInfo, RunStore
 from mnist_tui.studies.catalog import ExperimentRow, experiment_rows
 from mnist_tui.tui.messages import StoreRead
 from mnist_tui.views import fmt, tables
+from mnist_tui.views.visible import visible
 
 
 class FileTail:
@@ -94,7 +95,8 @@ class LogTail:
         new, reset = self.tail.read()
         if reset:
             self.lines.clear()
-        self.lines.extend(line.rstrip("\r") for line in new)
+        # a training script's output may hold escape sequences: shown, never sent
+        self.lines.extend(visible(line.rstrip("\r")) for line in new)
         return bool(new) or reset
 
 

@@ -6,6 +6,7 @@ Plain strings, shared by `mnist-tui show` (Rich) and the console's experiment sc
 from __future__ import annotations
 
 from mnist_tui.config.spec import ExperimentSpec
+from mnist_tui.views.visible import visible
 
 
 def provenance_lines(spec: ExperimentSpec) -> list[str]:
@@ -22,7 +23,7 @@ def provenance_lines(spec: ExperimentSpec) -> list[str]:
             lines.append(f"figure:   {ref.repository} @ {commit}  {ref.figure_file}{at}")
     if ref.notes:
         lines.append(f"notes:    {ref.notes}")
-    return lines
+    return [visible(line, multiline=True) for line in lines]
 
 
 def provenance_cell(spec: ExperimentSpec) -> str:
@@ -31,4 +32,4 @@ def provenance_cell(spec: ExperimentSpec) -> str:
     if not ref.repository:
         return ""
     cells = f" (cells {','.join(map(str, ref.cells))})" if ref.cells else ""
-    return f"{ref.repository}@{ref.commit[:7]} {' + '.join(ref.files)}{cells}"
+    return visible(f"{ref.repository}@{ref.commit[:7]} {' + '.join(ref.files)}{cells}")

@@ -29,6 +29,7 @@ from mnist_tui.train.events import BatchProgress, EpochEnded, Event, RunEnded, R
 from mnist_tui.views import fmt, tables
 from mnist_tui.views.provenance import provenance_lines
 from mnist_tui.views.tables import DATASET_SHORT, STATUS_STYLE, TableData
+from mnist_tui.views.visible import visible
 
 __all__ = ["DATASET_SHORT", "STATUS_STYLE"]
 
@@ -104,7 +105,7 @@ class RunProgress:
             if self.batch_task is not None:
                 self.progress.reset(self.batch_task, description=f"epoch {m.epoch + 1}")
         elif isinstance(event, RunEnded) and event.status != "completed":
-            self.console.print(f"[red]{event.status}[/]: {escape(event.reason)}")
+            self.console.print(f"[red]{event.status}[/]: {escape(visible(event.reason))}")
 
 
 class FitTable(Table):
@@ -230,13 +231,20 @@ def show_subject(console: Console, subject: Subject, store: RunStore) -> None:
 
     spec = subject.spec
     if subject.run is None:
-        console.print(f"[bold]{escape(spec.name)}[/]  {escape(spec.description)}")
+        console.print(
+            f"[bold]{escape(visible(spec.name))}[/]  "
+            f"{escape(visible(spec.description, multiline=True))}"
+        )
         if spec.lineage:
-            console.print(f"extends: {' → '.join(spec.lineage)}")
+            console.print(escape(visible(f"extends: {' → '.join(spec.lineage)}")))
         console.print(spec_table(spec))
         reported = tables.reported_line(spec)
         if reported:
-            source = f"  [dim]{escape(spec.reference.source)}[/]" if spec.reference.source else ""
+            source = (
+                f"  [dim]{escape(visible(spec.reference.source))}[/]"
+                if spec.reference.source
+                else ""
+            )
             console.print(escape(reported) + source)
         for line in provenance_lines(spec):
             console.print(f"[dim]{escape(line)}[/]", soft_wrap=True)
@@ -247,26 +255,26 @@ def show_subject(console: Console, subject: Subject, store: RunStore) -> None:
     run = subject.run
     s = run.summary
     console.print(
-        f"[bold]{escape(subject.label)}[/]  ",
-        status_text(run.status),
-        f"  seed {s.get('seed')}  on {escape(str(s.get('device', '?')))}  "
+        f"[bold]{escape(visible(subject.label))}[/]  ",
+        status_text(visible(run.status)),
+        f"  seed {escape(visible(s.get('seed')))}  on {escape(visible(s.get('device', '?')))}  "
         f"{s.get('epochs_done', 0)}/{s.get('epochs', '?')} epochs  "
         f"{fmt.seconds(s.get('wall_seconds'))}",
     )
     context = tables.run_context(run)
     if context or s.get("group"):
         group = f"group {s['group']}  " if s.get("group") else ""
-        console.print(f"[dim]{escape(group + context)}[/]")
+        console.print(f"[dim]{escape(visible(group + context))}[/]")
     if s.get("reason"):
-        console.print(f"reason: {escape(str(s['reason']))}")
+        console.print(f"reason: {escape(visible(s['reason'], multiline=True))}")
     if run.tags or run.note:
         tags = "  ".join(f"#{t}" for t in run.tags)
-        console.print(escape(f"{tags}  {run.note}".strip()))
+        console.print(escape(visible(f"{tags}  {run.note}".strip(), multiline=True)))
     rows = run.metrics()
     if run.damaged:
-        console.print(f"[bold red]damaged[/]: {escape(run.damaged)}")
+        console.print(f"[bold red]damaged[/]: {escape(visible(run.damaged))}")
     for note in run.notes:
-        console.print(f"[yellow]note[/]: {escape(note)}")
+        console.print(f"[yellow]note[/]: {escape(visible(note))}")
     if rows:
         console.print(epochs_table(rows))
     if s.get("best_epoch"):
@@ -284,7 +292,10 @@ def show_subject(console: Console, subject: Subject, store: RunStore) -> None:
 def print_diff(
     console: Console, a: Subject, b: Subject, changes: list[Change], deltas: list[FigureDelta]
 ) -> None:
-    console.print(f"[bold]diff[/] {escape(a.label)} ({a.kind}) → {escape(b.label)} ({b.kind})")
+    console.print(
+        f"[bold]diff[/] {escape(visible(a.label))} ({a.kind}) → "
+        f"{escape(visible(b.label))} ({b.kind})"
+    )
     keys, figures = tables.diff_tables(a, b, changes, deltas)
     if keys.rows:
         console.print(rich_table(keys))
@@ -296,7 +307,7 @@ def print_diff(
 
 def diff_markdown(a: Subject, b: Subject, changes: list[Change], deltas: list[FigureDelta]) -> str:
     keys, figures = tables.diff_tables(a, b, changes, deltas)
-    parts = [f"### {a.label} → {b.label}", ""]
+    parts = [visible(f"### {a.label} → {b.label}"), ""]
     parts += [markdown_table(keys, code_first=True)] if keys.rows else [keys.empty]
     parts += ["", *keys.notes] if keys.notes else []
     if figures.rows:

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Literal
 
 from mnist_tui.views import fmt
+from mnist_tui.views.visible import visible
 
 if TYPE_CHECKING:
     from mnist_tui.config.spec import ExperimentSpec
@@ -60,6 +61,11 @@ class Cell:
     style: str = ""  # a Rich style string ("green", "bold red", "dim")
     sort: float | None = None  # numeric sort key where the text is not one
 
+    def __post_init__(self) -> None:
+        # every table of both faces is made of cells: stored text (a note, a tag, an
+        # override) never reaches a terminal with its control characters live
+        object.__setattr__(self, "text", visible(self.text))
+
 
 @dataclass(frozen=True)
 class Row:
@@ -79,6 +85,11 @@ class TableData:
     rows: list[Row]
     notes: list[str] = field(default_factory=list)  # dim lines under the table
     empty: str = ""  # said instead of an empty table
+
+    def __post_init__(self) -> None:
+        self.title = visible(self.title)
+        self.notes = [visible(n, multiline=True) for n in self.notes]
+        self.empty = visible(self.empty, multiline=True)
 
     def column_index(self, header: str) -> int:
         return next(i for i, c in enumerate(self.columns) if c.header == header)
@@ -315,7 +326,7 @@ def reported_line(spec: ExperimentSpec) -> str:
     ref = spec.reference
     if ref.test_accuracy is None and ref.test_loss is None:
         return ""
-    return (
+    return visible(
         f"reported ({ref.at} epoch): test acc {fmt.pct(ref.test_accuracy)}, "
         f"test loss {fmt.num(ref.test_loss)}"
         + (f", hardest class {ref.hardest_class}" if ref.hardest_class else "")
@@ -342,7 +353,7 @@ def run_context(r: RunInfo, overrides: bool = True) -> str:
             str(o) for o in s.get("overrides") or () if not str(o).startswith(SEED_AND_FOLD_KEYS)
         ]
         parts += kept
-    return "  ".join(parts)
+    return visible("  ".join(parts))
 
 
 NO_RUNS = "no runs yet: press a on an experiment in the console, or `mnist-tui run EXPERIMENT`"
@@ -565,12 +576,13 @@ def run_header(run: RunInfo, rows: Sequence[Mapping[str, Any]]) -> str:
     group = f"  group {s['group']}" if s.get("group") else ""
     # the parts that change as it trains first, so that a narrow screen cuts the seed
     # and device at the end of the line, and every line keeps its place (no rewrap)
-    return (
+    return visible(
         f"{at}{eta}{lr}"
         + (f"\n{context}{group}".rstrip() if context or group else "")
         + f"\ntest acc {fmt.pct(last.get('test_acc'))}  best {fmt.pct(best_acc)}"
         f" (epoch {s.get('best_epoch', '—')})  train loss {fmt.num(last.get('train_loss'))}"
-        f"  seed {s.get('seed')}  {s.get('device', '')}".rstrip()
+        f"  seed {s.get('seed')}  {s.get('device', '')}".rstrip(),
+        multiline=True,
     )
 
 

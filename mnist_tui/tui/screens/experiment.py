@@ -18,6 +18,7 @@ from mnist_tui.tui.messages import AskQueue, ExperimentLoaded, OpenRun
 from mnist_tui.tui.screens.base import ConsoleScreen
 from mnist_tui.views import tables
 from mnist_tui.views.provenance import provenance_lines
+from mnist_tui.views.visible import visible
 
 
 class ExperimentScreen(ConsoleScreen):
@@ -33,7 +34,7 @@ class ExperimentScreen(ConsoleScreen):
         self.store = store
 
     def compose(self) -> ComposeResult:
-        yield Static(Text(self.experiment, style="bold"), id="exp-header")
+        yield Static(Text(visible(self.experiment), style="bold"), id="exp-header")
         yield DataGrid(id="spec-table")
         yield Static("runs", classes="pane-title")
         yield DataGrid(id="exp-runs")
@@ -57,12 +58,22 @@ class ExperimentScreen(ConsoleScreen):
         event.stop()
         header = self.query_one("#exp-header", Static)
         if event.spec is None:
-            header.update(Text.assemble((self.experiment, "bold"), "\n", (event.error, "red")))
+            header.update(
+                Text.assemble(
+                    (visible(self.experiment), "bold"),
+                    "\n",
+                    (visible(event.error, multiline=True), "red"),
+                )
+            )
             return
         s = event.spec
-        lines: list[str | tuple[str, str]] = [(s.name, "bold"), f"  {s.description}"]
+        # stored text is shown with its control characters visible (views.visible)
+        lines: list[str | tuple[str, str]] = [
+            (visible(s.name), "bold"),
+            f"  {visible(s.description, multiline=True)}",
+        ]
         if s.lineage:
-            lines.append(f"\nextends {' → '.join(s.lineage)}")
+            lines.append(f"\nextends {visible(' → '.join(s.lineage))}")
         reported = tables.reported_line(s)
         if reported:
             lines.append(f"\n{reported}")

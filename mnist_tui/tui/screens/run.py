@@ -25,6 +25,7 @@ from mnist_tui.tui.messages import CancelRun, Notice, OpenDiff, OpenSamples, Run
 from mnist_tui.tui.screens.base import ConsoleScreen
 from mnist_tui.tui.workers import LogTail, MetricsTail
 from mnist_tui.views import pictures, tables
+from mnist_tui.views.visible import visible
 
 
 class RunScreen(ConsoleScreen):
@@ -117,12 +118,12 @@ class RunScreen(ConsoleScreen):
         reason = run.summary.get("reason")
         self.query_one("#run-header", Static).update(
             Text.assemble(
-                (f"{run.experiment}/{run.id}", "bold"),
+                (visible(f"{run.experiment}/{run.id}"), "bold"),
                 "  ",
-                (run.status, tables.STATUS_STYLE.get(run.status, "")),
+                (visible(run.status), tables.STATUS_STYLE.get(run.status, "")),
                 "  ",
                 tables.run_header(run, self.rows),
-                (f"\n{reason}" if reason else "", "red"),
+                (f"\n{visible(reason, multiline=True)}" if reason else "", "red"),
             )
         )
 
