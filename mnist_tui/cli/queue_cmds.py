@@ -197,7 +197,7 @@ def queue_add(
 
 def queue_rows(store: object) -> list[dict[str, object]]:
     """Running then queued runs as plain rows, shared by `queue ls` and its JSON."""
-    from mnist_tui.runs.scheduler import active_runs
+    from mnist_tui.runs.scheduler import active_runs, held_reason
     from mnist_tui.runs.store import RunStore
 
     assert isinstance(store, RunStore)
@@ -218,6 +218,8 @@ def queue_rows(store: object) -> list[dict[str, object]]:
                 "epochs": s.get("epochs"),
                 "step": s.get("step"),
                 "steps": s.get("steps"),
+                # a queued run whose claim a live non-trainer holds: never started
+                "held": held_reason(info),
             }
         )
     return rows
@@ -262,6 +264,10 @@ def queue_ls(ctx: typer.Context, runs_dir: RunsDir = None, json_out: JsonOut = F
         )
     if rows:
         console.print(t)
+        for r in rows:
+            if r["held"]:
+                text = visible(f"{r['experiment']}/{r['run']} is not started: {r['held']}")
+                console.print(Text(text, style="yellow"))
     else:
         console.print("the queue is empty: add runs with `mnist-tui queue add EXPERIMENT`")
     state = "paused (mnist-tui queue resume)" if is_paused(store) else "active"

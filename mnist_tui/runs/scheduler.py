@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import socket
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -23,6 +22,7 @@ from mnist_tui.errors import StoreError
 from mnist_tui.runs import claim as claims
 from mnist_tui.runs.store import CANCEL_FLAG as CANCEL_FLAG
 from mnist_tui.runs.store import RunInfo, RunStore
+from mnist_tui.runs.trainer_check import held_note, verify_trainer
 
 PAUSE_FLAG = ".queue-paused"
 Where = Literal["up", "down", "top", "bottom"]
@@ -146,15 +146,16 @@ def cancel(store: RunStore, run: RunInfo) -> str:
     """Take a run off the queue, or ask a running run to stop. Returns what happened.
 
     A queued run is claimed first, so a worker cannot start it while it is being removed.
-    A running one gets a cancel flag in its directory (seen by a trainer on any host) and,
-    on this host, SIGTERM; it then ends as killed with its checkpoint, resumable.
+    A running one gets a cancel flag in its directory (seen by its trainer on any host);
+    SIGTERM goes only to a process that is verifiably its trainer (runs/trainer_check.py),
+    never to whatever pid a claim names. It then ends as killed with its checkpoint.
     """
     status = run.status
     if status == "queued":
         try:
             holder = claims.claim(run.path, "cancel")
         except claims.ClaimedError:
-            status = "running"  # a worker took it a moment ago: stop it instead
+            status = "running"  # taken a moment ago (or held by someone): stop it instead
         else:
             try:
                 fresh = store.read_run(run.experiment, run.id)
@@ -168,20 +169,40 @@ def cancel(store: RunStore, run: RunInfo) -> str:
     if status == "running":
         with contextlib.suppress(OSError):
             (run.path / CANCEL_FLAG).write_text(str(time.time()), encoding="utf-8")
-        holder_ = claims.holder_of(run.path)
-        here = socket.gethostname()
-        if holder_ is not None:
-            # only the process that trains, and only on this host: a pid from another
-            # host names an unrelated process here, and the worker itself must go on
-            pid = holder_.pid if holder_.host == here and holder_.purpose != "worker" else None
-        else:
-            same_host = run.summary.get("host") == here
-            pid = run.summary.get("pid") if same_host else None
-        if isinstance(pid, int) and pid > 0 and (holder_ is None or holder_.alive()):
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.kill(pid, signal.SIGTERM)
+        held = claims.holder_of(run.path) or _holder_in_summary(run)
+        verdict = verify_trainer(held, run.path)
+        if held is None or not verdict.trainer:
+            who = held.describe() if held is not None else "no process"
+            return f"asked to stop through its cancel flag (held by {who}; {verdict.why})"
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(held.pid, signal.SIGTERM)
         return "asked to stop"
     raise StoreError(f"run {run.id} is {status}: there is nothing to cancel")
+
+
+def _holder_in_summary(run: RunInfo) -> claims.Holder | None:
+    """A run trained in a terminal holds no claim: its summary names the process."""
+    s = run.summary
+    pid, host, start = s.get("pid"), s.get("host"), s.get("pid_start")
+    if not isinstance(pid, int) or not isinstance(host, str):
+        return None
+    started = s.get("started")
+    return claims.Holder(
+        pid,
+        start if isinstance(start, int) else None,
+        host,
+        "run",
+        float(started) if isinstance(started, int | float) else 0.0,
+    )
+
+
+def held_reason(run: RunInfo) -> str | None:
+    """Why a queued run is not started: a live process that is not its trainer holds its
+    claim (and how to release it); None when nothing holds it that way."""
+    if run.status != "queued":
+        return None
+    holder = claims.holder_of(run.path)
+    return held_note(holder, run.path) if holder is not None else None
 
 
 def cancel_requested(run_path: Path) -> bool:

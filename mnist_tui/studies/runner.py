@@ -19,7 +19,7 @@ from mnist_tui.errors import MnistTuiError, StoreError, TrainingError
 from mnist_tui.runs.claim import claim, holder_of, release
 from mnist_tui.runs.io import process_start_time, write_json_atomic
 from mnist_tui.runs.provenance import environment
-from mnist_tui.runs.store import RunHandle, RunInfo, RunStore
+from mnist_tui.runs.store import CANCEL_FLAG, RunHandle, RunInfo, RunStore
 from mnist_tui.train.events import BatchProgress, EpochEnded, Event, RunEnded
 from mnist_tui.train.setup import device_name, resolve_device
 from mnist_tui.train.trainer import PER_EPOCH_ONLY, EventSink, Trainer
@@ -111,13 +111,20 @@ def run_experiment(
         if on_event is not None:
             on_event(event)
 
+    cancel_flag = handle.path / CANCEL_FLAG
+
+    def stop() -> bool:
+        # `queue rm` signals only a verified trainer; a run in a terminal is asked
+        # through its cancel flag, as a worker's child is
+        return (should_stop is not None and should_stop()) or cancel_flag.exists()
+
     trainer = Trainer(
         spec,
         dataset,
         dev,
         run_id=handle.id,
         on_event=sink,
-        should_stop=should_stop,
+        should_stop=stop,
         checkpoint=handle.save_checkpoint,
         engine=engine,
     )
