@@ -267,7 +267,7 @@ def queue_ls(ctx: typer.Context, runs_dir: RunsDir = None, json_out: JsonOut = F
         for r in rows:
             if r["held"]:
                 text = visible(f"{r['experiment']}/{r['run']} is not started: {r['held']}")
-                console.print(Text(text, style="yellow"))
+                console.print(Text(text, style="yellow"), soft_wrap=True)  # a path to copy
     else:
         console.print("the queue is empty: add runs with `mnist-tui queue add EXPERIMENT`")
     state = "paused (mnist-tui queue resume)" if is_paused(store) else "active"
