@@ -147,13 +147,15 @@ def test_a_queued_trial_is_pruned_through_its_cancel_flag(tmp_path: Path) -> Non
     spec = load_experiment("logreg", EXPERIMENTS, ["data.val_split=0.1"])
     store = RunStore(tmp_path / "runs")
     info = scheduler.enqueue(store, spec, scheduler.QueueRequest(("data.val_split=0.1",)))
-    # a stand-in trainer: a process that holds the run and notes the cancel's SIGTERM
+    # a stand-in trainer: a process that holds the run and notes the cancel's SIGTERM; its
+    # command line names the tool and the run, as a worker's child does (only a verified
+    # trainer is signalled)
     told, ready = tmp_path / "got-sigterm", tmp_path / "ready"
     trainer = subprocess.Popen(
         [sys.executable, "-c", "import pathlib, signal, sys, time\n"
          "signal.signal(signal.SIGTERM, lambda *_: pathlib.Path(sys.argv[1]).touch())\n"
          "pathlib.Path(sys.argv[2]).touch()\n"
-         "time.sleep(60)", str(told), str(ready)],
+         "time.sleep(60)", str(told), str(ready), "mnist_tui", "train-run", str(info.path)],
     )  # fmt: skip
     deadline = time.monotonic() + 20
     while not ready.exists():

@@ -173,7 +173,10 @@ def export(
 
     if csv_path is None and tensorboard is None:
         raise MnistTuiError("say where: --csv FILE and/or --tensorboard DIR")
-    _, runs = _runs(ctx, refs, group, runs_dir)
+    store, runs = _runs(ctx, refs, group, runs_dir)
+    from mnist_tui.runs.contained import check_runs
+
+    check_runs(store.root, (r.path for r in runs), "export")  # read nothing outside the store
     runs = [r.full() for r in runs]
     if csv_path is not None:
         if str(csv_path) == "-":

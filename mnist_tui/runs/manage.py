@@ -26,6 +26,7 @@ from typing import Any
 from mnist_tui.errors import MnistTuiError, StoreError, natural_key
 from mnist_tui.runs import claim as claims
 from mnist_tui.runs import schema
+from mnist_tui.runs.contained import check_path, check_runs, check_tree
 from mnist_tui.runs.index import RunQuery
 from mnist_tui.runs.io import write_json_atomic
 from mnist_tui.runs.store import STATUSES, RunInfo, RunStore
@@ -112,6 +113,8 @@ def update_meta(
     store: RunStore, run: RunInfo, change: Callable[[dict[str, Any]], None]
 ) -> dict[str, Any]:
     """Read meta.json (its valid fields), apply `change`, write it back, index the run."""
+    # archive, tag, note: never read or rewrite a meta.json outside the store
+    check_tree(store.root, run.path, "change")
     with _locked(run.path):
         fresh = schema.load_run(run.path, with_spec=False)
         meta = dict(fresh.meta)
@@ -177,10 +180,25 @@ def delete_runs(store: RunStore, runs: list[RunInfo], *, permanent: bool = False
     if busy:
         ids = ", ".join(r.id for r in busy)
         raise StoreError(f"run {ids} is running: stop it first (nothing was deleted)")
+    # every run and the trash checked before the first is moved: all or nothing
+    _check_trash(store, "delete runs")
+    check_runs(store.root, (r.path for r in runs), "delete")
     return [delete_run(store, r, permanent=permanent) for r in runs]
 
 
+def _check_trash(store: RunStore, doing: str) -> None:
+    """The trash, and each experiment folder in it, stay inside the store."""
+    trash = trash_dir(store)
+    check_path(store.root, trash, doing)
+    if trash.is_dir() and not trash.is_symlink():
+        for entry in trash.iterdir():
+            check_path(store.root, entry, doing)
+
+
 def delete_run(store: RunStore, run: RunInfo, *, permanent: bool = False) -> Deleted:
+    # before the claim: a claim is a file written into the run's folder
+    _check_trash(store, "delete runs")
+    check_tree(store.root, run.path, "delete")
     try:
         holder = claims.claim(run.path, "delete")
     except claims.ClaimedError as exc:
@@ -231,6 +249,8 @@ def trash_contents(store: RunStore) -> list[Path]:
 
 def empty_trash(store: RunStore, *, dry_run: bool = False) -> tuple[int, int]:
     """Delete everything in the trash for good; returns (runs, bytes) freed."""
+    # a trash (or a folder or file in it) that leads outside: nothing would be freed here
+    check_tree(store.root, trash_dir(store), "empty the trash")
     runs = trash_contents(store)
     size = _size(trash_dir(store)) if runs or trash_dir(store).exists() else 0
     if not dry_run and trash_dir(store).exists():
