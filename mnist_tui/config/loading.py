@@ -69,11 +69,33 @@ class ExperimentSource:
 
 
 def name_problem(name: str) -> str | None:
-    """Why `name` cannot name an experiment (its runs' directory), or None."""
+    """Why `name` cannot name its runs' directory, or None.
+
+    Only training needs that: an experiment file of any name (Hangul, accents, 200
+    characters) is listed, shown, diffed and extended; `check_runnable` refuses to train
+    it, naming this rule."""
     if EXPERIMENT_NAME.fullmatch(name):
         return None
     shown = name if len(name) <= 60 else name[:60] + "…"
     return f"'{shown}' cannot name a run directory: {NAME_RULE}"
+
+
+def check_runnable(spec: ExperimentSpec) -> None:
+    """Refuse, before any work, to train an experiment whose name no run directory can
+    have (its runs could not be stored or found again)."""
+    problem = name_problem(spec.name)
+    if problem is None:
+        return
+    raise SpecError(
+        [
+            SpecProblem(
+                f"{spec.name}.toml",
+                "",
+                f"{problem}. It can be listed, shown and diffed, but not trained: copy it "
+                "to a file with such a name (e.g. extends = the old name) to train it",
+            )
+        ]
+    )
 
 
 def _entry_problem(path: Path) -> str | None:
@@ -104,7 +126,7 @@ def _scan(directory: Path, origin: Literal["shipped", "user"]) -> list[Experimen
             continue
         path = directory / entry.name
         name = entry.name.removesuffix(".toml")
-        problem = name_problem(name) or _entry_problem(path)
+        problem = _entry_problem(path)  # any name is shown; only `run` wants name_problem
         out.append(ExperimentSource(name, path, origin, problem=problem))
     return out
 
@@ -188,7 +210,7 @@ def find_experiment(
             path = relative_to / path
         if not os.path.lexists(path):
             raise SpecError([SpecProblem(ref, "", "no such experiment file")])
-        problem = _entry_problem(path) or name_problem(path.name.removesuffix(".toml"))
+        problem = _entry_problem(path)
         if problem:
             raise SpecError([SpecProblem(_display(path), "", problem.removesuffix("; skipped"))])
         return path
@@ -200,15 +222,12 @@ def find_experiment(
     for directory in reversed(layers):  # the user's first: it shadows the shipped set
         path = directory / f"{ref}.toml"
         if os.path.lexists(path):
-            problem = name_problem(ref) or _entry_problem(path)
+            problem = _entry_problem(path)
             if problem:
                 raise SpecError(
                     [SpecProblem(_display(path), "", problem.removesuffix("; skipped"))]
                 )
             return path
-    problem = name_problem(ref)
-    if problem:
-        raise SpecError([SpecProblem("", "", problem)])
     names = [s.name for d in layers for s in _scan(d, "user")]
     hint = did_you_mean(ref, names)
     raise SpecError(

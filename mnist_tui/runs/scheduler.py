@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from mnist_tui.config.loading import check_runnable
 from mnist_tui.config.spec import ExperimentSpec
 from mnist_tui.errors import StoreError
 from mnist_tui.runs import claim as claims
@@ -90,6 +91,7 @@ def enqueue(store: RunStore, spec: ExperimentSpec, request: QueueRequest) -> Run
     The run's spec.toml is the definition it will train: editing the experiment file
     afterwards changes nothing for this run.
     """
+    check_runnable(spec)  # a name no run directory can have: refused before anything
     order = queue_order(store)
     position = max([_position(r)[0] for r in order] + [time.time()]) + 1e-3
     handle = store.create(

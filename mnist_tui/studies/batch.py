@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from mnist_tui.config.loading import check_runnable
 from mnist_tui.config.spec import ExperimentSpec
 from mnist_tui.errors import MnistTuiError
 from mnist_tui.runs import scheduler
@@ -77,6 +78,9 @@ def plan_seeds(
     if repeats is not None and repeats < 1:
         raise MnistTuiError(f"--repeats: expected a positive integer, got {repeats}")
     base = tuple(overrides)
+    specs = list(specs)
+    for spec in specs:  # every name checked before the first run trains
+        check_runnable(spec)
     out: list[PlannedRun] = []
     for spec in specs:
         n = repeats if repeats is not None else spec.train.repeats
@@ -95,6 +99,7 @@ def plan_folds(
     spec: ExperimentSpec, folds: int | None = None, overrides: Iterable[str] = ()
 ) -> list[PlannedRun]:
     """Stratified K-fold: one run per fold, every fold validated before any trains."""
+    check_runnable(spec)
     k = folds if folds is not None else spec.cv.folds
     if k < 2:
         raise MnistTuiError(f"--folds: expected at least 2, got {k}")

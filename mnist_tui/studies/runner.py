@@ -13,6 +13,7 @@ from typing import Any
 
 import torch
 
+from mnist_tui.config.loading import check_runnable
 from mnist_tui.config.spec import ExperimentSpec
 from mnist_tui.data import device as data_device
 from mnist_tui.errors import MnistTuiError, StoreError, TrainingError
@@ -49,6 +50,8 @@ def run_experiment(
     the real reason when anything goes wrong before training, such as a missing dataset.
     Interrupting with Ctrl-C marks the run killed before re-raising.
     """
+    if handle is None:
+        check_runnable(spec)  # before the dataset: a name no run directory can have
     try:
         dev = resolve_device(device)
         if dev.type == "cpu" and threads:
