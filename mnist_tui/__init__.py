@@ -21,16 +21,23 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from mnist_tui.fields import Help as Help
+    from mnist_tui.fields import Length as Length
+    from mnist_tui.fields import Range as Range
     from mnist_tui.models import register_model as register_model
 
 __version__ = "0.2.0"
 
 
 def __getattr__(name: str) -> Any:
-    # `from mnist_tui import register_model` in a user's model file; looked up lazily so
+    # `from mnist_tui import register_model, Range` in a user's model file; looked up lazily so
     # that importing the package stays cheap
     if name == "register_model":
         from mnist_tui.models import register_model
 
         return register_model
+    if name in ("Help", "Length", "Range"):
+        from mnist_tui import fields
+
+        return getattr(fields, name)
     raise AttributeError(f"module 'mnist_tui' has no attribute {name!r}")

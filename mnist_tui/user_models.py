@@ -25,6 +25,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import hashlib
+import inspect
 import json
 import os
 import sys
@@ -190,7 +191,12 @@ def entry_point_modules() -> tuple[tuple[str, str], ...]:
     """(entry point name, module) of every installed `mnist_tui.models` entry point."""
     from importlib.metadata import entry_points
 
-    return tuple(sorted((ep.name, ep.value.partition(":")[0].strip()) for ep in entry_points(group=ENTRY_POINT_GROUP)))
+    return tuple(
+        sorted(
+            (ep.name, ep.value.partition(":")[0].strip())
+            for ep in entry_points(group=ENTRY_POINT_GROUP)
+        )
+    )
 
 
 # ----------------------------------------------------------------------------- loading
@@ -256,6 +262,8 @@ def entry_for(source: ModelSource, name: str) -> models.ModelEntry:
 
 
 # ----------------------------------------------------------------------------- schema
+
+_EMPTY = inspect.Parameter.empty
 # A parameter's type hint as JSON, so a cached description rebuilds the same schema.
 
 
@@ -323,7 +331,11 @@ def _describe(source: ModelSource) -> list[dict[str, Any]]:
             params = entry.params()
         except Exception as exc:  # a hint naming something undefined
             raise SpecError(
-                [SpecProblem(source.file, "", f"model {name}: its type hints do not evaluate: {exc}")]
+                [
+                    SpecProblem(
+                        source.file, "", f"model {name}: its type hints do not evaluate: {exc}"
+                    )
+                ]
             ) from None
         described = []
         for pname, (hint, default) in params.items():
@@ -332,8 +344,9 @@ def _describe(source: ModelSource) -> list[dict[str, Any]]:
                 encoded = encode_hint(hint)
             except ValueError:
                 problem = (
-                    f"type hint {hint!r} is not one a [model] table can hold; use int, float, "
-                    "str, bool, list[...], Literal[...], X | None or Annotated[..., Range/Length/Help]"
+                    f"type hint {hint!r} is not one a [model] table can hold; use int, "
+                    "float, str, bool, list[...], Literal[...], X | None or "
+                    "Annotated[..., Range/Length/Help]"
                 )
             if default is not _EMPTY and problem is None:
                 try:
@@ -349,9 +362,6 @@ def _describe(source: ModelSource) -> list[dict[str, Any]]:
             described.append([pname, encoded, default])
         out.append({"name": name, "doc": entry.doc, "params": described})
     return out
-
-
-_EMPTY = __import__("inspect").Parameter.empty
 
 
 def cache_path() -> Path:

@@ -20,6 +20,7 @@ from collections.abc import Collection, Mapping
 from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 from mnist_tui.errors import Problems, did_you_mean
+
 # re-exported: the constraints live in a leaf module that the model builders import too
 from mnist_tui.fields import Help as Help
 from mnist_tui.fields import Length as Length

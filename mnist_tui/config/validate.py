@@ -114,9 +114,10 @@ def _check_model(raw: Any, catalog: ModelCatalog, problems: Problems) -> ModelSp
         problems.extend([catalog.collisions[name]])
         return None
     if not isinstance(name, str) or name not in catalog.models:
+        hint = did_you_mean(str(name), catalog.models)
         if catalog.broken:  # the model may be in a file that does not load: say why
             problems.extend(catalog.broken)
-        hint = did_you_mean(str(name), catalog.models)
+            hint += " (a model file above does not load)"
         problems.at("model.name").add(f"unknown model {brief(name)}.{hint} Known models: {known}")
         return None
     params = {k: v for k, v in raw.items() if k != "name"}
@@ -269,9 +270,7 @@ def _check_combinations(spec: ExperimentSpec, problems: Problems) -> None:
 
 def _check_model_build(spec: ExperimentSpec, problems: Problems) -> int:
     """The trial build of the model (cached, see model_check): its parameter count."""
-    result = check_model(
-        spec.model.name, spec.model.params, spec.input_shape(), spec.model.source
-    )
+    result = check_model(spec.model.name, spec.model.params, spec.input_shape(), spec.model.source)
     if result.error is not None:
         problems.at(result.error_key or "model").add(result.error)
         return 0

@@ -294,6 +294,20 @@ def print_diff(
         console.print(rich_table(figures))
 
 
+def print_source_diff(
+    console: Console, a: ExperimentSpec, b: ExperimentSpec, lines: list[str] | None
+) -> None:
+    """Say that the model sources differ; with `lines` (diff --all), which lines changed."""
+    sa, sb = a.model.source, b.model.source
+    ha = f"{sa.sha256[:12]}… ({sa.file})" if sa else "shipped"
+    hb = f"{sb.sha256[:12]}… ({sb.file})" if sb else "shipped"
+    more = "" if lines is not None else "; --all shows the changed lines"
+    console.print(f"[bold]model source differs[/]: {escape(ha)} → {escape(hb)}{more}")
+    for line in lines or []:
+        style = "green" if line.startswith("+") else "red" if line.startswith("-") else None
+        console.print(line, style=style, markup=False, highlight=False)
+
+
 def diff_markdown(a: Subject, b: Subject, changes: list[Change], deltas: list[FigureDelta]) -> str:
     keys, figures = tables.diff_tables(a, b, changes, deltas)
     parts = [f"### {a.label} → {b.label}", ""]
