@@ -88,7 +88,7 @@ class ModelCatalog:
 
     models: dict[str, ModelInfo]
     broken: list[SpecProblem] = field(default_factory=list)
-    collisions: dict[str, SpecProblem] = field(default_factory=dict)
+    collisions: dict[str, list[SpecProblem]] = field(default_factory=dict)
 
     def params(self, name: str) -> dict[str, tuple[Any, Any]]:
         """All parameters a `[model]` table of this model accepts: the builder's plus common."""
@@ -445,11 +445,13 @@ def _add(catalog: ModelCatalog, infos: list[ModelInfo]) -> None:
     for info in infos:
         before = catalog.models.get(info.name)
         if before is not None:
-            catalog.collisions[info.name] = SpecProblem(
-                info.where,
-                "",
-                f"defines model '{info.name}', which {before.where} defines too; rename one "
-                "(a model name must be unique)",
+            catalog.collisions.setdefault(info.name, []).append(
+                SpecProblem(
+                    info.where,
+                    "",
+                    f"defines model '{info.name}', which {before.where} defines too; rename one "
+                    "(a model name must be unique)",
+                )
             )
             continue
         catalog.models[info.name] = info

@@ -111,7 +111,7 @@ def _check_model(raw: Any, catalog: ModelCatalog, problems: Problems) -> ModelSp
         return None
     name = raw["name"]
     if isinstance(name, str) and name in catalog.collisions:
-        problems.extend([catalog.collisions[name]])
+        problems.extend(catalog.collisions[name])
         return None
     if not isinstance(name, str) or name not in catalog.models:
         hint = did_you_mean(str(name), catalog.models)
