@@ -259,6 +259,13 @@ def show_subject(console: Console, subject: Subject, store: RunStore) -> None:
         console.print(f"[dim]{escape(group + context)}[/]")
     if s.get("reason"):
         console.print(f"reason: {escape(str(s['reason']))}")
+    if spec.model.source is not None:  # what it trained: the copy, not today's file
+        src = spec.model.source
+        console.print(
+            f"[dim]model {escape(spec.model.name)} from {escape(src.file)} "
+            f"(sha256 {src.sha256[:12]}…, copied in model.py)[/]",
+            soft_wrap=True,
+        )
     if run.tags or run.note:
         tags = "  ".join(f"#{t}" for t in run.tags)
         console.print(escape(f"{tags}  {run.note}".strip()))
