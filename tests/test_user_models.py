@@ -215,7 +215,8 @@ BAD = {
     ),
     "output shape": (
         "from torch import nn\nfrom mnist_tui import register_model\n\n@register_model\n"
-        "def bad(s, n, *, w: int = 1):\n    return nn.Sequential(nn.Flatten(), nn.Linear(784, 7))\n",
+        "def bad(s, n, *, w: int = 1):\n"
+        "    return nn.Sequential(nn.Flatten(), nn.Linear(784, 7))\n",
         "has shape [2, 7]; expected [batch, classes] = [2, 10]",
     ),
     "untyped default": (
