@@ -186,17 +186,43 @@ def _module_file(module: str) -> Path | None:
     return None
 
 
+def _path_stamp() -> list[list[Any]]:
+    """sys.path's directories and their modification times: installing or removing a
+    package adds or removes a dist-info directory, which changes its directory's time."""
+    out: list[list[Any]] = []
+    for entry in sys.path:
+        try:
+            out.append([entry, os.stat(entry or ".").st_mtime_ns])
+        except OSError:
+            continue
+    return out
+
+
 @functools.cache
 def entry_point_modules() -> tuple[tuple[str, str], ...]:
-    """(entry point name, module) of every installed `mnist_tui.models` entry point."""
+    """(entry point name, module) of every installed `mnist_tui.models` entry point.
+
+    Scanning every installed distribution costs more than a reading command may spend,
+    so the answer is kept on disk while sys.path's directories stay unchanged."""
+    path = cache_path().with_name("entry-points.json")
+    stamp = _path_stamp()
+    try:
+        cached = json.loads(path.read_text(encoding="utf-8"))
+        if cached.get("version") == CACHE_VERSION and cached.get("stamp") == stamp:
+            return tuple((str(n), str(m)) for n, m in cached["found"])
+    except (OSError, ValueError, TypeError, KeyError, AttributeError):
+        pass
     from importlib.metadata import entry_points
 
-    return tuple(
+    found = tuple(
         sorted(
             (ep.name, ep.value.partition(":")[0].strip())
             for ep in entry_points(group=ENTRY_POINT_GROUP)
         )
     )
+    record = {"version": CACHE_VERSION, "stamp": stamp, "found": [list(f) for f in found]}
+    _write_json(path, record)
+    return found
 
 
 # ----------------------------------------------------------------------------- loading
@@ -384,18 +410,23 @@ def _read_cache(path: Path) -> dict[str, Any]:
 
 
 def _write_cache(path: Path, entries: dict[str, Any]) -> None:
+    _write_json(path, {"version": CACHE_VERSION, "entries": entries})
+
+
+def _write_json(path: Path, data: Any) -> None:
+    """Atomically; a failure (read-only home, full disk) only costs the work next time."""
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".user-models.", suffix=".tmp")
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".tmp")
         try:
             with os.fdopen(fd, "w", encoding="utf-8") as f:
-                json.dump({"version": CACHE_VERSION, "entries": entries}, f)
+                json.dump(data, f)
             os.replace(tmp, path)
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
     except OSError:
-        pass  # a read-only home only costs the import next time
+        pass
 
 
 def describe_file(source: ModelSource) -> list[ModelInfo]:
