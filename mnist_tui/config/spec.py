@@ -13,6 +13,9 @@ An experiment file is TOML with a few tables::
     [augment]   hflip, rotation, translate, crop_scale, scale, noise_std, double_hflip
     [reference] what the study reported: test_accuracy, test_loss, hardest_class, source
 
+A run's spec.toml adds `[model_source]` (file, sha256) when the model is a user's own
+(user_models.py): the run directory's model.py is that file, and what the run trains.
+
 `config.loading.load_experiment` returns a validated, fully resolved `ExperimentSpec` (every default
 filled in). Every problem is reported with the file (or override) it came from, its
 dotted key and what was expected.
