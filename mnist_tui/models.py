@@ -11,11 +11,12 @@ from __future__ import annotations
 import inspect
 import itertools
 import math
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeVar
 
-from mnist_tui.config.schema import Help, Length, Range
+from mnist_tui.fields import Help, Length, Range
 
 if TYPE_CHECKING:  # builders import torch when called: validating a file never does
     from torch import nn
@@ -40,29 +41,50 @@ class ModelConfigError(ValueError):
 
 @dataclass(frozen=True)
 class ModelEntry:
+    """A builder by name: a function, or an `nn.Module` subclass (its `__init__` is the
+    signature). `file` is the source file of a user's model, None for a shipped one."""
+
     name: str
     builder: Builder
     doc: str
+    file: str | None = None
 
     def params(self) -> dict[str, tuple[Any, Any]]:
         """Parameter name -> (type hint, default), in declaration order."""
+        fn: Any = self.builder
+        if inspect.isclass(fn):
+            namespace = vars(sys.modules[fn.__module__]) if fn.__module__ in sys.modules else {}
+        else:
+            namespace = fn.__globals__
         out: dict[str, tuple[Any, Any]] = {}
-        for p in inspect.signature(self.builder).parameters.values():
+        for p in inspect.signature(fn).parameters.values():
             if p.kind is inspect.Parameter.KEYWORD_ONLY:
                 # evaluated one by one: the return hint names torch, which is not imported
                 hint = p.annotation
                 if isinstance(hint, str):
-                    hint = eval(hint, self.builder.__globals__)
+                    hint = eval(hint, namespace)
                 out[p.name] = (hint, p.default)
         return out
 
 
 MODELS: dict[str, ModelEntry] = {}
+# While a user's model file is imported, its `register_model` calls land here instead of
+# in MODELS (see models_user.py): the file's models belong to that file, not the process.
+_collecting: list[dict[str, ModelEntry]] = []
+
+B = TypeVar("B", bound=Callable[..., Any])
 
 
-def register_model(fn: Builder) -> Builder:
-    doc = (fn.__doc__ or "").strip().splitlines()[0] if fn.__doc__ else ""
-    MODELS[fn.__name__] = ModelEntry(fn.__name__, fn, doc)
+def register_model(fn: B) -> B:
+    """Register a model builder under its own name.
+
+    A builder takes `in_shape` (channels, height, width) and `num_classes`, then
+    keyword-only typed parameters: the schema of an experiment's `[model]` table. An
+    `nn.Module` subclass with such an `__init__` works too.
+    """
+    doc = (fn.__doc__ or "").strip().splitlines()[0] if (fn.__doc__ or "").strip() else ""
+    target = _collecting[-1] if _collecting else MODELS
+    target[fn.__name__] = ModelEntry(fn.__name__, fn, doc)
     return fn
 
 
@@ -352,17 +374,26 @@ def build_model(
     num_classes: int = 10,
     *,
     pool_first: bool = True,
+    entry: ModelEntry | None = None,
 ) -> nn.Module:
     """Build a registered model from validated params (see `model_params`).
 
-    `pool_first=False` keeps the layer order as written (activation, then pooling); the
-    default applies the exact `pool_before_activation` rewrite.
+    `entry` is a user's model (models_user.py loads it from its file); by default the
+    shipped model of this name. `pool_first=False` keeps the layer order as written
+    (activation, then pooling); the default applies the exact `pool_before_activation`
+    rewrite.
     """
     from torch import nn
 
-    entry = MODELS[name]
+    entry = entry or MODELS[name]
     kwargs = {k: v for k, v in params.items() if k not in COMMON_PARAMS}
     model = entry.builder(in_shape, num_classes, **kwargs)
+    if not isinstance(model, nn.Module):
+        where = f" ({entry.file})" if entry.file else ""
+        raise ModelConfigError(
+            "model.name",
+            f"{name}{where} returned {type(model).__name__}, not a torch.nn.Module",
+        )
     apply_defaults(model, params.get("defaults", "pytorch"))
     if pool_first and isinstance(model, nn.Sequential):
         model = pool_before_activation(model)
@@ -406,5 +437,11 @@ def output_check(model: nn.Module, in_shape: InShape, num_classes: int = 10) -> 
     model.eval()
     with torch.no_grad():
         out = model(torch.zeros(2, *in_shape))  # follows the default device (meta in checks)
-    if tuple(out.shape) != (2, num_classes):  # pragma: no cover - builder bug
-        raise RuntimeError(f"model output shape {tuple(out.shape)}, expected (2, {num_classes})")
+    shape = tuple(getattr(out, "shape", ()))
+    if shape != (2, num_classes):
+        raise ModelConfigError(
+            "model",
+            f"the model's output for a batch of 2 inputs of shape {list(in_shape)} has shape "
+            f"{list(shape) if shape else type(out).__name__}; expected [batch, classes] = "
+            f"[2, {num_classes}]",
+        )

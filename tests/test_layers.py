@@ -51,6 +51,7 @@ def test_core_modules_never_import_textual(module: str) -> None:
         "mnist_tui.config.loading",
         "mnist_tui.config.validate",
         "mnist_tui.models",
+        "mnist_tui.user_models",
         "mnist_tui.runs.store",
         "mnist_tui.runs.index",
         "mnist_tui.views.render",

@@ -209,13 +209,19 @@ def diff(
 ) -> None:
     """What differs between two experiments or runs: definition keys and results."""
     from mnist_tui.studies.catalog import resolve_subject
-    from mnist_tui.studies.diff import MISSING, diff_definitions, result_deltas
-    from mnist_tui.views.render import diff_markdown, print_diff
+    from mnist_tui.studies.diff import (
+        MISSING,
+        diff_definitions,
+        model_source_diff,
+        result_deltas,
+    )
+    from mnist_tui.views.render import diff_markdown, print_diff, print_source_diff
 
     exp_dir, store = context_stores(ctx, experiments_dir, runs_dir)
     sa, sb = resolve_subject(a, exp_dir, store), resolve_subject(b, exp_dir, store)
     changes = diff_definitions(sa.spec.definition(), sb.spec.definition(), include_same=all_)
     deltas = result_deltas(sa.results(), sb.results())
+    source_lines = model_source_diff(sa.spec, sb.spec)
     if json_out:
         print_json(
             {
@@ -233,6 +239,7 @@ def diff(
                 "results": [
                     {"figure": d.label, "a": d.a, "b": d.b, "delta": d.delta} for d in deltas
                 ],
+                "model_source_diff": source_lines,
             }
         )
         return
@@ -240,6 +247,8 @@ def diff(
         sys.stdout.write(diff_markdown(sa, sb, changes, deltas))
         return
     print_diff(console, sa, sb, changes, deltas)
+    if source_lines is not None:
+        print_source_diff(console, sa.spec, sb.spec, source_lines if all_ else None)
 
 
 @app.command()

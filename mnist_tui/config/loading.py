@@ -17,6 +17,7 @@ from mnist_tui.config.schema import brief, show
 from mnist_tui.config.spec import NOT_INHERITED, ExperimentSpec, flatten
 from mnist_tui.config.validate import validate_raw
 from mnist_tui.errors import Problems, SpecError, SpecProblem, did_you_mean
+from mnist_tui.user_models import model_catalog, snapshot_catalog, snapshot_source
 
 PACKAGE_DIR = Path(__file__).resolve().parent.parent
 EXPERIMENT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
@@ -439,15 +440,20 @@ def load_experiment(
     inherited = frozenset(k for k, src in origins.items() if src != source and k not in own_keys)
     apply_overrides(merged, origins, list(overrides))
     lineage = tuple(p.name.removesuffix(".toml") for p, _ in chain[1:])
-    return validate_raw(merged, origins, source, lineage, inherited)
+    catalog = model_catalog(experiment_layers(experiments_dir))
+    return validate_raw(merged, origins, source, lineage, inherited, catalog=catalog)
 
 
 def load_spec_file(path: Path) -> ExperimentSpec:
     """Load a resolved spec written by `ExperimentSpec.to_toml` (a run's spec.toml)."""
     raw = _read_toml(path)
     raw.setdefault("name", path.parent.name)
+    catalog = None
+    if "model_source" in raw:  # a user's model: the run's own copy of its file
+        recorded = raw.pop("model_source")
+        catalog = snapshot_catalog(snapshot_source(path.parent, recorded, _display(path)))
     origins = {k: _display(path) for k in flatten(raw)}
-    return validate_raw(raw, origins, _display(path), (), frozenset())
+    return validate_raw(raw, origins, _display(path), (), frozenset(), catalog=catalog)
 
 
 # Keys an override cannot change: they are settled before overrides apply.

@@ -5,8 +5,9 @@ a typo such as ``hidden = [65536, 65536]`` is an error, not an out-of-memory cra
 build needs torch, whose import alone costs more than a read-only command should take;
 so its outcome (the parameter count, or the error) is kept in
 ``$XDG_CACHE_HOME/mnist-tui/model-checks.json`` (default ``~/.cache``), keyed by a hash of
-the model definition, the input shape and the source of `mnist_tui.models`. A cache that
-is missing, corrupt or unwritable only costs the build.
+the model definition, the input shape and the source of `mnist_tui.models` (and of the
+user's model file, for a user's model). A cache that is missing, corrupt or unwritable
+only costs the build.
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ from pathlib import Path
 from typing import Any
 
 from mnist_tui import __version__, models
+from mnist_tui.errors import SpecError
+from mnist_tui.user_models import ModelSource, entry_for
 
 CACHE_VERSION = 1
 MAX_ENTRIES = 2000  # the oldest go first; a user has a few dozen definitions
@@ -70,9 +73,15 @@ def _code_fingerprint() -> str:
     return _code
 
 
-def cache_key(name: str, params: dict[str, Any], in_shape: tuple[int, int, int]) -> str:
+def cache_key(
+    name: str,
+    params: dict[str, Any],
+    in_shape: tuple[int, int, int],
+    source: ModelSource | None = None,
+) -> str:
+    code = [_code_fingerprint(), source.sha256] if source is not None else _code_fingerprint()
     blob = json.dumps(
-        [CACHE_VERSION, _code_fingerprint(), name, params, list(in_shape), 10],
+        [CACHE_VERSION, code, name, params, list(in_shape), 10],
         sort_keys=True,
         default=str,
     )
@@ -106,16 +115,24 @@ def _write(path: Path, entries: dict[str, Any]) -> None:
         pass
 
 
-def check_model(name: str, params: dict[str, Any], in_shape: tuple[int, int, int]) -> ModelCheck:
+def check_model(
+    name: str,
+    params: dict[str, Any],
+    in_shape: tuple[int, int, int],
+    source: ModelSource | None = None,
+) -> ModelCheck:
     """The trial build's outcome, from the cache when this definition was built before."""
     path = cache_path()
-    key = cache_key(name, params, in_shape)
+    key = cache_key(name, params, in_shape, source)
     if path not in _memory:
         _memory[path] = _read(path)
     hit = ModelCheck.from_json(_memory[path].get(key))
     if hit is not None:
         return hit
-    result = trial_build(name, params, in_shape)
+    try:
+        result = trial_build(name, params, in_shape, source)
+    except SpecError as exc:  # the user's file no longer imports here: not cached
+        return ModelCheck(0, "model.name", "; ".join(p.render() for p in exc.problems))
     entries = _read(path)  # another process may have added some meanwhile
     entries.pop(key, None)
     entries[key] = result.to_json()
@@ -126,16 +143,42 @@ def check_model(name: str, params: dict[str, Any], in_shape: tuple[int, int, int
     return result
 
 
-def trial_build(name: str, params: dict[str, Any], in_shape: tuple[int, int, int]) -> ModelCheck:
-    """Build the model on the meta device and run one forward pass: count, or error."""
+def trial_build(
+    name: str,
+    params: dict[str, Any],
+    in_shape: tuple[int, int, int],
+    source: ModelSource | None = None,
+) -> ModelCheck:
+    """Build the model on the meta device and run one forward pass: count, or error.
+
+    A user's builder may raise anything; its message comes back with the line of its file
+    it came from."""
     import torch
 
+    entry = entry_for(source, name) if source is not None else None
     try:
         with torch.device("meta"):
-            model = models.build_model(name, params, in_shape)
+            model = models.build_model(name, params, in_shape, entry=entry)
             models.output_check(model, in_shape)
         return ModelCheck(models.count_parameters(model))
     except models.ModelConfigError as exc:
-        return ModelCheck(0, exc.key if "." in exc.key else f"model.{exc.key}", str(exc))
+        key = exc.key if "." in exc.key or exc.key == "model" else f"model.{exc.key}"
+        return ModelCheck(0, key, str(exc))
     except (RuntimeError, ValueError) as exc:
-        return ModelCheck(0, "model", f"the model cannot be built with these settings: {exc}")
+        if source is None:
+            return ModelCheck(0, "model", f"the model cannot be built with these settings: {exc}")
+        return ModelCheck(0, "model", _user_error(exc, source, name))
+    except Exception as exc:
+        if source is None:
+            raise
+        return ModelCheck(0, "model", _user_error(exc, source, name))
+
+
+def _user_error(exc: BaseException, source: ModelSource, name: str) -> str:
+    """`resnet (models/resnet.py:12) raised ValueError: ...`: where in the user's file."""
+    import traceback
+
+    frames = [f for f in traceback.extract_tb(exc.__traceback__) if f.filename == str(source.path)]
+    where = f"{source.file}:{frames[-1].lineno}" if frames else source.file
+    text = str(exc).splitlines()[0] if str(exc) else ""
+    return f"model {name} ({where}) raised {type(exc).__name__}: {text}".rstrip(": ")

@@ -13,6 +13,9 @@ An experiment file is TOML with a few tables::
     [augment]   hflip, rotation, translate, crop_scale, scale, noise_std, double_hflip
     [reference] what the study reported: test_accuracy, test_loss, hardest_class, source
 
+A run's spec.toml adds `[model_source]` (file, sha256) when the model is a user's own
+(user_models.py): the run directory's model.py is that file, and what the run trains.
+
 `config.loading.load_experiment` returns a validated, fully resolved `ExperimentSpec` (every default
 filled in). Every problem is reported with the file (or override) it came from, its
 dotted key and what was expected.
@@ -29,6 +32,7 @@ import tomli_w
 
 from mnist_tui import models
 from mnist_tui.config.schema import Help, Length, Range
+from mnist_tui.user_models import SNAPSHOT, ModelCatalog, ModelSource, entry_for
 
 Fraction = Annotated[float, Range(ge=0, le=1)]
 Positive = Annotated[float, Range(gt=0)]
@@ -256,6 +260,8 @@ class SearchSpec:
 class ModelSpec:
     name: str
     params: dict[str, Any]
+    # a user's model: the file and the exact bytes it trains (None: a shipped model)
+    source: ModelSource | None = None
 
 
 SECTIONS: dict[str, type] = {
@@ -299,6 +305,8 @@ class ExperimentSpec:
     # dotted keys that some file or override set; the others hold the schema's defaults
     set_keys: frozenset[str] = frozenset()
     parameters: int = 0  # trainable parameters, counted by the trial build in validation
+    # the models this spec's `[model]` was checked against (overrides check against it too)
+    catalog: ModelCatalog | None = field(default=None, compare=False, repr=False)
 
     @property
     def has_validation(self) -> bool:
@@ -327,6 +335,8 @@ class ExperimentSpec:
         for section in SECTIONS:
             out[section] = _drop_none(dataclasses.asdict(getattr(self, section)))
         out["model"] = {"name": self.model.name, **self.model.params}
+        if self.model.source is not None:
+            out["model_source"] = self.model.source.to_dict()
         if self.search.params:
             out["search"] = self.search.to_dict()
         resolved: dict[str, Any] = sorted_dict(out)
@@ -335,7 +345,16 @@ class ExperimentSpec:
     def definition(self) -> dict[str, Any]:
         """Only what training depends on (no name, description, reference)."""
         d = self.to_dict()
-        return {k: d[k] for k in DEFINITION_SECTIONS}
+        out = {k: d[k] for k in DEFINITION_SECTIONS}
+        if "model_source" in d:  # a user's model: its source is part of what trains
+            out["model_source"] = d["model_source"]
+        return out
+
+    def run_files(self) -> dict[str, bytes]:
+        """Files a run directory holds beside spec.toml: a user model's source, whole."""
+        if self.model.source is None:
+            return {}
+        return {SNAPSHOT: self.model.source.text}
 
     def to_toml(self) -> str:
         return tomli_w.dumps(self.to_dict())
@@ -345,8 +364,13 @@ class ExperimentSpec:
         return (1, side, side)
 
     def build_model(self, pool_first: bool = True) -> Any:
+        source = self.model.source
         return models.build_model(
-            self.model.name, self.model.params, self.input_shape(), pool_first=pool_first
+            self.model.name,
+            self.model.params,
+            self.input_shape(),
+            pool_first=pool_first,
+            entry=entry_for(source, self.model.name) if source is not None else None,
         )
 
     def with_overrides(self, overrides: Iterable[str]) -> ExperimentSpec:
@@ -358,9 +382,12 @@ class ExperimentSpec:
         from mnist_tui.config.validate import validate_raw
 
         raw = self.to_dict()
+        raw.pop("model_source", None)  # the catalog knows where the model comes from
         origins = {k: self.source for k in flatten(raw)}
         apply_overrides(raw, origins, overrides)
-        return validate_raw(raw, origins, self.source, self.lineage, self.inherited)
+        return validate_raw(
+            raw, origins, self.source, self.lineage, self.inherited, catalog=self.catalog
+        )
 
 
 def _drop_none(d: dict[str, Any]) -> dict[str, Any]:

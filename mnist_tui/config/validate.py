@@ -12,7 +12,6 @@ import dataclasses
 from collections.abc import Mapping
 from typing import Any
 
-from mnist_tui import models
 from mnist_tui.config.model_check import check_model
 from mnist_tui.config.schema import (
     Field,
@@ -42,6 +41,7 @@ from mnist_tui.config.spec import (
     sorted_dict,
 )
 from mnist_tui.errors import Problems, did_you_mean
+from mnist_tui.user_models import ModelCatalog, shipped_catalog
 
 # The top level's own keys; `name` is the file's name (a run's spec.toml writes it).
 TOP_FIELDS: dict[str, Field] = {
@@ -58,15 +58,19 @@ def validate_raw(
     source: str,
     lineage: tuple[str, ...],
     inherited: frozenset[str],
+    *,
+    catalog: ModelCatalog | None = None,
 ) -> ExperimentSpec:
+    """`catalog`: the models `[model]` may name (default: the shipped ones)."""
+    catalog = catalog or shipped_catalog()
     problems = Problems(origins, source)
     top = check_table(raw, TOP_FIELDS, "", problems, tables=TOP_TABLES, where="at the top level")
     sections = {
         name: check_table(raw.get(name, {}), fields_of(cls), name, problems)
         for name, cls in SECTIONS.items()
     }
-    model = _check_model(raw.get("model", {}), problems)
-    search = _check_search(raw.get("search"), model, problems)
+    model = _check_model(raw.get("model", {}), catalog, problems)
+    search = _check_search(raw.get("search"), model, catalog, problems)
     problems.raise_if_any()
     assert model is not None  # no problems: the model was checked
 
@@ -87,6 +91,7 @@ def validate_raw(
         lineage=lineage,
         inherited=inherited,
         set_keys=frozenset(origins),
+        catalog=catalog,
     )
     _check_combinations(spec, problems)
     problems.raise_if_any()
@@ -95,9 +100,9 @@ def validate_raw(
     return dataclasses.replace(spec, parameters=n)
 
 
-def _check_model(raw: Any, problems: Problems) -> ModelSpec | None:
+def _check_model(raw: Any, catalog: ModelCatalog, problems: Problems) -> ModelSpec | None:
     """`[model]`: a registered name, then that builder's parameters as the schema."""
-    known = ", ".join(sorted(models.MODELS))
+    known = ", ".join(sorted(catalog.models))
     if not isinstance(raw, Mapping):
         problems.at("model").add(f"expected a table, got {brief(raw)}")
         return None
@@ -105,16 +110,24 @@ def _check_model(raw: Any, problems: Problems) -> ModelSpec | None:
         problems.at("model.name").add(f"missing; expected one of {known}")
         return None
     name = raw["name"]
-    if not isinstance(name, str) or name not in models.MODELS:
-        hint = did_you_mean(str(name), models.MODELS)
+    if isinstance(name, str) and name in catalog.collisions:
+        problems.extend(catalog.collisions[name])
+        return None
+    if not isinstance(name, str) or name not in catalog.models:
+        hint = did_you_mean(str(name), catalog.models)
+        if catalog.broken:  # the model may be in a file that does not load: say why
+            problems.extend(catalog.broken)
+            hint += " (a model file above does not load)"
         problems.at("model.name").add(f"unknown model {brief(name)}.{hint} Known models: {known}")
         return None
     params = {k: v for k, v in raw.items() if k != "name"}
-    checked = check_table(params, models.model_params(name), "model", problems)
-    return ModelSpec(name, sorted_dict(checked))
+    checked = check_table(params, catalog.params(name), "model", problems)
+    return ModelSpec(name, sorted_dict(checked), catalog.models[name].source)
 
 
-def _check_search(raw: Any, model: ModelSpec | None, problems: Problems) -> SearchSpec:
+def _check_search(
+    raw: Any, model: ModelSpec | None, catalog: ModelCatalog, problems: Problems
+) -> SearchSpec:
     """`[search]`: metric, trials, val_split, and `[search.params]` keyed by dotted keys."""
     if raw is None:
         return SearchSpec()
@@ -124,16 +137,16 @@ def _check_search(raw: Any, model: ModelSpec | None, problems: Problems) -> Sear
     if not isinstance(table, Mapping):
         problems.at("search.params").add(f"expected a table, got {brief(table)}")
         table = {}
-    targets = _search_targets(model)
+    targets = _search_targets(model, catalog)
     params = []
     for key, entry in table.items():
-        param = _check_search_param(str(key), entry, targets, model, problems)
+        param = _check_search_param(str(key), entry, targets, model, catalog, problems)
         if param is not None:
             params.append(param)
     return SearchSpec(**top, params=tuple(params))
 
 
-def _search_targets(model: ModelSpec | None) -> dict[str, Any]:
+def _search_targets(model: ModelSpec | None, catalog: ModelCatalog) -> dict[str, Any]:
     """Every key a search may vary, with its type hint."""
     out = {
         f"{sec}.{name}": hint
@@ -142,7 +155,7 @@ def _search_targets(model: ModelSpec | None) -> dict[str, Any]:
         for name, (hint, _) in fields_of(cls).items()
     }
     if model is not None:
-        params = models.model_params(model.name)
+        params = catalog.params(model.name)
         out.update({f"model.{k}": hint for k, (hint, _) in params.items()})
     return out
 
@@ -156,6 +169,7 @@ def _check_search_param(
     entry: Any,
     targets: Mapping[str, Any],
     model: ModelSpec | None,
+    catalog: ModelCatalog,
     problems: Problems,
 ) -> SearchParam | None:
     """One `[search.params]` entry: its own fields, then its values against the key's type."""
@@ -164,7 +178,7 @@ def _check_search_param(
         if key.startswith("model.") and model is None:
             return None  # the model itself is wrong; that is reported already
         if key.startswith("model.") and model is not None:
-            params = models.model_params(model.name)
+            params = catalog.params(model.name)
             problems.at(where).add(
                 f"'{key}' is not a parameter of model {model.name}."
                 + did_you_mean(key.removeprefix("model."), params)
@@ -256,7 +270,7 @@ def _check_combinations(spec: ExperimentSpec, problems: Problems) -> None:
 
 def _check_model_build(spec: ExperimentSpec, problems: Problems) -> int:
     """The trial build of the model (cached, see model_check): its parameter count."""
-    result = check_model(spec.model.name, spec.model.params, spec.input_shape())
+    result = check_model(spec.model.name, spec.model.params, spec.input_shape(), spec.model.source)
     if result.error is not None:
         problems.at(result.error_key or "model").add(result.error)
         return 0

@@ -97,6 +97,7 @@ def enqueue(store: RunStore, spec: ExperimentSpec, request: QueueRequest) -> Run
     handle = store.create(
         spec.name,
         spec.to_toml(),
+        files=spec.run_files(),
         status="queued",
         seed=spec.train.seed,
         group=request.group,

@@ -371,6 +371,9 @@ def definition_hash(raw: Mapping[str, Any]) -> str:
     if isinstance(train, Mapping):
         # seeds, and the resources a run asks of a cluster, change no figure
         d["train"] = {k: v for k, v in train.items() if k not in (*SEED_KEYS, "gpus", "cpus")}
+    source = raw.get("model_source")
+    if isinstance(source, Mapping):  # a user's model: what it trains is its source's bytes
+        d["model_source"] = source.get("sha256")
     blob = json.dumps(d, sort_keys=True, separators=(",", ":"), default=list, allow_nan=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:20]
 

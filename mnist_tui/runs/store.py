@@ -2,6 +2,7 @@
 
     runs/<experiment>/<run-id>/
         spec.toml        resolved experiment (the exact definition that ran)
+        model.py         a user's model file, whole, as it was when the run was made
         summary.json     status, figures, timings (rewritten atomically)
         metrics.jsonl    one line per epoch, appended and flushed
         env.json         versions, device, seed, command line, git commit
@@ -228,8 +229,10 @@ class RunStore:
         seed: int = 0,
         group: str | None = None,
         extra: dict[str, Any] | None = None,
+        files: dict[str, bytes] | None = None,
     ) -> RunHandle:
-        """Make a new run directory with its spec and a first summary."""
+        """Make a new run directory with its spec and a first summary; `files` are more
+        files frozen with the spec (a user model's source, `ExperimentSpec.run_files`)."""
         if not SAFE_NAME.fullmatch(experiment):
             raise StoreError(f"'{experiment}' cannot name a run directory")
         self._ensure_root()
@@ -264,6 +267,8 @@ class RunStore:
         }
         try:
             (staging / "spec.toml").write_text(spec_toml, encoding="utf-8")
+            for name, content in (files or {}).items():
+                (staging / name).write_bytes(content)
             write_json_atomic(staging / "summary.json", summary)
             os.rename(staging, path)
         except (OSError, StoreError) as exc:

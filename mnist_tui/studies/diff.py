@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import difflib
 import math
 from dataclasses import dataclass
 from typing import Any
 
-from mnist_tui.config.spec import flatten
+from mnist_tui.config.spec import ExperimentSpec, flatten
 
 MISSING = object()
 
@@ -84,3 +85,16 @@ def result_deltas(a: dict[str, Any], b: dict[str, Any]) -> list[FigureDelta]:
             continue
         out.append(FigureDelta(label, va, vb, hib))
     return out
+
+
+def model_source_diff(a: ExperimentSpec, b: ExperimentSpec) -> list[str] | None:
+    """The changed lines of two definitions' model files as a unified diff; None when both
+    train the same source (or the same shipped model), [] when only one has a file."""
+    sa, sb = a.model.source, b.model.source
+    if sa == sb or (sa is not None and sb is not None and sa.sha256 == sb.sha256):
+        return None
+    if sa is None or sb is None:
+        return []
+    text_a = sa.text.decode("utf-8", errors="replace").splitlines()
+    text_b = sb.text.decode("utf-8", errors="replace").splitlines()
+    return list(difflib.unified_diff(text_a, text_b, sa.file, sb.file, lineterm=""))

@@ -70,6 +70,7 @@ def run_experiment(
         handle = store.create(
             spec.name,
             spec.to_toml(),
+            files=spec.run_files(),
             seed=spec.train.seed,
             group=group,
             extra={"epochs": spec.train.epochs, **(extra_summary or {})},

@@ -267,6 +267,13 @@ def show_subject(console: Console, subject: Subject, store: RunStore) -> None:
         console.print(f"[dim]{escape(visible(group + context))}[/]")
     if s.get("reason"):
         console.print(f"reason: {escape(visible(s['reason'], multiline=True))}")
+    if spec.model.source is not None:  # what it trained: the copy, not today's file
+        src = spec.model.source
+        console.print(
+            f"[dim]model {escape(visible(spec.model.name))} from {escape(visible(src.file))} "
+            f"(sha256 {src.sha256[:12]}…, copied in model.py)[/]",
+            soft_wrap=True,
+        )
     if run.tags or run.note:
         tags = "  ".join(f"#{t}" for t in run.tags)
         console.print(escape(visible(f"{tags}  {run.note}".strip(), multiline=True)))
@@ -303,6 +310,22 @@ def print_diff(
         console.print(keys.empty)
     if figures.rows:
         console.print(rich_table(figures))
+
+
+def print_source_diff(
+    console: Console, a: ExperimentSpec, b: ExperimentSpec, lines: list[str] | None
+) -> None:
+    """Say that the model sources differ; with `lines` (diff --all), which lines changed."""
+    sa, sb = a.model.source, b.model.source
+    ha = f"{sa.sha256[:12]}… ({sa.file})" if sa else "shipped"
+    hb = f"{sb.sha256[:12]}… ({sb.file})" if sb else "shipped"
+    more = "" if lines is not None else "; --all shows the changed lines"
+    console.print(
+        f"[bold]model source differs[/]: {escape(visible(ha))} → {escape(visible(hb))}{more}"
+    )
+    for line in lines or []:
+        style = "green" if line.startswith("+") else "red" if line.startswith("-") else None
+        console.print(visible(line, multiline=True), style=style, markup=False, highlight=False)
 
 
 def diff_markdown(a: Subject, b: Subject, changes: list[Change], deltas: list[FigureDelta]) -> str:
