@@ -372,6 +372,7 @@ def load_experiment(
                     )
                 ]
             )
+        _anchor_dataset(raw, current)
         chain.append((current, raw))
         parent = raw.get("extends")
         if parent is None:
@@ -421,6 +422,16 @@ def load_experiment(
     apply_overrides(merged, origins, list(overrides))
     lineage = tuple(p.name.removesuffix(".toml") for p, _ in chain[1:])
     return validate_raw(merged, origins, source, lineage, inherited)
+
+
+def _anchor_dataset(raw: dict[str, Any], file: Path) -> None:
+    """A user dataset's path is relative to the file that names it: make it absolute, so
+    a parent's data stays the parent's, and a queued run keeps pointing at it."""
+    from mnist_tui.data.sources import resolve_path
+
+    data = raw.get("data")
+    if isinstance(data, dict) and isinstance(data.get("dataset"), str):
+        data["dataset"] = resolve_path(data["dataset"], file.resolve().parent)
 
 
 def load_spec_file(path: Path) -> ExperimentSpec:

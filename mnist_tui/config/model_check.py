@@ -70,9 +70,11 @@ def _code_fingerprint() -> str:
     return _code
 
 
-def cache_key(name: str, params: dict[str, Any], in_shape: tuple[int, int, int]) -> str:
+def cache_key(
+    name: str, params: dict[str, Any], in_shape: tuple[int, int, int], num_classes: int = 10
+) -> str:
     blob = json.dumps(
-        [CACHE_VERSION, _code_fingerprint(), name, params, list(in_shape), 10],
+        [CACHE_VERSION, _code_fingerprint(), name, params, list(in_shape), num_classes],
         sort_keys=True,
         default=str,
     )
@@ -106,16 +108,18 @@ def _write(path: Path, entries: dict[str, Any]) -> None:
         pass
 
 
-def check_model(name: str, params: dict[str, Any], in_shape: tuple[int, int, int]) -> ModelCheck:
+def check_model(
+    name: str, params: dict[str, Any], in_shape: tuple[int, int, int], num_classes: int = 10
+) -> ModelCheck:
     """The trial build's outcome, from the cache when this definition was built before."""
     path = cache_path()
-    key = cache_key(name, params, in_shape)
+    key = cache_key(name, params, in_shape, num_classes)
     if path not in _memory:
         _memory[path] = _read(path)
     hit = ModelCheck.from_json(_memory[path].get(key))
     if hit is not None:
         return hit
-    result = trial_build(name, params, in_shape)
+    result = trial_build(name, params, in_shape, num_classes)
     entries = _read(path)  # another process may have added some meanwhile
     entries.pop(key, None)
     entries[key] = result.to_json()
@@ -126,14 +130,16 @@ def check_model(name: str, params: dict[str, Any], in_shape: tuple[int, int, int
     return result
 
 
-def trial_build(name: str, params: dict[str, Any], in_shape: tuple[int, int, int]) -> ModelCheck:
+def trial_build(
+    name: str, params: dict[str, Any], in_shape: tuple[int, int, int], num_classes: int = 10
+) -> ModelCheck:
     """Build the model on the meta device and run one forward pass: count, or error."""
     import torch
 
     try:
         with torch.device("meta"):
-            model = models.build_model(name, params, in_shape)
-            models.output_check(model, in_shape)
+            model = models.build_model(name, params, in_shape, num_classes)
+            models.output_check(model, in_shape, num_classes)
         return ModelCheck(models.count_parameters(model))
     except models.ModelConfigError as exc:
         return ModelCheck(0, exc.key if "." in exc.key else f"model.{exc.key}", str(exc))
