@@ -261,11 +261,12 @@ def _check_dataset(data: dict[str, Any], problems: Problems) -> None:
     an override or a run's spec gave it relative; files resolve theirs as they load), whose
     files are read and checked once (then cached) so bad data fails before any run exists."""
     from mnist_tui.data import sources
+    from mnist_tui.data.registry import DATASETS
     from mnist_tui.errors import DataError
 
     dataset = data.get("dataset", "mnist")
     if not sources.is_path(dataset):
-        if dataset not in sources.registry.DATASETS:
+        if dataset not in DATASETS:
             problems.at("data.dataset").add(sources.unknown_message(dataset))
         return
     data["dataset"] = sources.resolve_path(dataset)
@@ -277,9 +278,7 @@ def _check_dataset(data: dict[str, Any], problems: Problems) -> None:
 
 def _check_model_build(spec: ExperimentSpec, problems: Problems) -> int:
     """The trial build of the model (cached, see model_check): its parameter count."""
-    result = check_model(
-        spec.model.name, spec.model.params, spec.input_shape(), spec.num_classes()
-    )
+    result = check_model(spec.model.name, spec.model.params, spec.input_shape(), spec.num_classes())
     if result.error is not None:
         problems.at(result.error_key or "model").add(result.error)
         return 0

@@ -20,9 +20,9 @@ import numpy as np
 import torch
 
 from mnist_tui.data import formats, registry, user
-from mnist_tui.data.sources import is_path
 from mnist_tui.data.formats import cache_dir, resolve_data_dir
 from mnist_tui.data.registry import DATASETS, IDX_FILES, DatasetInfo
+from mnist_tui.data.sources import is_path
 from mnist_tui.errors import DataError
 
 FILES = IDX_FILES  # the MNIST file names (kept for callers that list them)

@@ -47,7 +47,7 @@ def unknown_message(dataset: str) -> str:
     hint = did_you_mean(dataset, registry.DATASETS)
     return (
         f"unknown dataset '{dataset}'.{hint} Known: {', '.join(registry.DATASETS)}; or the "
-        "path of your own data (a folder or an .npz), e.g. \"./my_digits\""
+        'path of your own data (a folder or an .npz), e.g. "./my_digits"'
     )
 
 
@@ -62,3 +62,16 @@ def describe(dataset: str) -> DataShape:
     if info is None:
         raise DataError(unknown_message(dataset))
     return DataShape(info.title, info.shape, info.classes)
+
+
+SHORT = {"mnist": "MNIST", "fashion_mnist": "Fashion", "kmnist": "KMNIST", "qmnist": "QMNIST"}
+
+
+def short_name(dataset: str) -> str:
+    """A few characters for a listing: "MNIST", "EMNIST-letters", or a path's last part."""
+    if is_path(dataset):
+        return Path(dataset).name or dataset
+    if dataset.startswith("emnist_"):
+        return "EMNIST-" + dataset.removeprefix("emnist_")
+    info = registry.DATASETS.get(dataset)
+    return SHORT.get(dataset) or (info.title if info else dataset)

@@ -40,7 +40,18 @@ IDX_NAMES = {
 }
 NPZ_KEYS = ("x_train", "y_train", "x_test", "y_test")
 # torchvision's ImageFolder extensions
-IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".pgm", ".ppm")
+IMAGE_EXTENSIONS = (
+    ".png",
+    ".jpg",
+    ".jpeg",
+    ".bmp",
+    ".gif",
+    ".webp",
+    ".tif",
+    ".tiff",
+    ".pgm",
+    ".ppm",
+)
 MAX_CLASSES = 10_000
 GREY_MODES = ("1", "L", "LA", "I", "I;16", "F")
 
@@ -245,7 +256,9 @@ def _load_npz(path: Path) -> dict[str, tuple[np.ndarray, str]]:
     except DataError:
         raise
     except ValueError as exc:  # object arrays: would need unpickling, which is never done
-        raise DataError(f"{path} cannot be read without unpickling ({exc}); save plain arrays") from None
+        raise DataError(
+            f"{path} cannot be read without unpickling ({exc}); save plain arrays"
+        ) from None
     except (OSError, zipfile.BadZipFile, EOFError) as exc:
         raise DataError(f"{path} is not a readable .npz: {exc}") from None
 
@@ -463,7 +476,7 @@ def _build(path: Path, files: list[Path], signature: str) -> tuple[UserMeta, dic
         target = _arrays_path(digest)
         target.parent.mkdir(parents=True, exist_ok=True)
         tmp = target.with_name(f".{target.stem}.{os.getpid()}.tmp.npz")
-        np.savez(tmp, **arrays)
+        np.savez(tmp, **arrays)  # type: ignore[arg-type]
         os.replace(tmp, target)
     except OSError:
         pass
@@ -512,4 +525,3 @@ def load(path: Path) -> tuple[UserMeta, dict[str, np.ndarray]]:
     path = path.resolve()
     files = dataset_files(path)
     return _build(path, files, _signature(files))
-
