@@ -401,3 +401,13 @@ def test_idx_header_is_checked(tmp_path: Path) -> None:
 
     with pytest.raises(DataError, match="not an IDX file"):
         read_idx(p)
+
+
+def test_colour_pictures_keep_their_colour() -> None:
+    from mnist_tui.views.pictures import glyph_grid, image_text
+
+    red, blue = [1.0, 0.0, 0.0], [0.0, 0.0, 1.0]
+    text = image_text([[red, blue], [blue, red], [red, red]])  # an odd last row too
+    styles = {str(span.style) for span in text.spans}
+    assert "rgb(255,0,0) on rgb(0,0,255)" in styles and "rgb(255,0,0) on rgb(0,0,0)" in styles
+    assert glyph_grid([[red, [1.0, 1.0, 1.0]], [red, red]], 0.5) == [" ▀"]  # by brightness

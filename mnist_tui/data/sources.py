@@ -75,3 +75,8 @@ def short_name(dataset: str) -> str:
         return "EMNIST-" + dataset.removeprefix("emnist_")
     info = registry.DATASETS.get(dataset)
     return SHORT.get(dataset) or (info.title if info else dataset)
+
+
+def display_name(dataset: str) -> str:
+    """The registry name, or a path's last part (a report never prints a machine's paths)."""
+    return (Path(dataset).name or dataset) if is_path(dataset) else dataset
