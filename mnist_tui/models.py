@@ -158,6 +158,12 @@ def custom_mlp(
     """The LeNet-5 study's MLP of about LeNet-5's size: 1024-44-120-84-10 (needs 32x32)."""
     from torch import nn
 
+    if in_shape[0] != 1:
+        raise ModelConfigError(
+            "data.dataset",
+            f"custom_mlp takes one channel of 32x32 (its first layer is 1024-44), but the "
+            f"data has {in_shape[0]} channels; use lenet5, cnn or mlp for colour images",
+        )
     if math.prod(in_shape) != 1024:
         raise ModelConfigError(
             "data.pad",

@@ -63,7 +63,7 @@ def test_data_dir_resolution(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) ->
 @pytest.mark.realdata
 def test_real_checksums_and_counts(real_data: Path) -> None:
     ds = data_files.load_raw("mnist", real_data, download=False)
-    assert ds.train_x.shape == (60000, 28, 28) and ds.test_x.shape == (10000, 28, 28)
+    assert ds.train_x.shape == (60000, 1, 28, 28) and ds.test_x.shape == (10000, 1, 28, 28)
     assert torch.bincount(ds.train_y).tolist() == [
         5923,
         6742,
@@ -116,7 +116,7 @@ def test_uncompressed_files_are_accepted(real_data: Path, tmp_path: Path) -> Non
         )
     data_files._memory_cache.clear()
     ds = data_files.load_raw("mnist", tmp_path, download=False)
-    assert ds.train_x.shape == (60000, 28, 28)
+    assert ds.train_x.shape == (60000, 1, 28, 28)
 
 
 def test_stratified_indices_keep_class_balance() -> None:

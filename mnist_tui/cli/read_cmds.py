@@ -208,7 +208,7 @@ def diff(
     md: Annotated[bool, typer.Option("--md", help="Markdown output.")] = False,
 ) -> None:
     """What differs between two experiments or runs: definition keys and results."""
-    from mnist_tui.studies.catalog import resolve_subject
+    from mnist_tui.studies.catalog import compared, resolve_subject
     from mnist_tui.studies.diff import (
         MISSING,
         diff_definitions,
@@ -219,7 +219,7 @@ def diff(
 
     exp_dir, store = context_stores(ctx, experiments_dir, runs_dir)
     sa, sb = resolve_subject(a, exp_dir, store), resolve_subject(b, exp_dir, store)
-    changes = diff_definitions(sa.spec.definition(), sb.spec.definition(), include_same=all_)
+    changes = diff_definitions(*compared(sa, sb), include_same=all_)
     deltas = result_deltas(sa.results(), sb.results())
     source_lines = model_source_diff(sa.spec, sb.spec)
     if json_out:
@@ -312,7 +312,7 @@ def plot(
                 picked.predicted,
                 picked.true,
                 picked.classes,
-                per_row=max(1, console.width // 31),
+                per_row=pictures.images_per_row(picked.images, console.width),
                 color=console.is_terminal and console.color_system is not None,
             )
         )

@@ -392,6 +392,7 @@ def load_experiment(
                     )
                 ]
             )
+        _anchor_dataset(raw, current)
         chain.append((current, raw))
         parent = raw.get("extends")
         if parent is None:
@@ -442,6 +443,16 @@ def load_experiment(
     lineage = tuple(p.name.removesuffix(".toml") for p, _ in chain[1:])
     catalog = model_catalog(experiment_layers(experiments_dir))
     return validate_raw(merged, origins, source, lineage, inherited, catalog=catalog)
+
+
+def _anchor_dataset(raw: dict[str, Any], file: Path) -> None:
+    """A user dataset's path is relative to the file that names it: make it absolute, so
+    a parent's data stays the parent's, and a queued run keeps pointing at it."""
+    from mnist_tui.data.sources import resolve_path
+
+    data = raw.get("data")
+    if isinstance(data, dict) and isinstance(data.get("dataset"), str):
+        data["dataset"] = resolve_path(data["dataset"], file.resolve().parent)
 
 
 def load_spec_file(path: Path) -> ExperimentSpec:

@@ -77,11 +77,12 @@ def cache_key(
     name: str,
     params: dict[str, Any],
     in_shape: tuple[int, int, int],
+    num_classes: int = 10,
     source: ModelSource | None = None,
 ) -> str:
     code = [_code_fingerprint(), source.sha256] if source is not None else _code_fingerprint()
     blob = json.dumps(
-        [CACHE_VERSION, code, name, params, list(in_shape), 10],
+        [CACHE_VERSION, code, name, params, list(in_shape), num_classes],
         sort_keys=True,
         default=str,
     )
@@ -119,18 +120,19 @@ def check_model(
     name: str,
     params: dict[str, Any],
     in_shape: tuple[int, int, int],
+    num_classes: int = 10,
     source: ModelSource | None = None,
 ) -> ModelCheck:
     """The trial build's outcome, from the cache when this definition was built before."""
     path = cache_path()
-    key = cache_key(name, params, in_shape, source)
+    key = cache_key(name, params, in_shape, num_classes, source)
     if path not in _memory:
         _memory[path] = _read(path)
     hit = ModelCheck.from_json(_memory[path].get(key))
     if hit is not None:
         return hit
     try:
-        result = trial_build(name, params, in_shape, source)
+        result = trial_build(name, params, in_shape, num_classes, source)
     except SpecError as exc:  # the user's file no longer imports here: not cached
         return ModelCheck(0, "model.name", "; ".join(p.render() for p in exc.problems))
     entries = _read(path)  # another process may have added some meanwhile
@@ -147,6 +149,7 @@ def trial_build(
     name: str,
     params: dict[str, Any],
     in_shape: tuple[int, int, int],
+    num_classes: int = 10,
     source: ModelSource | None = None,
 ) -> ModelCheck:
     """Build the model on the meta device and run one forward pass: count, or error.
@@ -158,8 +161,8 @@ def trial_build(
     entry = entry_for(source, name) if source is not None else None
     try:
         with torch.device("meta"):
-            model = models.build_model(name, params, in_shape, entry=entry)
-            models.output_check(model, in_shape)
+            model = models.build_model(name, params, in_shape, num_classes, entry=entry)
+            models.output_check(model, in_shape, num_classes)
         return ModelCheck(models.count_parameters(model))
     except models.ModelConfigError as exc:
         key = exc.key if "." in exc.key or exc.key == "model" else f"model.{exc.key}"

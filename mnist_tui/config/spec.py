@@ -41,7 +41,13 @@ NonNegative = Annotated[float, Range(ge=0)]
 
 @dataclass(frozen=True)
 class DataSpec:
-    dataset: Annotated[Literal["mnist", "fashion_mnist"], Help("which dataset")] = "mnist"
+    dataset: Annotated[
+        str,
+        Help(
+            "a dataset by name (mnist, fashion_mnist, kmnist, qmnist, emnist_<split>, "
+            "cifar10) or the path of your own data, relative to the experiment file"
+        ),
+    ] = "mnist"
     normalize: Annotated[
         Literal["standard", "unit", "half"],
         Help(
@@ -360,8 +366,16 @@ class ExperimentSpec:
         return tomli_w.dumps(self.to_dict())
 
     def input_shape(self) -> tuple[int, int, int]:
-        side = 28 + 2 * self.data.pad
-        return (1, side, side)
+        """Channels, height, width of the model's input: the dataset's, padded."""
+        from mnist_tui.data.sources import describe
+
+        c, h, w = describe(self.data.dataset).shape
+        return (c, h + 2 * self.data.pad, w + 2 * self.data.pad)
+
+    def num_classes(self) -> int:
+        from mnist_tui.data.sources import describe
+
+        return len(describe(self.data.dataset).classes)
 
     def build_model(self, pool_first: bool = True) -> Any:
         source = self.model.source
@@ -369,6 +383,7 @@ class ExperimentSpec:
             self.model.name,
             self.model.params,
             self.input_shape(),
+            self.num_classes(),
             pool_first=pool_first,
             entry=entry_for(source, self.model.name) if source is not None else None,
         )

@@ -72,6 +72,8 @@ def validate_raw(
     model = _check_model(raw.get("model", {}), catalog, problems)
     search = _check_search(raw.get("search"), model, catalog, problems)
     problems.raise_if_any()
+    _check_dataset(sections["data"], problems)
+    problems.raise_if_any()
     assert model is not None  # no problems: the model was checked
 
     spec = ExperimentSpec(
@@ -268,9 +270,35 @@ def _check_combinations(spec: ExperimentSpec, problems: Problems) -> None:
             break
 
 
+def _check_dataset(data: dict[str, Any], problems: Problems) -> None:
+    """`data.dataset`: a registry name, or a user dataset's path (made absolute here when
+    an override or a run's spec gave it relative; files resolve theirs as they load), whose
+    files are read and checked once (then cached) so bad data fails before any run exists."""
+    from mnist_tui.data import sources
+    from mnist_tui.data.registry import DATASETS
+    from mnist_tui.errors import DataError
+
+    dataset = data.get("dataset", "mnist")
+    if not sources.is_path(dataset):
+        if dataset not in DATASETS:
+            problems.at("data.dataset").add(sources.unknown_message(dataset))
+        return
+    data["dataset"] = sources.resolve_path(dataset)
+    try:
+        sources.describe(data["dataset"])
+    except DataError as exc:
+        problems.at("data.dataset").add(str(exc))
+
+
 def _check_model_build(spec: ExperimentSpec, problems: Problems) -> int:
     """The trial build of the model (cached, see model_check): its parameter count."""
-    result = check_model(spec.model.name, spec.model.params, spec.input_shape(), spec.model.source)
+    result = check_model(
+        spec.model.name,
+        spec.model.params,
+        spec.input_shape(),
+        spec.num_classes(),
+        spec.model.source,
+    )
     if result.error is not None:
         problems.at(result.error_key or "model").add(result.error)
         return 0

@@ -15,7 +15,7 @@ from mnist_tui.data.splits import kfold_assignment, stratified_indices
 
 @dataclass
 class DeviceData:
-    """Normalised float tensors (N, 1, H, W) and labels, resident on one device."""
+    """Normalised float tensors (N, C, H, W) and labels, resident on one device."""
 
     info: DatasetInfo
     train_x: torch.Tensor
@@ -24,6 +24,7 @@ class DeviceData:
     val_y: torch.Tensor | None
     test_x: torch.Tensor
     test_y: torch.Tensor
+    digest: str  # names the exact data files (recorded in env.json)
     background: float  # the normalised value of a black (0) pixel
     pixel_scale: float  # multiply a 0..1 pixel amount by this to get normalised units
 
@@ -35,7 +36,7 @@ class DeviceData:
 def _to_float(
     x: torch.Tensor, pad: int, mean: float, std: float, device: torch.device
 ) -> torch.Tensor:
-    x = x.to(device).unsqueeze(1).float().div_(255.0)
+    x = x.to(device).float().div_(255.0)
     if pad:
         x = F.pad(x, (pad, pad, pad, pad))
     return x.sub_(mean).div_(std)
@@ -81,7 +82,7 @@ def prepare(
 
     # "half" is torchvision's Normalize((0.5,), (0.5,)): black -1, white +1
     mean, std = {
-        "standard": (info.mean, info.std),
+        "standard": (raw.mean, raw.std),
         "unit": (0.0, 1.0),
         "half": (0.5, 0.5),
     }[spec_data.normalize]
@@ -97,6 +98,7 @@ def prepare(
         val_y=val_y.to(device) if val_y is not None else None,
         test_x=conv(test_x),
         test_y=test_y.to(device),
+        digest=raw.digest,
         background=(0.0 - mean) / std,
         pixel_scale=1.0 / std,
     )

@@ -1,127 +1,44 @@
 """Dataset files: locate, verify checksums, decode once, and cache the decoded tensors.
 
-Files follow torchvision's layout, ``<root>/MNIST/raw/train-images-idx3-ubyte[.gz]``,
-so a data directory made by torchvision works as it is. Batches are drawn with
-`randperm` + indexing from tensors already on the device: no DataLoader, no per-sample
-Python.
+Registry datasets (data/registry.py) follow torchvision's layout,
+``<root>/MNIST/raw/train-images-idx3-ubyte[.gz]``, ``<root>/cifar-10-batches-bin/...``, so
+a data directory torchvision filled works as it is. A user's own data is named by its
+path (data/user.py). Batches are drawn with `randperm` + indexing from tensors already on
+the device: no DataLoader, no per-sample Python.
 """
 
 from __future__ import annotations
 
-import gzip
 import hashlib
 import os
+import tarfile
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
+import numpy as np
 import torch
 
+from mnist_tui.data import formats, registry, user
+from mnist_tui.data.formats import cache_dir, resolve_data_dir
+from mnist_tui.data.registry import DATASETS, IDX_FILES, DatasetInfo
+from mnist_tui.data.sources import is_path
 from mnist_tui.errors import DataError
 
-FILES = (
-    "train-images-idx3-ubyte",
-    "train-labels-idx1-ubyte",
-    "t10k-images-idx3-ubyte",
-    "t10k-labels-idx1-ubyte",
-)
+FILES = IDX_FILES  # the MNIST file names (kept for callers that list them)
 
-
-@dataclass(frozen=True)
-class DatasetInfo:
-    key: str
-    folder: str  # torchvision's class name, the folder under the data directory
-    title: str
-    classes: tuple[str, ...]
-    mean: float  # of training pixels scaled to 0..1
-    std: float
-    md5: dict[str, tuple[str, str]]  # file -> (md5 of .gz, md5 of the decompressed file)
-
-
-DATASETS: dict[str, DatasetInfo] = {
-    "mnist": DatasetInfo(
-        key="mnist",
-        folder="MNIST",
-        title="MNIST",
-        classes=tuple(str(i) for i in range(10)),
-        mean=0.1307,
-        std=0.3081,
-        md5={
-            "train-images-idx3-ubyte": (
-                "f68b3c2dcbeaaa9fbdd348bbdeb94873",
-                "6bbc9ace898e44ae57da46a324031adb",
-            ),
-            "train-labels-idx1-ubyte": (
-                "d53e105ee54ea40749a09fcbcd1e9432",
-                "a25bea736e30d166cdddb491f175f624",
-            ),
-            "t10k-images-idx3-ubyte": (
-                "9fb629c4189551a2d022fa330f9573f3",
-                "2646ac647ad5339dbf082846283269ea",
-            ),
-            "t10k-labels-idx1-ubyte": (
-                "ec29112dd5afa0611ce80d1b7f02629c",
-                "27ae3e4e09519cfbb04c329615203637",
-            ),
-        },
-    ),
-    "fashion_mnist": DatasetInfo(
-        key="fashion_mnist",
-        folder="FashionMNIST",
-        title="Fashion-MNIST",
-        classes=(
-            "T-shirt/top",
-            "Trouser",
-            "Pullover",
-            "Dress",
-            "Coat",
-            "Sandal",
-            "Shirt",
-            "Sneaker",
-            "Bag",
-            "Ankle boot",
-        ),
-        mean=0.2860,
-        std=0.3530,
-        md5={
-            "train-images-idx3-ubyte": (
-                "8d4fb7e6c68d591d4c3dfef9ec88bf0d",
-                "f4a8712d7a061bf5bd6d2ca38dc4d50a",
-            ),
-            "train-labels-idx1-ubyte": (
-                "25c81989df183df01b3e8a0aad5dffbe",
-                "9018921c3c673c538a1fc5bad174d6f9",
-            ),
-            "t10k-images-idx3-ubyte": (
-                "bef4ecab320f06d8554ea6380940ec79",
-                "8181f5470baa50b63fa0f6fddb340f0a",
-            ),
-            "t10k-labels-idx1-ubyte": (
-                "bb300cfdad3c16e7a12a480ee83cd310",
-                "15d484375f8d13e6eb1aabb0c3f46965",
-            ),
-        },
-    ),
-}
-
-
-def resolve_data_dir(explicit: str | Path | None = None) -> Path:
-    """`--data-dir`, else `MNIST_TUI_DATA`, else the per-user data directory."""
-    if explicit:
-        return Path(explicit).expanduser()
-    env = os.environ.get("MNIST_TUI_DATA")
-    if env:
-        return Path(env).expanduser()
-    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
-    return Path(base) / "mnist-tui" / "data"
-
-
-def cache_dir() -> Path:
-    env = os.environ.get("MNIST_TUI_CACHE")
-    if env:
-        return Path(env)
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "mnist-tui"
+__all__ = [
+    "DATASETS",
+    "FILES",
+    "DatasetInfo",
+    "RawDataset",
+    "cache_dir",
+    "load_raw",
+    "locate",
+    "read_idx",
+    "resolve_data_dir",
+    "verify",
+]
 
 
 def _md5(path: Path) -> str:
@@ -132,11 +49,17 @@ def _md5(path: Path) -> str:
     return h.hexdigest()
 
 
+def _needed(info: DatasetInfo) -> list[str]:
+    if info.layout == "cifar10":
+        return [*registry.CIFAR10_TRAIN, *registry.CIFAR10_TEST]
+    return list(info.file_names().values())
+
+
 def _find(info: DatasetInfo, root: Path) -> tuple[dict[str, Path], list[str]]:
-    raw = root / info.folder / "raw"
+    raw = root / info.raw_folder
     found: dict[str, Path] = {}
     missing: list[str] = []
-    for name in FILES:
+    for name in _needed(info):
         for candidate in (raw / f"{name}.gz", raw / name):
             if candidate.is_file():
                 found[name] = candidate
@@ -147,31 +70,85 @@ def _find(info: DatasetInfo, root: Path) -> tuple[dict[str, Path], list[str]]:
 
 
 def _missing_message(info: DatasetInfo, root: Path, missing: list[str], why: str) -> str:
-    raw = root / info.folder / "raw"
-    lines = [
-        f"{info.title} is not in the data directory {root} ({why}).",
-        f"Needed in {raw}/ (gzipped or not):",
-        *[f"  {name}.gz" for name in missing],
+    raw = root / info.raw_folder
+    if info.layout == "cifar10":
+        archive = root / registry.CIFAR10_ARCHIVE[0]
+        lines = [
+            f"{info.title} is not in the data directory {root} ({why}).",
+            f"Needed in {raw}/ (the binary version, {registry.CIFAR10_URL}):",
+            *[f"  {name}" for name in missing],
+            f"or the archive itself as {archive} (md5 {registry.CIFAR10_ARCHIVE[1]}).",
+        ]
+    else:
+        lines = [
+            f"{info.title} is not in the data directory {root} ({why}).",
+            f"Needed in {raw}/ (gzipped or not):",
+            *[f"  {name}.gz" for name in missing],
+        ]
+    lines.append(
         "Either copy the files there, point --data-dir (or MNIST_TUI_DATA) at a directory "
-        f"that holds {info.folder}/raw/, or run with network access to download them.",
-    ]
+        f"that holds {info.raw_folder}/, or run with network access to download them."
+    )
     return "\n".join(lines)
 
 
 def _download(info: DatasetInfo, root: Path) -> None:
     """Download through torchvision (which also checks its own md5 sums)."""
     from torchvision import datasets
+    from torchvision.datasets.utils import download_url
 
-    cls = {"mnist": datasets.MNIST, "fashion_mnist": datasets.FashionMNIST}[info.key]
     root.mkdir(parents=True, exist_ok=True)
+    if info.layout == "cifar10":
+        name, md5 = registry.CIFAR10_ARCHIVE
+        download_url(registry.CIFAR10_URL, str(root), filename=name, md5=md5)
+        return
+    cls_name, kwargs = info.download
+    cls = getattr(datasets, cls_name)
     for train in (True, False):
-        cls(str(root), train=train, download=True)
+        cls(str(root), train=train, download=True, **kwargs)
+
+
+def _cifar_archive(info: DatasetInfo, root: Path) -> dict[str, Path] | None:
+    """Members of a verified cifar-10-binary.tar.gz, extracted (plain bytes, no pickles)."""
+    name, md5 = registry.CIFAR10_ARCHIVE
+    archive = root / name
+    if not archive.is_file():
+        return None
+    actual = _md5(archive)
+    if actual != md5:
+        raise DataError(
+            f"checksum mismatch for {archive}: md5 {actual}, expected {md5}. "
+            "The file is corrupt or truncated: delete it and copy or download it again."
+        )
+    out = cache_dir() / f"cifar10-{md5[:12]}"
+    found = {}
+    try:
+        with tarfile.open(archive, "r:gz") as tar:
+            for member in tar.getmembers():
+                base = os.path.basename(member.name)
+                if member.isfile() and base in _needed(info):
+                    target = out / base
+                    if not target.is_file() or target.stat().st_size != member.size:
+                        src = tar.extractfile(member)
+                        assert src is not None
+                        out.mkdir(parents=True, exist_ok=True)
+                        tmp = target.with_suffix(f".tmp{os.getpid()}")
+                        tmp.write_bytes(src.read())
+                        os.replace(tmp, target)
+                    found[base] = target
+    except (OSError, tarfile.TarError) as exc:
+        raise DataError(f"cannot read {archive}: {exc}") from None
+    return found
 
 
 def locate(key: str, root: Path, download: bool = True) -> dict[str, Path]:
-    """Paths of the four files, downloading them first when missing and allowed."""
+    """Paths of the dataset's files, downloading them first when missing and allowed."""
     info = DATASETS[key]
     found, missing = _find(info, root)
+    if missing and info.layout == "cifar10":
+        from_archive = _cifar_archive(info, root)
+        if from_archive is not None and all(n in from_archive for n in missing):
+            return {**found, **from_archive}
     if missing and download:
         try:
             _download(info, root)
@@ -179,6 +156,8 @@ def locate(key: str, root: Path, download: bool = True) -> dict[str, Path]:
             raise DataError(
                 _missing_message(info, root, missing, f"the download failed: {exc}")
             ) from None
+        if info.layout == "cifar10":
+            return locate(key, root, download=False)
         found, missing = _find(info, root)
     if missing:
         why = "downloads are off" if not download else "the download did not produce them"
@@ -187,12 +166,17 @@ def locate(key: str, root: Path, download: bool = True) -> dict[str, Path]:
 
 
 def verify(key: str, files: dict[str, Path]) -> str:
-    """Check every file's md5; return a digest naming this exact set of files."""
+    """Check every file's md5 where one is published; return a digest naming this exact set
+    of files (the md5 sums, or sizes and names where no sum is published)."""
     info = DATASETS[key]
     digests = []
     for name, path in files.items():
-        gz_md5, raw_md5 = info.md5[name]
+        gz_md5, raw_md5 = info.md5.get(name, (None, None))
         expected = gz_md5 if path.suffix == ".gz" else raw_md5
+        if expected is None:
+            # torchvision publishes no sum for this file: its content still names the set
+            digests.append(_md5(path))
+            continue
         actual = _md5(path)
         if actual != expected:
             raise DataError(
@@ -204,43 +188,81 @@ def verify(key: str, files: dict[str, Path]) -> str:
 
 
 def read_idx(path: Path) -> torch.Tensor:
-    """Decode an IDX file (gzipped or not) into a uint8 tensor."""
-    opener = gzip.open if path.suffix == ".gz" else open
-    try:
-        with opener(path, "rb") as fh:
-            data = fh.read()
-    except (OSError, EOFError) as exc:
-        raise DataError(f"cannot read {path}: {exc}") from None
-    if len(data) < 8 or data[0] != 0 or data[1] != 0 or data[2] != 0x08:
-        raise DataError(f"{path} is not an IDX file of unsigned bytes")
-    ndim = data[3]
-    dims = [int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim)]
-    offset = 4 + 4 * ndim
-    count = 1
-    for d in dims:
-        count *= d
-    if len(data) - offset != count:
-        raise DataError(f"{path} is truncated: {len(data) - offset} bytes of {count} expected")
-    return torch.frombuffer(bytearray(data[offset:]), dtype=torch.uint8).reshape(dims)
+    """Decode an IDX file (gzipped or not) into a tensor (uint8 for images and labels)."""
+    return torch.from_numpy(formats.read_idx(path).copy())
 
 
 @dataclass(frozen=True)
 class RawDataset:
-    """The decoded dataset: uint8 images (N, 28, 28) and int64 labels."""
+    """The decoded dataset: uint8 images (N, C, H, W) and int64 labels."""
 
     info: DatasetInfo
     train_x: torch.Tensor
     train_y: torch.Tensor
     test_x: torch.Tensor
     test_y: torch.Tensor
+    digest: str = ""  # names the exact files (recorded in env.json)
+
+    @property
+    def mean(self) -> float:
+        assert self.info.mean is not None
+        return self.info.mean
+
+    @property
+    def std(self) -> float:
+        assert self.info.std is not None
+        return self.info.std
 
 
 _memory_cache: dict[tuple[str, str], RawDataset] = {}
 _memory_lock = threading.Lock()
 
 
+def _decode(info: DatasetInfo, files: dict[str, Path]) -> dict[str, torch.Tensor]:
+    names = info.file_names()
+    if info.layout == "cifar10":
+        parts = {
+            split: [
+                formats.read_cifar_bin(files[n], registry.CIFAR10_RECORDS)
+                for n in (registry.CIFAR10_TRAIN if split == "train" else registry.CIFAR10_TEST)
+            ]
+            for split in ("train", "test")
+        }
+        out = {}
+        for split, batches in parts.items():
+            out[f"{split}_x"] = torch.from_numpy(np.concatenate([b[0] for b in batches]))
+            out[f"{split}_y"] = torch.from_numpy(np.concatenate([b[1] for b in batches]))
+        return out
+    out = {}
+    for split in ("train", "test"):
+        x = read_idx(files[names[f"{split}_images"]])
+        y = read_idx(files[names[f"{split}_labels"]])
+        if info.layout == "qmnist":
+            y = y[:, 0]  # QMNIST's labels carry 8 columns; the first is the class
+        if info.layout == "emnist":
+            x = x.transpose(1, 2)  # EMNIST stores images transposed; make them upright
+        if len(x) != len(y):
+            raise DataError(
+                f"{files[names[f'{split}_labels']]}: {len(y)} labels for {len(x)} images"
+            )
+        out[f"{split}_x"] = x.unsqueeze(1).contiguous()
+        out[f"{split}_y"] = y.long()
+    return out
+
+
+def _with_stats(info: DatasetInfo, x: torch.Tensor) -> DatasetInfo:
+    """A registry entry with its mean and std filled in from the training images."""
+    if info.mean is not None and info.std is not None:
+        return info
+    mean, std = user.mean_std(x.numpy())
+    return replace(info, mean=round(mean, 4), std=round(std, 4))
+
+
 def load_raw(key: str, data_dir: Path | None = None, download: bool = True) -> RawDataset:
-    """Locate, verify and decode a dataset; decoded tensors are cached in memory and on disk."""
+    """Locate, verify and decode a dataset (a registry key, or a user dataset's path);
+    decoded tensors are cached in memory and on disk."""
+    if is_path(key):
+        return _load_user(Path(key).expanduser())
     if key not in DATASETS:
         raise DataError(f"unknown dataset '{key}'; known: {', '.join(DATASETS)}")
     root = resolve_data_dir(data_dir)
@@ -251,7 +273,7 @@ def load_raw(key: str, data_dir: Path | None = None, download: bool = True) -> R
     if hit is not None:
         return hit
     info = DATASETS[key]
-    cache_file = cache_dir() / f"{key}-{digest}.pt"
+    cache_file = cache_dir() / f"{key}-{digest}-v2.pt"
     tensors: dict[str, torch.Tensor] | None = None
     if cache_file.is_file():
         try:
@@ -259,17 +281,34 @@ def load_raw(key: str, data_dir: Path | None = None, download: bool = True) -> R
         except Exception:  # a damaged cache is rebuilt, never trusted
             tensors = None
     if tensors is None:
-        tensors = {
-            "train_x": read_idx(files["train-images-idx3-ubyte"]),
-            "train_y": read_idx(files["train-labels-idx1-ubyte"]).long(),
-            "test_x": read_idx(files["t10k-images-idx3-ubyte"]),
-            "test_y": read_idx(files["t10k-labels-idx1-ubyte"]).long(),
-        }
+        tensors = _decode(info, files)
         _write_cache(cache_file, tensors)
-    ds = RawDataset(info, **tensors)
+    ds = RawDataset(_with_stats(info, tensors["train_x"]), **tensors, digest=digest)
     with _memory_lock:
         _memory_cache[(key, digest)] = ds
     return ds
+
+
+def _load_user(path: Path) -> RawDataset:
+    meta, arrays = user.load(path)
+    info = DatasetInfo(
+        key=str(path),
+        folder="",
+        title=path.name,
+        classes=meta.classes,
+        mean=meta.mean,
+        std=meta.std,
+        md5={},
+        shape=meta.shape,
+    )
+    return RawDataset(
+        info,
+        train_x=torch.from_numpy(arrays["train_x"]),
+        train_y=torch.from_numpy(arrays["train_y"]),
+        test_x=torch.from_numpy(arrays["test_x"]),
+        test_y=torch.from_numpy(arrays["test_y"]),
+        digest=meta.hash,
+    )
 
 
 def _write_cache(path: Path, tensors: dict[str, torch.Tensor]) -> None:

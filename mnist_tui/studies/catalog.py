@@ -143,6 +143,30 @@ class Subject:
     spec: ExperimentSpec
     run: RunInfo | None = None
 
+    def data_hash(self) -> str | None:
+        """The content hash of the data: what a run trained on (its env.json), or what a
+        user dataset's files hold now; None where unknown (a registry dataset's files are
+        checked against their md5 sums instead)."""
+        if self.run is not None:
+            from mnist_tui.runs.io import read_json
+
+            try:
+                env = read_json(self.run.path / "env.json")
+            except (OSError, ValueError):  # a run that never started has none
+                return None
+            data = env.get("data") if isinstance(env, dict) else None
+            value = data.get("hash") if isinstance(data, dict) else None
+            return value if isinstance(value, str) else None
+        from mnist_tui.data.sources import describe, is_path
+        from mnist_tui.errors import DataError
+
+        if not is_path(self.spec.data.dataset):
+            return None
+        try:
+            return describe(self.spec.data.dataset).hash
+        except DataError:
+            return None
+
     def results(self) -> dict[str, Any]:
         """Run summary, or for an experiment its reported figures in the same shape."""
         if self.run is not None:
@@ -171,3 +195,14 @@ def resolve_subject(ref: str, experiments_dir: Path, store: RunStore) -> Subject
         ) from None
     spec = load_spec_file(run.spec_path())
     return Subject("run", f"{run.experiment}/{run.id}", spec, run)
+
+
+def compared(a: Subject, b: Subject) -> tuple[dict[str, Any], dict[str, Any]]:
+    """What a diff compares: both definitions, plus `data.hash` where both sides know the
+    content hash of their data (a changed file of a user's dataset shows as a change)."""
+    da, db = a.spec.definition(), b.spec.definition()
+    ha, hb = a.data_hash(), b.data_hash()
+    if ha is not None and hb is not None:
+        da["data"] = {**da["data"], "hash": ha}
+        db["data"] = {**db["data"], "hash": hb}
+    return da, db

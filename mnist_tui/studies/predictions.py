@@ -17,7 +17,8 @@ from mnist_tui.runs.store import RunInfo
 
 @dataclass
 class Samples:
-    images: list[list[list[float]]]  # the original 28x28 test images, 0..1
+    # the original test images, 0..1: rows of grey values, or rows of [r, g, b]
+    images: list[list[list[float]]] | list[list[list[list[float]]]]
     predicted: list[int]
     true: list[int]
     classes: tuple[str, ...]
@@ -69,9 +70,26 @@ def predict_samples(
     else:
         raw_images = raw.test_x
     return Samples(
-        images=(raw_images[chosen].float() / 255).tolist(),
+        images=_pictures(raw_images[chosen]),
         predicted=preds[chosen].tolist(),
         true=true[chosen].tolist(),
         classes=prepared.classes,
         accuracy=float((preds == true).float().mean()),
     )
+
+
+MAX_SIDE = 32  # pixels drawn across: 2 images side by side at 80 columns
+
+
+def _pictures(x: torch.Tensor) -> list[list[list[float]]] | list[list[list[list[float]]]]:
+    """(N, C, H, W) uint8 -> grey images (H x W) or colour ones (H x W x [r, g, b])."""
+    x = x.float() / 255
+    if max(x.shape[2:]) > MAX_SIDE:  # a terminal cell per pixel: shrink large images
+        scale = MAX_SIDE / max(x.shape[2:])
+        size = (max(1, round(x.shape[2] * scale)), max(1, round(x.shape[3] * scale)))
+        x = torch.nn.functional.adaptive_avg_pool2d(x, size)
+    if x.shape[1] == 1:
+        grey: list[list[list[float]]] = x[:, 0].tolist()
+        return grey
+    colour: list[list[list[list[float]]]] = x[:, :3].permute(0, 2, 3, 1).tolist()
+    return colour

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from mnist_tui.config.spec import ExperimentSpec
+from mnist_tui.data.sources import display_name
 from mnist_tui.runs.store import RunInfo, RunStore
 from mnist_tui.studies.catalog import ExperimentRow, experiment_rows, split_by_definition
 from mnist_tui.views import fmt
@@ -140,7 +141,7 @@ def report_rows(
         rows.append(
             ReportRow(
                 name=spec.name,
-                dataset=spec.data.dataset,
+                dataset=display_name(spec.data.dataset),
                 parameters=er.parameters,
                 epochs=spec.train.epochs,
                 reported_acc=ref.test_accuracy,

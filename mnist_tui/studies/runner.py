@@ -86,6 +86,15 @@ def run_experiment(
     )
     env = environment(label, spec.train.seed)
     env.update(threads=torch.get_num_threads(), **(env_extra or {}))
+    # which data exactly: a user's files can change under the same path
+    env["data"] = {
+        "dataset": spec.data.dataset,
+        "hash": dataset.digest,
+        "classes": len(dataset.classes),
+        "shape": list(dataset.test_x.shape[1:]),
+        "train": len(dataset.train_y),
+        "test": len(dataset.test_y),
+    }
     write_json_atomic(handle.path / "env.json", env)
 
     last_progress = [0.0]

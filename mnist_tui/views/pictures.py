@@ -142,48 +142,75 @@ def curves(
 HALF_BLOCKS = {(False, False): " ", (True, False): "▀", (False, True): "▄", (True, True): "█"}
 
 
-def glyph_grid(image: Sequence[Sequence[float]], threshold: float = 0.5) -> list[str]:
-    """A 2D image (values 0..1) as text: one character per two stacked pixels.
+Pixel = float | Sequence[float]  # a grey level, or [r, g, b], each 0..1
 
-    Each cell shows which of its two pixels (upper, lower) are at or above `threshold`.
-    An odd last row is paired with a blank one.
+
+def _level(p: Pixel) -> float:
+    """Brightness of a pixel (luma of a colour one)."""
+    if isinstance(p, int | float):
+        return float(p)
+    r, g, b = p[0], p[1], p[2]
+    return 0.299 * r + 0.587 * g + 0.114 * b
+
+
+def _blank_like(row: Sequence[Pixel]) -> list[Pixel]:
+    return [0.0 if isinstance(p, int | float) else [0.0, 0.0, 0.0] for p in row]
+
+
+def glyph_grid(image: Sequence[Sequence[Pixel]], threshold: float = 0.5) -> list[str]:
+    """An image (values 0..1, grey or [r, g, b]) as text: one character per two stacked
+    pixels.
+
+    Each cell shows which of its two pixels (upper, lower) are at or above `threshold`
+    brightness. An odd last row is paired with a blank one.
     """
     rows = [list(r) for r in image]
     if len(rows) % 2:
-        rows.append([0.0] * len(rows[0]))
+        rows.append(_blank_like(rows[0]))
     out = []
     for top, bottom in zip(rows[0::2], rows[1::2], strict=True):
         out.append(
             "".join(
-                HALF_BLOCKS[(a >= threshold, b >= threshold)]
+                HALF_BLOCKS[(_level(a) >= threshold, _level(b) >= threshold)]
                 for a, b in zip(top, bottom, strict=True)
             )
         )
     return out
 
 
-def image_text(image: Sequence[Sequence[float]]) -> Text:
-    """A grey-level image in colour: '▀' with the upper pixel as foreground, lower as
-    background, on the 24-step grey ramp of 256-colour terminals."""
+def image_text(image: Sequence[Sequence[Pixel]]) -> Text:
+    """An image in colour: '▀' with the upper pixel as foreground, lower as background;
+    grey levels on the grey ramp, colour pixels as they are (24-bit where the terminal
+    has it; Rich maps them down to 256 or 16 colours where it does not)."""
     rows = [list(r) for r in image]
     if len(rows) % 2:
-        rows.append([0.0] * len(rows[0]))
+        rows.append(_blank_like(rows[0]))
     text = Text()
     for i, (top, bottom) in enumerate(zip(rows[0::2], rows[1::2], strict=True)):
         if i:
             text.append("\n")
         for a, b in zip(top, bottom, strict=True):
-            text.append("▀", style=f"{_grey(a)} on {_grey(b)}")
+            text.append("▀", style=f"{_rgb(a)} on {_rgb(b)}")
     return text
 
 
-def _grey(v: float) -> str:
-    level = max(0, min(255, round(255 * v)))
-    return f"rgb({level},{level},{level})"
+def _rgb(p: Pixel) -> str:
+    if isinstance(p, int | float):
+        level = max(0, min(255, round(255 * p)))
+        return f"rgb({level},{level},{level})"
+    r, g, b = (max(0, min(255, round(255 * v))) for v in p[:3])
+    return f"rgb({r},{g},{b})"
+
+
+def images_per_row(images: Sequence[Sequence[Sequence[Pixel]]], width: int) -> int:
+    """How many images fit side by side in `width` columns (each as wide as it has pixels,
+    and 2 columns between)."""
+    side = len(images[0][0]) if images and images[0] else 28
+    return max(1, width // (side + 3))
 
 
 def sample_grid(
-    images: Sequence[Sequence[Sequence[float]]],
+    images: Sequence[Sequence[Sequence[Pixel]]],
     predicted: Sequence[int],
     true: Sequence[int],
     classes: Sequence[str],

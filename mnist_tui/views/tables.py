@@ -18,6 +18,7 @@ from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Literal
 
+from mnist_tui.data.sources import SHORT, short_name
 from mnist_tui.views import fmt
 from mnist_tui.views.visible import visible
 
@@ -42,7 +43,7 @@ STATUS_STYLE = {
 
 TRIAL_STYLE = {"complete": "green", "running": "cyan", "pruned": "yellow", "fail": "red"}
 
-DATASET_SHORT = {"mnist": "MNIST", "fashion_mnist": "Fashion"}
+DATASET_SHORT = SHORT  # kept for callers that import it
 
 MARK = "●"  # a marked row in the console
 
@@ -254,7 +255,7 @@ def experiments_table(rows: Sequence[ExperimentRow]) -> TableData:
                 r.name,
                 (
                     _name_cell(r, mixed),
-                    Cell(DATASET_SHORT.get(spec.data.dataset, spec.data.dataset)),
+                    Cell(short_name(spec.data.dataset)),
                     Cell(spec.model.name),
                     _num(r.parameters, fmt.count(r.parameters)),
                     _num(spec.train.epochs, str(spec.train.epochs)),

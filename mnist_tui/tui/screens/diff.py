@@ -14,7 +14,7 @@ from textual.widgets import Footer, Static
 
 from mnist_tui.errors import MnistTuiError
 from mnist_tui.runs.store import RunInfo, RunStore
-from mnist_tui.studies.catalog import resolve_subject
+from mnist_tui.studies.catalog import compared, resolve_subject
 from mnist_tui.studies.diff import diff_definitions, result_deltas
 from mnist_tui.tui.grid import DataGrid
 from mnist_tui.tui.messages import DiffLoaded, OverlayLoaded
@@ -57,7 +57,7 @@ class DiffScreen(ConsoleScreen):
         except MnistTuiError as exc:
             self.post_message(DiffLoaded(None, None, error=str(exc)))
             return
-        changes = diff_definitions(a.spec.definition(), b.spec.definition(), include_same=True)
+        changes = diff_definitions(*compared(a, b), include_same=True)
         deltas = result_deltas(a.results(), b.results())
         curves = [(s.label, s.run.metrics()) for s in (a, b) if s.run is not None]
         self.post_message(DiffLoaded(a, b, changes, deltas, curves))

@@ -80,7 +80,7 @@ class SamplesScreen(ConsoleScreen):
             f"{self.run.experiment}/{self.run.id}: best checkpoint, test accuracy "
             f"{fmt.pct(picked.accuracy)}" + ("  (mistakes only)" if self.mistakes else "")
         )
-        per_row = max(1, (self.size.width or 120) // 31)
+        per_row = pictures.images_per_row(picked.images, self.size.width or 120)
         self.query_one("#samples", Static).update(
             pictures.sample_grid(
                 picked.images, picked.predicted, picked.true, picked.classes, per_row=per_row
