@@ -42,12 +42,11 @@ def config_columns(
     data: TableData, keys: Sequence[str], value_of: Callable[[str, str], Any]
 ) -> TableData:
     """`data` with a column per dotted key; `value_of(row key, dotted key)` gives a cell's
-    value. They go after the fixed columns and are dropped first of all when narrow (the
-    id and name never are)."""
+    value. Asked for by name, they are the last to go when narrow (the id and name never
+    are): whole columns are dropped, as in every table."""
     if not keys:
         return data
-    top = max((c.drop for c in data.columns), default=0)
-    columns = [*data.columns, *(Column(k, "right", drop=top + 1 + i) for i, k in enumerate(keys))]
+    columns = [*data.columns, *(Column(k, "right", drop=1) for k in keys)]
     rows = []
     for r in data.rows:
         extra = []
@@ -171,11 +170,12 @@ def _short_ids(ids: Sequence[str], limit: int = 4) -> str:
 def pairs_table(study: Study) -> TableData:
     """Each pair: difference B − A with Welch's 95% CI (and the bootstrap's where few
     runs), p (Holm-adjusted for several pairs), Hedges' g, seeds needed, verdict."""
-    from mnist_tui.studies.stats import p_text, seeds_text, verdict
+    from mnist_tui.studies.stats import p_text, seeds_text
 
     metric = study.metric
     unit = " pp" if metric.endswith("acc") else ""
     holm = len(study.pairs) > 1
+    number = {side.label: i for i, side in enumerate(study.sides, 1)}
     columns = [
         Column("B − A", keep=True),
         Column(f"Δ{unit}", "right"),
@@ -184,7 +184,6 @@ def pairs_table(study: Study) -> TableData:
         Column("p (Holm)" if holm else "p", "right"),
         Column("g", "right", drop=2),
         Column("seeds/side", "right", drop=1),
-        Column("verdict"),
     ]
     rows = []
     for c in study.pairs:
@@ -192,19 +191,18 @@ def pairs_table(study: Study) -> TableData:
             Row(
                 f"{c.b} − {c.a}",
                 (
-                    Cell(f"{c.b} − {c.a}"),
+                    Cell(f"#{number[c.b]} − #{number[c.a]}"),
                     Cell(_amount(metric, c.diff, True), _diff_style(c), c.diff),
                     Cell(_interval(metric, c.ci_low, c.ci_high)),
                     Cell(_interval(metric, c.boot_low, c.boot_high), "dim"),
                     Cell(p_text(c.p_used), "", c.p_used),
                     Cell("—" if c.hedges_g is None else f"{c.hedges_g:+.2f}", "", c.hedges_g),
                     Cell(seeds_text(c.seeds_needed) if not c.significant else "", "dim"),
-                    Cell(verdict(c, metric), "green" if c.significant else "yellow"),
                 ),
             )
         )
     notes = [
-        f"Δ: mean of B minus mean of A{unit}; Welch's t (unequal variances), two-sided."
+        f"Δ{unit}: mean of B minus mean of A (sides numbered as above); Welch's t test (unequal variances), two-sided."
         + (" p adjusted by Holm's method over all pairs." if holm else ""),
         "bootstrap: percentile interval of 9,999 resamples, shown where a side has < 5 runs. "
         "g: Hedges' g. seeds/side: runs per side to detect this Δ at 80% power (α 0.05).",
@@ -228,9 +226,9 @@ def study_markdown(study: Study, render: Callable[[TableData], str]) -> str:
     """Both tables in Markdown (or LaTeX) via `render`, with the verdicts as a list."""
     from mnist_tui.studies.stats import verdict
 
-    parts = [render(sides_table(study)), render(pairs_table(study))]
-    parts.append("\n".join(f"- {verdict(c, study.metric)}" for c in study.pairs) + "\n")
-    return "\n".join(parts)
+    parts = [render(sides_table(study)).rstrip(), render(pairs_table(study)).rstrip()]
+    parts.append("\n".join(f"- {verdict(c, study.metric)}" for c in study.pairs))
+    return "\n\n".join(parts) + "\n"
 
 
 def latex_table(data: TableData) -> str:
