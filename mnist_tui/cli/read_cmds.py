@@ -24,6 +24,7 @@ from mnist_tui.cli.options import (
     global_option,
     print_json,
 )
+from mnist_tui.cli.stats_cmds import Columns, Where, column_keys
 from mnist_tui.views import fmt
 
 # ----------------------------------------------------------------------------- list / runs
@@ -98,6 +99,8 @@ def runs(
     archived: Annotated[
         bool, typer.Option("--archived", help="Only archived runs (hidden otherwise).")
     ] = False,
+    where: Where = None,
+    columns: Columns = None,
     json_out: JsonOut = False,
 ) -> None:
     """Stored runs, newest first: the newest 20 unless --all or --limit N.
@@ -106,6 +109,7 @@ def runs(
     """
     from mnist_tui.runs.index import RunQuery, parse_since
     from mnist_tui.runs.manage import check_experiments, check_statuses
+    from mnist_tui.studies.where import run_config
     from mnist_tui.views.render import runs_table
 
     exp_dir, store = context_stores(ctx, None, runs_dir)
@@ -120,9 +124,20 @@ def runs(
         since=parse_since(since) if since else None,
         archived=archived,
     )
-    total = index.count(query)
+    keys = column_keys(columns)
     shown = None if all_ or limit <= 0 else limit
-    infos = index.runs(query, limit=shown, synced=True, brief=not json_out)
+    if where:
+        from mnist_tui.studies.where import filter_runs, parse_where
+
+        parse_where(where)  # a typo fails before the store is read
+        matching = filter_runs(index.runs(query, synced=True, brief=True), where)
+        total = len(matching)
+        infos = matching[:shown]
+        if json_out:
+            infos = [r.full() for r in infos]
+    else:
+        total = index.count(query)
+        infos = index.runs(query, limit=shown, synced=True, brief=not json_out)
     out = err if json_out else console
     if json_out:
         print_json(
@@ -136,10 +151,18 @@ def runs(
                     "note": r.note,
                     "archived": r.archived,
                     "damaged": r.damaged,
+                    **({"columns": {k: run_config(r).get(k) for k in keys}} if keys else {}),
                 }
                 for r in infos
             ]
         )
+    elif keys:
+        from mnist_tui.views import tables
+        from mnist_tui.views.render import rich_table
+        from mnist_tui.views.variant_tables import run_config_columns
+
+        data = run_config_columns(tables.runs_table(infos), infos, keys, run_config)
+        console.print(rich_table(data))
     else:
         console.print(runs_table(infos))
     if total > len(infos):
