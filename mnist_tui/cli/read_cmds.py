@@ -346,21 +346,52 @@ def report(
     runs_dir: RunsDir = None,
     experiments_dir: ExpDir = None,
     md: Annotated[bool, typer.Option("--md", help="Markdown table.")] = False,
+    latex: Annotated[bool, typer.Option("--latex", help="LaTeX (booktabs) tables.")] = False,
     archived: Annotated[bool, typer.Option("--archived", help="Count archived runs too.")] = False,
     json_out: JsonOut = False,
 ) -> None:
-    """Reported vs reproduced for each experiment: mean ± std over seeds, Δ in pp."""
+    """Reported vs reproduced for each experiment: mean ± std over seeds, Δ in pp, the
+    95% interval of the mean; then each experiment against the one it extends."""
     from mnist_tui.config.loading import find_experiment
-    from mnist_tui.studies.report import build_report, markdown
-    from mnist_tui.views.render import report_table
+    from mnist_tui.studies.catalog import experiment_rows
+    from mnist_tui.studies.report import build_steps, markdown, report_rows
+    from mnist_tui.views import tables
+    from mnist_tui.views.render import markdown_table, print_table, report_table
+    from mnist_tui.views.variant_tables import latex_table, steps_table
 
     exp_dir, store = context_stores(ctx, experiments_dir, runs_dir)
     for name in experiments or []:
         find_experiment(name, exp_dir)  # a typo is an error, not an empty table
-    rows = build_report(exp_dir, store, experiments or None, archived=archived)
+    experiment_list = experiment_rows(exp_dir, store, experiments or None, archived=archived)
+    rows = report_rows(experiment_list, experiments or None)
+    steps = build_steps(experiment_list)
     if json_out:
-        print_json([r.to_json() for r in rows])
+        # each experiment that extends another carries its step (against the parent)
+        by_child = {s.child: s for s in steps}
+        print_json(
+            [
+                {
+                    **r.to_json(),
+                    "step": None
+                    if r.name not in by_child
+                    else {
+                        "parent": by_child[r.name].parent,
+                        "at": by_child[r.name].at,
+                        **by_child[r.name].comparison.to_json(),
+                    },
+                }
+                for r in rows
+            ]
+        )
     elif md:
         sys.stdout.write(markdown(rows))
+        if steps:
+            sys.stdout.write("\n" + markdown_table(steps_table(steps)) + "\n")
+    elif latex:
+        sys.stdout.write(latex_table(tables.report_table(rows)))
+        if steps:
+            sys.stdout.write("\n" + latex_table(steps_table(steps)))
     else:
         console.print(report_table(rows))
+        if steps:
+            print_table(console, steps_table(steps))

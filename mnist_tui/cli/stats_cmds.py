@@ -31,7 +31,7 @@ Where = Annotated[
     typer.Option(
         "--where",
         metavar="EXPR",
-        help="Only runs matching, e.g. \"optim.lr > 0.01 and test_acc >= 0.85\".",
+        help='Only runs matching, e.g. "optim.lr > 0.01 and test_acc >= 0.85".',
     ),
 ]
 

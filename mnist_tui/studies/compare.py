@@ -42,11 +42,7 @@ def sides_of(
                 f"--metric: no run of {sel.label} has '{metric}' at the {at} epoch; "
                 f"stored: {', '.join(stored) or 'nothing'}." + did_you_mean(metric, stored)
             )
-        ids = [
-            r.id
-            for r in runs
-            if isinstance((r.summary.get(at) or {}).get(metric), int | float)
-        ]
+        ids = [r.id for r in runs if isinstance((r.summary.get(at) or {}).get(metric), int | float)]
         sides.append(Side(sel.label, values, sel.kind, sel.key, ids))
     labels = [s.label for s in sides]
     if len(set(labels)) < len(labels):

@@ -26,7 +26,7 @@ from typing import Any
 
 from mnist_tui.config.loading import experiment_names, load_experiment, load_spec_file
 from mnist_tui.config.spec import ExperimentSpec, flatten
-from mnist_tui.errors import MnistTuiError, SpecError, StoreError, did_you_mean
+from mnist_tui.errors import SpecError, StoreError, did_you_mean
 from mnist_tui.runs.index import RunQuery
 from mnist_tui.runs.schema import DEFINITION_SECTIONS, SEED_KEYS, definition_hash
 from mnist_tui.runs.store import RunInfo, RunStore
@@ -219,7 +219,9 @@ _VARIANT_ID = re.compile(r"^(?:([A-Za-z0-9][A-Za-z0-9_.-]*)@)?([0-9a-f]{4,20})$"
 def split_overrides(text: str) -> list[str]:
     """`optim.lr=0.05, model.hidden=[256,128]` -> two overrides (commas inside brackets
     or quotes belong to the value)."""
-    parts, depth, quote, cur = [], 0, "", []
+    parts: list[str] = []
+    cur: list[str] = []
+    depth, quote = 0, ""
     for ch in text:
         if quote:
             quote = "" if ch == quote else quote

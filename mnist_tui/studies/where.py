@@ -91,7 +91,9 @@ def _tokens(text: str) -> list[Token]:
             out.append(Token("op", raw, pos))
         elif kind == "name":
             low = raw.lower()
-            out.append(Token("word" if low in _WORDS else "name", low if low in _WORDS else raw, pos))
+            out.append(
+                Token("word" if low in _WORDS else "name", low if low in _WORDS else raw, pos)
+            )
         pos = m.end()
     out.append(Token("end", "", len(text)))
     return out
@@ -173,7 +175,9 @@ class _Parser:
             return inner
         if t.kind != "name":
             got = f"'{t.text}'" if t.text else "the end"
-            raise _error(self.text, t.col, f"expected a key such as optim.lr or test_acc, found {got}")
+            raise _error(
+                self.text, t.col, f"expected a key such as optim.lr or test_acc, found {got}"
+            )
         self.take()
         problem = self.known(t.text)
         if problem is not None:
@@ -191,7 +195,11 @@ class _Parser:
             return lambda row: _get(row, key) not in values
         if op.kind != "op" or op.text in ("(", ")", ","):
             got = f"'{op.text}'" if op.text else "the end"
-            raise _error(self.text, op.col, f"expected a comparison (==, !=, <, >, <=, >=, in, ~) after {key}, found {got}")
+            raise _error(
+                self.text,
+                op.col,
+                f"expected a comparison (==, !=, <, >, <=, >=, in, ~) after {key}, found {got}",
+            )
         self.take()
         value = self.value()
         return _compare(key, op.text, value)
@@ -208,7 +216,9 @@ class _Parser:
             self.take()
             return t.text
         got = f"'{t.text}'" if t.text else "the end"
-        raise _error(self.text, t.col, f"expected a value (number, 'text', true, false), found {got}")
+        raise _error(
+            self.text, t.col, f"expected a value (number, 'text', true, false), found {got}"
+        )
 
     def value_list(self) -> list[Any]:
         self.expect("op", "(")
@@ -243,9 +253,7 @@ def _compare(key: str, op: str, value: Any) -> Pred:
         if v is _MISSING or v is None or isinstance(v, bool):
             return False
         try:
-            return bool(
-                {"<": v < value, "<=": v <= value, ">": v > value, ">=": v >= value}[op]
-            )
+            return bool({"<": v < value, "<=": v <= value, ">": v > value, ">=": v >= value}[op])
         except TypeError:  # a number against text: no order between them
             return False
 

@@ -16,6 +16,7 @@ from mnist_tui.views.tables import Cell, Column, Row, TableData
 
 if TYPE_CHECKING:
     from mnist_tui.runs.store import RunInfo
+    from mnist_tui.studies.report import Step
     from mnist_tui.studies.stats import Comparison, Study
     from mnist_tui.studies.variants import Variant
 
@@ -52,9 +53,7 @@ def config_columns(
         extra = []
         for k in keys:
             v = value_of(r.key, k)
-            extra.append(
-                Cell(config_text(v), "" if v is not None else "dim", _sortable(v))
-            )
+            extra.append(Cell(config_text(v), "" if v is not None else "dim", _sortable(v)))
         rows.append(replace(r, cells=(*r.cells, *extra)))
     return replace(data, columns=columns, rows=rows)
 
@@ -202,8 +201,13 @@ def pairs_table(study: Study) -> TableData:
             )
         )
     notes = [
-        f"Δ{unit}: mean of B minus mean of A (sides numbered as above); Welch's t test (unequal variances), two-sided."
-        + (" p adjusted by Holm's method over all pairs." if holm else ""),
+        f"Δ{unit}: mean of B minus mean of A (sides numbered as above); "
+        "Welch's t test (unequal variances), two-sided."
+        + (
+            " p adjusted by Holm's method over all pairs (the intervals are each pair's own)."
+            if holm
+            else ""
+        ),
         "bootstrap: percentile interval of 9,999 resamples, shown where a side has < 5 runs. "
         "g: Hedges' g. seeds/side: runs per side to detect this Δ at 80% power (α 0.05).",
     ]
@@ -273,3 +277,46 @@ _LATEX = {
 def latex_escape(text: str) -> str:
     return "".join(_LATEX.get(ch, ch) for ch in text)
 
+
+def steps_table(steps: Sequence[Step]) -> TableData:
+    """The report's steps: each experiment against the one it extends."""
+    from mnist_tui.studies.stats import p_text, verdict
+
+    columns = [
+        Column("step", keep=True),
+        Column("at"),
+        Column("runs", "right", drop=3),
+        Column("Δ pp", "right"),
+        Column("95% CI (Welch)", "right", drop=1),
+        Column("p (Holm)", "right", drop=2),
+        Column("verdict", drop=4),
+    ]
+    rows = []
+    for s in steps:
+        c = s.comparison
+        rows.append(
+            Row(
+                f"{s.parent}->{s.child}",
+                (
+                    Cell(f"{s.parent} → {s.child}"),
+                    Cell(s.at),
+                    Cell(f"{c.n_a} / {c.n_b}"),
+                    Cell(_amount("test_acc", c.diff, True), _diff_style(c), c.diff),
+                    Cell(_interval("test_acc", c.ci_low, c.ci_high)),
+                    Cell(p_text(c.p_used), "", c.p_used),
+                    Cell(verdict(c, "test_acc"), "green" if c.significant else "dim"),
+                ),
+            )
+        )
+    return TableData(
+        "Steps: each experiment against the one it extends (test accuracy)",
+        columns,
+        rows,
+        notes=[
+            "Δ pp: the experiment's mean minus its parent's; p adjusted by Holm's method "
+            "over all the steps shown (the intervals are each step's own)."
+        ]
+        if rows
+        else [],
+        empty="no experiment that extends another has runs on both sides",
+    )
