@@ -108,7 +108,7 @@ def test_variants_lists_each_definition_with_its_statistics(
     assert by_label["fnn1 [optim.lr=0.05]"]["columns"] == {"optim.lr": 0.05}
     assert by_label["logreg"]["columns"] == {"optim.lr": 0.001}
     # the experiment's own variant first
-    assert [v["label"] for v in got][0] == "fnn1"
+    assert got[0]["label"] == "fnn1" and got[3]["label"] == "logreg"
     table = run_cli(capsys, "variants", "fnn1", "--columns", "model.hidden")
     assert "fnn1 [model.hidden=[32,32]]" in table and "model.hidden" in table
     hidden = FINAL_ACC[("fnn1", ("model.hidden=[32,32]",))]
