@@ -1,8 +1,10 @@
-"""Variants and comparisons: `variants`, `compare`. scipy is imported only by `compare`."""
+"""Variants and comparisons: `variants`, `compare`; and `export-model`. scipy is imported
+only by `compare`, torch only by `export-model`."""
 
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -15,6 +17,7 @@ from mnist_tui.cli.options import (
     app,
     console,
     context_stores,
+    err,
     print_json,
 )
 
@@ -163,3 +166,32 @@ def compare(
         print_table(console, pairs_table(study))
         for c in study.pairs:
             console.print(f"• {escape(verdict(c, metric))}", highlight=False)
+
+
+@app.command("export-model")
+def export_model(
+    ctx: typer.Context,
+    ref: Annotated[str, typer.Argument(help="Run id (prefix) or recency (1 = newest).")],
+    fmt: Annotated[
+        str,
+        typer.Option("--format", metavar="FORMAT", help="torchscript (.pt) or exported (.pt2)."),
+    ] = "torchscript",
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", "-o", help="Where (default: EXPERIMENT-RUN in this directory)."),
+    ] = None,
+    last: Annotated[
+        bool, typer.Option("--last", help="The last checkpoint instead of the best.")
+    ] = False,
+    runs_dir: RunsDir = None,
+) -> None:
+    """The run's trained model as TorchScript or a torch.export program, with a JSON that
+    says what it expects (input shape, normalisation, classes)."""
+    from mnist_tui.studies.export_model import export_model as write
+
+    _, store = context_stores(ctx, None, runs_dir)
+    run = store.resolve(ref)
+    target, meta = write(
+        run, out or Path(f"{run.experiment}-{run.id}"), fmt, "last" if last else "best"
+    )
+    err.print(f"wrote {escape(str(target))} and {escape(str(meta))}", highlight=False)
