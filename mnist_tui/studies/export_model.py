@@ -59,7 +59,7 @@ def export_model(
             # TorchScript is deprecated in favour of torch.export, still what most loaders read
             warnings.simplefilter("ignore", FutureWarning)
             if fmt == "torchscript":
-                torch.jit.save(torch.jit.trace(model, example), str(target))
+                torch.jit.save(torch.jit.trace(model, example), str(target))  # type: ignore[no-untyped-call]
             else:
                 batch = torch.export.Dim("batch", min=1, max=1 << 16)
                 program = torch.export.export(model, (example,), dynamic_shapes=({0: batch},))
@@ -104,4 +104,4 @@ def load_exported(path: Path) -> Any:
         return torch.export.load(str(path)).module()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)
-        return torch.jit.load(str(path))
+        return torch.jit.load(str(path))  # type: ignore[no-untyped-call]
