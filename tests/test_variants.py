@@ -186,7 +186,8 @@ def test_compare_two_sides_against_independent_numbers(
     assert "not distinguishable with 3 and 3 runs" in text
     md = run_cli(capsys, "compare", "logreg", "logreg[optim.lr=0.01]", "--md")
     assert "| #2 − #1 | +0.08 |" in md
-    assert "\\toprule" in run_cli(capsys, "compare", "fnn1", "logreg", "--latex")
+    latex = run_cli(capsys, "compare", "fnn1", "logreg", "--latex")
+    assert "\\toprule" in latex and "$\\pm$" in latex and "$-$" in latex
     # at the best epoch every figure is 0.1 pp higher: the same difference
     best = json.loads(run_cli(capsys, "compare", "logreg", "logreg-optim.lr", "--best", "--json"))
     assert best["at"] == "best" and best["pairs"][0]["diff"] == pytest.approx(pair["diff"])
