@@ -824,7 +824,7 @@ def report_table(rows: Sequence[ReportRow]) -> TableData:
         Column("final", "right", drop=1),
         Column("best", "right", drop=4),
         Column("Δ pp", "right"),
-        Column("95% CI", "right", drop=7),
+        Column("95% CI", "right", drop=4),
         Column("inside", "center", drop=3),
         Column("runs", "right", drop=2),
         Column("hardest rep/ours", drop=5),
