@@ -159,8 +159,13 @@ def test_where_selects_by_configuration_and_result(
     )
     assert len(got) == 3 and {r["experiment"] for r in got} == {"logreg"}
     assert {r["seed"] for r in got} == {2}
-    table = run_cli(capsys, "runs", "--where", "train.epochs == 1", "--columns", "train.epochs")
+    table = run_cli(
+        capsys, "runs", "--where", "train.epochs == 1", "--columns", "train.epochs,group"
+    )
     assert "3 runs" in table and "train.epochs" in table
+    assert table.count("logreg-train.epochs") == 3  # the group column
+    assert "--columns: unknown key 'grop'" in fail_cli(capsys, "runs", "--columns", "grop")
+    assert "not a configuration key" in fail_cli(capsys, "variants", "--columns", "group")
     err = fail_cli(capsys, "runs", "--where", "optim.lr > 0.01 and (model.name == 'mlp'")
     assert "column 41" in err and "expected ')'" in err
     lines = err.splitlines()

@@ -109,7 +109,7 @@ def runs(
     """
     from mnist_tui.runs.index import RunQuery, parse_since
     from mnist_tui.runs.manage import check_experiments, check_statuses
-    from mnist_tui.studies.where import run_config
+    from mnist_tui.studies.where import run_row
     from mnist_tui.views.render import runs_table
 
     exp_dir, store = context_stores(ctx, None, runs_dir)
@@ -124,7 +124,7 @@ def runs(
         since=parse_since(since) if since else None,
         archived=archived,
     )
-    keys = column_keys(columns)
+    keys = column_keys(columns, results=True)
     shown = None if all_ or limit <= 0 else limit
     if where:
         from mnist_tui.studies.where import filter_runs, parse_where
@@ -151,7 +151,7 @@ def runs(
                     "note": r.note,
                     "archived": r.archived,
                     "damaged": r.damaged,
-                    **({"columns": {k: run_config(r).get(k) for k in keys}} if keys else {}),
+                    **({"columns": {k: run_row(r).get(k) for k in keys}} if keys else {}),
                 }
                 for r in infos
             ]
@@ -161,7 +161,7 @@ def runs(
         from mnist_tui.views.render import rich_table
         from mnist_tui.views.variant_tables import run_config_columns
 
-        data = run_config_columns(tables.runs_table(infos), infos, keys, run_config)
+        data = run_config_columns(tables.runs_table(infos), infos, keys, run_row)
         console.print(rich_table(data))
     else:
         console.print(runs_table(infos))

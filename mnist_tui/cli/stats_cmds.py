@@ -39,18 +39,19 @@ Where = Annotated[
 ]
 
 
-def column_keys(text: str | None) -> list[str]:
-    """`--columns` as dotted keys; a key that cannot exist is an error naming it."""
+def column_keys(text: str | None, results: bool = False) -> list[str]:
+    """`--columns` as keys; a key that cannot exist is an error naming it. `results`: run
+    fields (group, fold, trial, tag, best.test_acc...) too, beside configuration keys."""
     from mnist_tui.errors import MnistTuiError
     from mnist_tui.studies.where import key_problem
 
     keys = [k.strip() for k in (text or "").split(",") if k.strip()]
     for k in keys:
         problem = key_problem(k)
-        if problem is not None or "." not in k:
-            raise MnistTuiError(
-                f"--columns: {problem or f'{k!r} is not a configuration key such as optim.lr'}"
-            )
+        if problem is None and not results and "." not in k:
+            problem = f"'{k}' is not a configuration key such as optim.lr"
+        if problem is not None:
+            raise MnistTuiError(f"--columns: {problem}")
     return keys
 
 

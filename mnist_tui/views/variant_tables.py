@@ -36,6 +36,8 @@ def _mean_std(xs: Sequence[float], metric: str) -> Cell:
 def config_text(v: Any) -> str:
     from mnist_tui.studies.variants import show_value
 
+    if isinstance(v, list) and all(isinstance(x, str) for x in v):
+        return " ".join(v) or "—"  # tags
     return "—" if v is None else show_value(v)
 
 
@@ -114,7 +116,8 @@ def variants_table(
 def run_config_columns(
     data: TableData, infos: Sequence[RunInfo], keys: Sequence[str], config: Callable[..., Any]
 ) -> TableData:
-    """The runs table with a column per configuration key (`runs --columns`)."""
+    """The runs table with a column per key (`runs --columns`): configuration keys, and
+    run fields such as group, fold, trial or tag."""
     by_id = {r.id: r for r in infos}
     return config_columns(data, keys, lambda row, k: config(by_id[row]).get(k))
 
