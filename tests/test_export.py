@@ -14,7 +14,7 @@ import pytest
 from mnist_tui.studies import export
 
 from .test_cli import cli
-from .test_store import write_run
+from .test_store import epoch_row, write_run
 
 
 def _two_runs(root: Path) -> None:
@@ -93,7 +93,7 @@ def test_tensorboard_event_files_read_back(
     test_acc = acc.Scalars("accuracy/test")
     assert [e.step for e in test_acc] == [1, 2, 3]
     assert [round(e.value, 4) for e in test_acc] == [0.88, 0.89, 0.9]
-    assert acc.Tags()["tensors"] == ["run/info"]
+    assert sorted(acc.Tags()["tensors"]) == ["_hparams_/session_start_info", "run/info"]
     other = event_accumulator.EventAccumulator(str(logdir / "lenet5" / "e0000002"))
     other.Reload()
     assert [e.step for e in other.Scalars("loss/test")] == [1, 2]
@@ -119,6 +119,64 @@ def test_export_needs_a_destination_and_a_run(
 ) -> None:
     _two_runs(tmp_path)
     code, _, err = cli(capsys, "export", "1", "--runs-dir", str(tmp_path))
-    assert code == 2 and "--csv FILE and/or --tensorboard DIR" in err
+    assert code == 2 and "--runs-csv FILE and/or --tensorboard DIR" in err
     code, _, err = cli(capsys, "export", "--csv", "x.csv", "--runs-dir", str(tmp_path))
     assert code == 2 and "name at least one run" in err
+
+
+def test_tensorboard_hparams_name_the_variant_and_the_keys_that_vary(tmp_path: Path) -> None:
+    pytest.importorskip("tensorboard")
+    from tensorboard.backend.event_processing import event_accumulator
+    from tensorboard.plugins.hparams import metadata
+
+    from .test_variants import make_store
+
+    store = make_store(tmp_path / "runs")
+    runs = [r.full() for r in store.runs() if r.group in ("fnn1-own", "fnn1-optim.lr")]
+    for r in runs:  # event files need epochs: one each
+        (r.path / "metrics.jsonl").write_text(json.dumps(epoch_row(1)) + "\n")
+    export.write_tensorboard(tmp_path / "tb", runs)
+    seen = {}
+    for r in runs:
+        acc = event_accumulator.EventAccumulator(str(tmp_path / "tb" / "fnn1" / r.id))
+        acc.Reload()
+        meta = acc.SummaryMetadata(metadata.SESSION_START_INFO_TAG)
+        info = metadata.parse_session_start_info_plugin_data(meta.plugin_data.content)
+        hp = {
+            k: v.WhichOneof("kind") and getattr(v, v.WhichOneof("kind"))
+            for k, v in info.hparams.items()
+        }
+        seen[r.id] = hp
+        assert info.group_name == hp["variant"]
+    lrs = {hp["optim.lr"] for hp in seen.values()}
+    assert lrs == {0.1, 0.05}  # the one key that varies, and no others
+    assert set(next(iter(seen.values()))) == {"experiment", "variant", "optim.lr", "train.seed"}
+
+
+def test_runs_csv_has_one_row_per_run_with_every_key(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from .test_variants import FINAL_ACC, make_store
+
+    make_store(tmp_path / "runs")
+    code, out, err = cli(
+        capsys,
+        "export",
+        "--group",
+        "fnn1-optim.lr",
+        "--runs-csv",
+        "-",
+        "--runs-dir",
+        str(tmp_path / "runs"),
+    )
+    assert code == 0, err
+    rows = list(csv.DictReader(io.StringIO(out)))
+    assert len(rows) == 3
+    assert sorted(float(r["final_test_acc"]) for r in rows) == sorted(
+        FINAL_ACC[("fnn1", ("optim.lr=0.05",))]
+    )
+    assert {r["optim.lr"] for r in rows} == {"0.05"} and {r["model.hidden"] for r in rows} == {
+        "[16,32]"
+    }
+    assert sorted(r["train.seed"] for r in rows) == ["0", "1", "2"]
+    assert {"best_test_acc", "data.dataset", "train.epochs", "experiment"} <= set(rows[0])

@@ -64,7 +64,7 @@ def test_report_groups_seeds_and_ignores_other_definitions(tmp_path: Path) -> No
     assert row.runs == 3 and row.seeds == [0, 1, 2]
     assert row.other_definition_runs == 1  # the failed run counts nowhere
     md = markdown([row])
-    assert "| 3 (+1 other def.) |" in md and "not counted" in md
+    assert "| 3 (+1 variant) |" in md and "not counted" in md
     assert row.final_acc is not None
     assert row.final_acc.mean == pytest.approx(0.84)
     assert row.final_acc.std == pytest.approx(statistics.stdev([0.83, 0.84, 0.85]))
@@ -93,7 +93,7 @@ def test_best_epoch_studies_compare_best(tmp_path: Path) -> None:
     (row,) = build_report(EXPERIMENTS, store, ["lenet5"])
     assert row.reported_at == "best"
     assert row.delta_pp == pytest.approx(100 * (0.9905 - 0.9918))
-    assert row.inside is False  # 99.18 lies outside 99.05 ± 2 * 0.05
+    assert row.inside is False  # 99.18 lies outside 99.05 ± t(0.975, 2) 0.05 / √3
 
 
 def test_report_cli_markdown_and_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

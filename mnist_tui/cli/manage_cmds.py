@@ -162,17 +162,25 @@ def export(
         Path | None,
         typer.Option("--csv", help="Write one row per epoch to this CSV file ('-': stdout)."),
     ] = None,
+    runs_csv: Annotated[
+        Path | None,
+        typer.Option(
+            "--runs-csv",
+            help="Write one row per run (every configuration key, final and best figures) "
+            "to this CSV file ('-': stdout).",
+        ),
+    ] = None,
     tensorboard: Annotated[
         Path | None,
         typer.Option(help="Write TensorBoard event files under this directory."),
     ] = None,
     runs_dir: RunsDir = None,
 ) -> None:
-    """Export runs' epochs: a CSV, or TensorBoard event files (tensorboard --logdir DIR)."""
+    """Export runs: a CSV of epochs or of runs, or TensorBoard event files (with HParams)."""
     from mnist_tui.studies import export as ex
 
-    if csv_path is None and tensorboard is None:
-        raise MnistTuiError("say where: --csv FILE and/or --tensorboard DIR")
+    if csv_path is None and tensorboard is None and runs_csv is None:
+        raise MnistTuiError("say where: --csv FILE, --runs-csv FILE and/or --tensorboard DIR")
     store, runs = _runs(ctx, refs, group, runs_dir)
     from mnist_tui.runs.contained import check_runs
 
@@ -185,6 +193,13 @@ def export(
         else:
             n = ex.write_csv(csv_path, runs)
             err.print(f"wrote {n} epochs of {len(runs)} runs to {escape(str(csv_path))}")
+    if runs_csv is not None:
+        if str(runs_csv) == "-":
+            columns, rows = ex.run_rows(runs)
+            ex.write_csv_to(sys.stdout, columns, rows)
+        else:
+            n = ex.write_runs_csv(runs_csv, runs)
+            err.print(f"wrote {n} runs to {escape(str(runs_csv))}")
     if tensorboard is not None:
         written = ex.write_tensorboard(tensorboard, runs)
         err.print(

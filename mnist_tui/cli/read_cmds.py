@@ -24,6 +24,7 @@ from mnist_tui.cli.options import (
     global_option,
     print_json,
 )
+from mnist_tui.cli.stats_cmds import Columns, Where, column_keys
 from mnist_tui.views import fmt
 
 # ----------------------------------------------------------------------------- list / runs
@@ -98,6 +99,8 @@ def runs(
     archived: Annotated[
         bool, typer.Option("--archived", help="Only archived runs (hidden otherwise).")
     ] = False,
+    where: Where = None,
+    columns: Columns = None,
     json_out: JsonOut = False,
 ) -> None:
     """Stored runs, newest first: the newest 20 unless --all or --limit N.
@@ -106,6 +109,7 @@ def runs(
     """
     from mnist_tui.runs.index import RunQuery, parse_since
     from mnist_tui.runs.manage import check_experiments, check_statuses
+    from mnist_tui.studies.where import run_row
     from mnist_tui.views.render import runs_table
 
     exp_dir, store = context_stores(ctx, None, runs_dir)
@@ -120,9 +124,20 @@ def runs(
         since=parse_since(since) if since else None,
         archived=archived,
     )
-    total = index.count(query)
+    keys = column_keys(columns, results=True)
     shown = None if all_ or limit <= 0 else limit
-    infos = index.runs(query, limit=shown, synced=True, brief=not json_out)
+    if where:
+        from mnist_tui.studies.where import filter_runs, parse_where
+
+        parse_where(where)  # a typo fails before the store is read
+        matching = filter_runs(index.runs(query, synced=True, brief=True), where)
+        total = len(matching)
+        infos = matching[:shown]
+        if json_out:
+            infos = [r.full() for r in infos]
+    else:
+        total = index.count(query)
+        infos = index.runs(query, limit=shown, synced=True, brief=not json_out)
     out = err if json_out else console
     if json_out:
         print_json(
@@ -136,10 +151,18 @@ def runs(
                     "note": r.note,
                     "archived": r.archived,
                     "damaged": r.damaged,
+                    **({"columns": {k: run_row(r).get(k) for k in keys}} if keys else {}),
                 }
                 for r in infos
             ]
         )
+    elif keys:
+        from mnist_tui.views import tables
+        from mnist_tui.views.render import rich_table
+        from mnist_tui.views.variant_tables import run_config_columns
+
+        data = run_config_columns(tables.runs_table(infos), infos, keys, run_row)
+        console.print(rich_table(data))
     else:
         console.print(runs_table(infos))
     if total > len(infos):
@@ -332,21 +355,52 @@ def report(
     runs_dir: RunsDir = None,
     experiments_dir: ExpDir = None,
     md: Annotated[bool, typer.Option("--md", help="Markdown table.")] = False,
+    latex: Annotated[bool, typer.Option("--latex", help="LaTeX (booktabs) tables.")] = False,
     archived: Annotated[bool, typer.Option("--archived", help="Count archived runs too.")] = False,
     json_out: JsonOut = False,
 ) -> None:
-    """Reported vs reproduced for each experiment: mean ± std over seeds, Δ in pp."""
+    """Reported vs reproduced for each experiment: mean ± std over seeds, Δ in pp, the
+    95% interval of the mean; then each experiment against the one it extends."""
     from mnist_tui.config.loading import find_experiment
-    from mnist_tui.studies.report import build_report, markdown
-    from mnist_tui.views.render import report_table
+    from mnist_tui.studies.catalog import experiment_rows
+    from mnist_tui.studies.report import build_steps, markdown, report_rows
+    from mnist_tui.views import tables
+    from mnist_tui.views.render import markdown_table, print_table, report_table
+    from mnist_tui.views.variant_tables import latex_table, steps_table
 
     exp_dir, store = context_stores(ctx, experiments_dir, runs_dir)
     for name in experiments or []:
         find_experiment(name, exp_dir)  # a typo is an error, not an empty table
-    rows = build_report(exp_dir, store, experiments or None, archived=archived)
+    experiment_list = experiment_rows(exp_dir, store, experiments or None, archived=archived)
+    rows = report_rows(experiment_list, experiments or None)
+    steps = build_steps(experiment_list)
     if json_out:
-        print_json([r.to_json() for r in rows])
+        # each experiment that extends another carries its step (against the parent)
+        by_child = {s.child: s for s in steps}
+        print_json(
+            [
+                {
+                    **r.to_json(),
+                    "step": None
+                    if r.name not in by_child
+                    else {
+                        "parent": by_child[r.name].parent,
+                        "at": by_child[r.name].at,
+                        **by_child[r.name].comparison.to_json(),
+                    },
+                }
+                for r in rows
+            ]
+        )
     elif md:
         sys.stdout.write(markdown(rows))
+        if steps:
+            sys.stdout.write("\n" + markdown_table(steps_table(steps)) + "\n")
+    elif latex:
+        sys.stdout.write(latex_table(tables.report_table(rows)))
+        if steps:
+            sys.stdout.write("\n" + latex_table(steps_table(steps)))
     else:
         console.print(report_table(rows))
+        if steps:
+            print_table(console, steps_table(steps))

@@ -39,6 +39,15 @@ class ExperimentRow:
         return max(done, key=lambda r: r.final("test_acc") or 0.0, default=None)
 
     @property
+    def other_variants(self) -> int:
+        """How many other definitions (seed aside) have completed runs: -S overrides or an
+        earlier version of the file (`mnist-tui variants EXP` lists them)."""
+        if self.spec is None:
+            return 0
+        _, other = split_by_definition(self.spec, self.runs)
+        return count_variants(other)
+
+    @property
     def latest(self) -> RunInfo | None:
         return self.runs[0] if self.runs else None
 
@@ -102,6 +111,16 @@ def split_by_definition(
         if resolved is not None:
             (same if resolved == target else other).append(r)
     return same, other
+
+
+def count_variants(runs: list[RunInfo]) -> int:
+    """Distinct definitions among `runs` (as `split_by_definition` tells them apart)."""
+    found = set()
+    for r in runs:
+        raw = r.definition_hash()
+        if raw is not None:
+            found.add(_validated_hash(r, raw) or raw)
+    return len(found)
 
 
 _VALIDATED: dict[str, str | None] = {}

@@ -5,7 +5,12 @@ overrides beside the epoch's figures, so a spreadsheet or pandas groups them dir
 
 TensorBoard: one directory per run (`<dir>/<experiment>/<id>`), scalars per epoch
 (loss/train, accuracy/test, lr, ...) written with TensorBoard's own event writer, so
-`tensorboard --logdir DIR` overlays the runs. TensorBoard is an optional extra.
+`tensorboard --logdir DIR` overlays the runs; and each run's HParams record (experiment,
+variant, the configuration keys that vary among the runs), so the HParams dashboard
+compares variants. TensorBoard is an optional extra.
+
+Runs CSV (`--runs-csv`): one row per run, every resolved configuration key, final and
+best figures.
 """
 
 from __future__ import annotations
@@ -118,6 +123,7 @@ def write_tensorboard(root: Path, runs: list[RunInfo]) -> list[Path]:
     """Event files for each run; returns the run directories written."""
     writer_cls, event_pb2, summary_pb2 = _tensorboard()
     written = []
+    hparams = hparam_values(runs)
     for run in runs:
         rows = run.metrics()
         if not rows:
@@ -162,9 +168,70 @@ def write_tensorboard(root: Path, runs: list[RunInfo]) -> list[Path]:
                 ),
             )
         )
+        writer.add_event(
+            event_pb2.Event(wall_time=start, step=0, summary=_hparams_summary(hparams[run.id]))
+        )
         writer.close()
         written.append(target)
     return written
+
+
+def hparam_values(runs: list[RunInfo]) -> dict[str, dict[str, Any]]:
+    """Per run: its experiment, variant and the configuration keys that differ among the
+    runs exported (all fifty would bury the few that vary), for TensorBoard's HParams."""
+    import json
+
+    from mnist_tui.studies.where import run_config
+
+    configs = {r.id: run_config(r) for r in runs}
+    keys = sorted({k for c in configs.values() for k in c})
+    varying = [
+        k
+        for k in keys
+        if k != "train.seed" and len({json.dumps(c.get(k)) for c in configs.values()}) > 1
+    ]
+    out = {}
+    for r in runs:
+        c = configs[r.id]
+        values: dict[str, Any] = {
+            "experiment": r.experiment,
+            "variant": f"{r.experiment}@{(r.definition_hash() or '')[:6]}",
+        }
+        for k in varying:
+            v = c.get(k)
+            values[k] = json.dumps(v, separators=(",", ":")) if isinstance(v, list | dict) else v
+        if r.seed is not None:
+            values["train.seed"] = r.seed
+        out[r.id] = values
+    return out
+
+
+def _hparams_summary(values: dict[str, Any]) -> Any:
+    """The HParams plugin's session-start record (its protos only: no TensorFlow)."""
+    from google.protobuf import struct_pb2
+    from tensorboard.compat.proto import summary_pb2
+    from tensorboard.plugins.hparams import metadata, plugin_data_pb2
+
+    info = plugin_data_pb2.SessionStartInfo(group_name=str(values.get("variant", "")))
+    for k, v in values.items():
+        if v is None:
+            continue
+        if isinstance(v, bool):
+            info.hparams[k].CopyFrom(struct_pb2.Value(bool_value=v))
+        elif isinstance(v, int | float):
+            info.hparams[k].CopyFrom(struct_pb2.Value(number_value=float(v)))
+        else:
+            info.hparams[k].CopyFrom(struct_pb2.Value(string_value=str(v)))
+    data = plugin_data_pb2.HParamsPluginData(session_start_info=info)
+    return summary_pb2.Summary(
+        value=[
+            summary_pb2.Summary.Value(
+                tag=metadata.SESSION_START_INFO_TAG,
+                metadata=metadata.create_summary_metadata(data),
+                tensor=metadata.NULL_TENSOR,
+            )
+        ]
+    )
 
 
 def _describe(run: RunInfo) -> str:
@@ -182,3 +249,54 @@ def _text_tensor(text: str) -> Any:
             dim=[tensor_shape_pb2.TensorShapeProto.Dim(size=1)]
         ),
     )
+
+
+# ----------------------------------------------------------------------------- one row per run
+
+RESULT_PARTS = ("final", "best")
+RUN_FIGURES = ("test_acc", "test_loss", "val_acc", "val_loss", "train_acc", "train_loss")
+RUN_SCALARS = ("epochs", "epochs_done", "best_epoch", "train_seconds", "wall_seconds")
+
+
+def run_rows(runs: Iterable[RunInfo]) -> tuple[list[str], list[dict[str, Any]]]:
+    """(columns, rows): one row per run with its variant, every resolved configuration key
+    (dotted, from its spec.toml: a tune trial's or a fold's own values, not only the -S
+    overrides) and its final and best figures."""
+    import json
+
+    from mnist_tui.studies.where import run_config
+
+    rows: list[dict[str, Any]] = []
+    keys: set[str] = set()
+    figures: set[str] = set()
+    for run in runs:
+        s = run.summary
+        row: dict[str, Any] = {**_run_cells(run), "fold": s.get("fold"), "trial": s.get("trial")}
+        row["definition"] = (run.definition_hash() or "")[:6]
+        config = run_config(run)
+        for k, v in config.items():
+            row[k] = json.dumps(v, separators=(",", ":")) if isinstance(v, list | dict) else v
+        keys |= config.keys()
+        for part in RESULT_PARTS:
+            for k, v in (s.get(part) or {}).items():
+                if _scalar(v):
+                    row[f"{part}_{k}"] = v
+                    figures.add(f"{part}_{k}")
+        for k in RUN_SCALARS:
+            if _scalar(s.get(k)):
+                row[k] = s[k]
+        rows.append(row)
+    ordered = [f"{p}_{k}" for p in RESULT_PARTS for k in RUN_FIGURES if f"{p}_{k}" in figures]
+    ordered += sorted(figures - set(ordered))
+    columns = [*RUN_COLUMNS, "fold", "trial", "definition", *ordered, *RUN_SCALARS, *sorted(keys)]
+    return columns, rows
+
+
+def write_runs_csv(path: Path, runs: list[RunInfo]) -> int:
+    columns, rows = run_rows(runs)
+    try:
+        with Path(path).open("w", encoding="utf-8", newline="") as fh:
+            write_csv_to(fh, columns, rows)
+    except OSError as exc:
+        raise MnistTuiError(f"cannot write {path}: {exc.strerror or exc}") from None
+    return len(rows)

@@ -15,7 +15,12 @@ from typing import Any
 from mnist_tui.config.spec import ExperimentSpec
 from mnist_tui.data.sources import display_name
 from mnist_tui.runs.store import RunInfo, RunStore
-from mnist_tui.studies.catalog import ExperimentRow, experiment_rows, split_by_definition
+from mnist_tui.studies.catalog import (
+    ExperimentRow,
+    count_variants,
+    experiment_rows,
+    split_by_definition,
+)
 from mnist_tui.views import fmt
 
 SEED_KEYS = ("seed", "repeats")
@@ -72,6 +77,11 @@ class ReportRow:
     train_seconds: Stat | None
     hardest: str | None  # the most common hardest class over the runs
     seeds: list[int]
+    # the 95% interval of the reproduced mean at the reported epoch (Student's t over
+    # the seeds); None below two runs, or where scipy is not installed
+    ci_low: float | None = None
+    ci_high: float | None = None
+    other_variants: int = 0  # how many definitions the other_definition_runs make up
 
     @property
     def compared(self) -> Stat | None:
@@ -89,15 +99,20 @@ class ReportRow:
 
     @property
     def inside(self) -> bool | None:
-        c = self.compared
-        if c is None or self.reported_acc is None or c.n < 2:
+        """Whether the reported figure lies in the 95% interval of the reproduced mean."""
+        if self.reported_acc is None or self.ci_low is None or self.ci_high is None:
             return None
-        return c.contains(self.reported_acc)
+        return self.ci_low - 1e-12 <= self.reported_acc <= self.ci_high + 1e-12
+
+    def ci_text(self) -> str:
+        if self.ci_low is None or self.ci_high is None:
+            return "—"
+        return f"{100 * self.ci_low:.2f} to {100 * self.ci_high:.2f}%"
 
     def to_json(self) -> dict[str, Any]:
         out = asdict(self)
         out["delta_pp"] = self.delta_pp
-        out["inside_spread"] = self.inside
+        out["inside_ci95"] = self.inside
         return out
 
 
@@ -138,6 +153,7 @@ def report_rows(
             r.summary.get("hardest_class") for r in runs if r.summary.get("hardest_class")
         )
         ref = spec.reference
+        ci = _interval(col(ref.at, "test_acc"), runs, ref.at)
         rows.append(
             ReportRow(
                 name=spec.name,
@@ -163,9 +179,26 @@ def report_rows(
                 ),
                 hardest=hardest.most_common(1)[0][0] if hardest else None,
                 seeds=sorted(r.seed for r in runs if r.seed is not None),
+                ci_low=ci[0],
+                ci_high=ci[1],
+                other_variants=count_variants(other),
             )
         )
     return rows
+
+
+def _interval(stat: Stat | None, runs: list[RunInfo], at: str) -> tuple[float | None, float | None]:
+    """The 95% t interval of the mean test accuracy at `at`; (None, None) below two runs
+    or without scipy (the report still works, without the interval)."""
+    if stat is None or stat.n < 2:
+        return None, None
+    from mnist_tui.studies.stats import have_scipy, mean_interval
+
+    if not have_scipy():  # pragma: no cover - the test extra installs scipy
+        return None, None
+    values = [v for r in runs if (v := (r.summary.get(at) or {}).get("test_acc")) is not None]
+    got = mean_interval(values)
+    return (None, None) if got is None else (got.low, got.high)
 
 
 def _cell_stat(s: Stat | None) -> str:
@@ -173,16 +206,20 @@ def _cell_stat(s: Stat | None) -> str:
 
 
 def runs_text(r: ReportRow) -> str:
-    """`3`, or `0 (+3 other def.)` when runs of another definition were left out."""
-    text = str(r.runs)
-    if r.other_definition_runs:
-        text += f" (+{r.other_definition_runs} other def.)"
-    return text
+    """`3`, or `0 (+2 variants)` when runs of other definitions were left out."""
+    return variants_text(r.runs, r.other_variants)
+
+
+def variants_text(runs: int, other_variants: int) -> str:
+    if not other_variants:
+        return str(runs)
+    return f"{runs} (+{other_variants} variant{'s' if other_variants > 1 else ''})"
 
 
 OTHER_DEFINITION_NOTE = (
-    "Runs of another definition (an earlier version of the file, or -S overrides) are "
-    "not counted; `mnist-tui diff RUN EXPERIMENT` shows what differs."
+    "+N variants: runs of other definitions (-S overrides, or an earlier version of the "
+    "file) are not counted here; `mnist-tui variants EXP` lists them and `mnist-tui "
+    "compare` tells them apart."
 )
 
 
@@ -191,7 +228,10 @@ DELTA_NOTE = (
     "the study reported (final; best where ᵇ)."
 )
 BEST_NOTE = "ᵇ reported at the study's best epoch: compared with each run's best epoch."
-INSIDE_NOTE = "inside: the reported figure lies within mean ± 2 std of the seeds (— below 2)."
+INSIDE_NOTE = (
+    "95% CI: the interval of the reproduced mean at the reported epoch (Student's t over "
+    "the seeds; — below 2 runs); inside: the reported figure lies within it."
+)
 BEST_COLUMN_NOTE = (
     "best: test accuracy at each run's best epoch (lowest validation loss; highest test "
     "accuracy without a validation split)."
@@ -212,9 +252,9 @@ def report_notes(rows: list[ReportRow]) -> list[str]:
 def markdown(rows: list[ReportRow]) -> str:
     lines = [
         "| experiment | data | params | epochs | reported acc | reproduced final "
-        "| reproduced best | Δ pp | inside | reported loss | reproduced loss "
+        "| reproduced best | Δ pp | 95% CI | inside | reported loss | reproduced loss "
         "| hardest (rep / ours) | runs | train time |",
-        "|---|---|---:|---:|---:|---:|---:|---:|:-:|---:|---:|---|---:|---:|",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|:-:|---:|---:|---|---:|---:|",
     ]
     for r in rows:
         at = "ᵇ" if r.reported_at == "best" else ""
@@ -227,8 +267,53 @@ def markdown(rows: list[ReportRow]) -> str:
         lines.append(
             f"| {r.name} | {r.dataset} | {fmt.count(r.parameters)} | {r.epochs} "
             f"| {fmt.pct(r.reported_acc)}{at} | {_cell_stat(r.final_acc)} "
-            f"| {_cell_stat(r.best_acc)} | {delta} | {inside} | {fmt.num(r.reported_loss)} "
+            f"| {_cell_stat(r.best_acc)} | {delta} | {r.ci_text()} | {inside} "
+            f"| {fmt.num(r.reported_loss)} "
             f"| {loss_text} | {hardest} | {runs_text(r)} | {time_text} |"
         )
     lines += ["", *(f"- {note}" for note in report_notes(rows))]
     return "\n".join(lines) + "\n"
+
+
+# ----------------------------------------------------------------------------- steps
+
+
+@dataclass
+class Step:
+    """One change of a study's log: an experiment against the one it `extends`."""
+
+    parent: str
+    child: str
+    at: str  # the epoch compared: the child's reported one (final or best)
+    comparison: Any  # studies.stats.Comparison
+
+
+def build_steps(experiments: list[ExperimentRow]) -> list[Step]:
+    """Each experiment that extends another, both with completed runs of their current
+    definitions, compared on test accuracy (Welch; Holm over all the steps, since together
+    they ask which of the changes made a difference). Needs scipy: [] without it."""
+    from mnist_tui.studies.stats import compare_two, have_scipy, holm
+
+    if not have_scipy():  # pragma: no cover - the test extra installs scipy
+        return []
+    by_name = {er.name: er for er in experiments if er.spec is not None}
+    steps = []
+    for er in experiments:
+        spec = er.spec
+        if spec is None or not spec.extends or spec.extends not in by_name:
+            continue
+        parent = by_name[spec.extends]
+        assert parent.spec is not None
+        at = spec.reference.at
+        mine, _ = split_runs(spec, er.runs)
+        theirs, _ = split_runs(parent.spec, parent.runs)
+
+        def accs(runs: list[RunInfo], at: str = at) -> list[float]:
+            return [v for r in runs if (v := (r.summary.get(at) or {}).get("test_acc")) is not None]
+
+        a, b = accs(theirs), accs(mine)
+        if a and b:
+            steps.append(Step(parent.name, er.name, at, compare_two(parent.name, a, er.name, b)))
+    for step, adjusted in zip(steps, holm([s.comparison.p for s in steps]), strict=True):
+        step.comparison.p_adjusted = adjusted
+    return steps

@@ -71,7 +71,10 @@ class MnistTuiApp(App[None]):
     TITLE = "mnist-tui"
     CSS_PATH = "app.tcss"
     ENABLE_COMMAND_PALETTE = False
-    BINDINGS = [Binding("question_mark", "help", "Help", id="app.help")]
+    BINDINGS = [
+        Binding("question_mark", "help", "Help", id="app.help"),
+        Binding("V", "variants", "Variants", show=False, id="app.variants"),
+    ]
 
     def __init__(
         self,
@@ -363,6 +366,12 @@ class MnistTuiApp(App[None]):
                 self.exit()
 
         self.push_screen(QuitDialog(self.in_flight), chosen)
+
+    def action_variants(self) -> None:
+        from mnist_tui.tui.screens.variants import VariantsScreen
+
+        if not isinstance(self.screen, VariantsScreen):
+            self.push_screen(VariantsScreen(self.experiments_dir, self.store))
 
     def action_help(self) -> None:
         if isinstance(self.screen, HelpScreen):

@@ -261,7 +261,7 @@ def experiments_table(rows: Sequence[ExperimentRow]) -> TableData:
                     _num(spec.train.epochs, str(spec.train.epochs)),
                     _num(ref_acc, fmt.pct(ref_acc)),
                     _num(best_acc, fmt.pct(best_acc)),
-                    _num(len(r.runs), str(len(r.runs)) if r.runs else ""),
+                    _num(len(r.runs), _runs_text(r)),
                     status_cell(r.latest.status if r.latest else None),
                 ),
                 f"{r.name} {spec.data.dataset} {spec.model.name}",
@@ -281,6 +281,13 @@ def experiments_table(rows: Sequence[ExperimentRow]) -> TableData:
         empty="no experiments found: add a TOML definition to the experiments folder, "
         "or point --experiments-dir (MNIST_TUI_EXPERIMENTS) at one",
     )
+
+
+def _runs_text(r: ExperimentRow) -> str:
+    """All runs, and how many other variants (definitions) they hold besides the file's."""
+    from mnist_tui.studies.report import variants_text
+
+    return variants_text(len(r.runs), r.other_variants) if r.runs else ""
 
 
 def _name_cell(r: ExperimentRow, mixed: bool) -> Cell:
@@ -830,6 +837,7 @@ def report_table(rows: Sequence[ReportRow]) -> TableData:
         Column("final", "right", drop=1),
         Column("best", "right", drop=4),
         Column("Δ pp", "right"),
+        Column("95% CI", "right", drop=4),
         Column("inside", "center", drop=3),
         Column("runs", "right", drop=2),
         Column("hardest rep/ours", drop=5),
@@ -859,6 +867,7 @@ def report_table(rows: Sequence[ReportRow]) -> TableData:
                     _num(r.final_acc.mean if r.final_acc else None, _stat(r.final_acc)),
                     _num(r.best_acc.mean if r.best_acc else None, _stat(r.best_acc)),
                     delta,
+                    Cell(r.ci_text(), "" if r.ci_low is not None else "dim"),
                     inside_cell[r.inside],
                     _num(r.runs, runs_text(r) if r.runs or r.other_definition_runs else ""),
                     Cell(f"{r.reported_hardest}/{r.hardest or '—'}" if r.reported_hardest else ""),
