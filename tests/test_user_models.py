@@ -352,6 +352,12 @@ def test_a_user_model_trains_is_listed_shown_diffed_and_resumed(
     assert resumed.summary["parameters"] == tiny_params(8)
     assert (resumed.path / "model.py").read_bytes() == original
 
+    # the pictures view loads the run's weights into its snapshot, not into today's file
+    from mnist_tui.studies.predictions import predict_samples
+
+    samples = predict_samples(first, count=4, data_dir=real_data, download=False)
+    assert len(samples.predicted) == 4
+
     edited = run_experiment(
         load_experiment("mine", exps), store, device="cpu", data_dir=real_data, download=False
     )
