@@ -97,10 +97,12 @@ def cli(*args: str) -> tuple[int, str]:
         contextlib.redirect_stderr(err),
         pytest.MonkeyPatch.context() as mp,
     ):
-        mp.setattr(options.console, "file", out)
-        mp.setattr(options.err, "file", err)
-        mp.setattr(options.console, "width", 300)  # one message, one line
-        mp.setattr(options.err, "width", 300)
+        # the private fields: patching the `file`/`width` properties would restore them
+        # as this test's streams and width, pinning them for every later test
+        mp.setattr(options.console, "_file", out)
+        mp.setattr(options.err, "_file", err)
+        mp.setattr(options.console, "_width", 300)  # one message, one line
+        mp.setattr(options.err, "_width", 300)
         mp.setenv("COLUMNS", "200")
         try:
             main(list(args))
