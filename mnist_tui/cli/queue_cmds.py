@@ -337,10 +337,15 @@ def logs(
     follow: Annotated[
         bool, typer.Option("--follow", "-f", help="Keep printing new lines.")
     ] = False,
+    steps: Annotated[
+        bool, typer.Option("--steps", help="Also a line per step report (~50 an epoch).")
+    ] = False,
     runs_dir: RunsDir = None,
 ) -> None:
-    """A run's log: the worker's command and starting line, then the run's own output."""
+    """A run's log: the worker's command and starting line, then a line per epoch."""
     import sys
+
+    from mnist_tui.views.live import STEP_PREFIX
 
     _, store = context_stores(ctx, None, runs_dir)
     info = store.resolve(ref)
@@ -349,6 +354,7 @@ def logs(
         console.print(f"run {info.id} has no log (it was trained in a terminal, not by the worker)")
         return
     offset = 0
+    partial = b""  # a line the run has not finished writing yet
     while True:
         try:
             with path.open("rb") as fh:
@@ -358,9 +364,17 @@ def logs(
         except FileNotFoundError:
             chunk = b""
         if chunk:
-            sys.stdout.write(chunk.decode("utf-8", "replace"))
+            *whole, partial = (partial + chunk).split(b"\n")
+            text = "".join(
+                line + "\n"
+                for line in (w.decode("utf-8", "replace") for w in whole)
+                if steps or not line.startswith(STEP_PREFIX)
+            )
+            sys.stdout.write(text)
             sys.stdout.flush()
         if not follow:
+            if partial:
+                sys.stdout.write(partial.decode("utf-8", "replace") + "\n")
             return
         fresh = store.read_run(info.experiment, info.id)
         if (fresh is None or fresh.status not in ("queued", "running")) and not chunk:

@@ -8,6 +8,7 @@ missing just leaves its figures out, with a note saying why.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import resource
 import sys
@@ -59,10 +60,8 @@ class SystemMonitor:
             self.notes.append("psutil is not installed: no CPU figures")
         if device.type == "cuda":
             uuid = None
-            try:
+            with contextlib.suppress(AttributeError, RuntimeError):
                 uuid = str(torch.cuda.get_device_properties(device).uuid)
-            except (AttributeError, RuntimeError):
-                pass
             self._gpu = nvml.gpu_for_cuda(
                 os.environ.get("CUDA_VISIBLE_DEVICES"), device.index or 0, uuid
             )
@@ -126,9 +125,7 @@ class SystemMonitor:
             if self.cpu:
                 out["cpu_percent_peak"] = round(max(self.cpu), 1)
         if self.device.type == "cuda":
-            out["device_mem_peak_mb"] = round(
-                torch.cuda.max_memory_allocated(self.device) / MIB, 1
-            )
+            out["device_mem_peak_mb"] = round(torch.cuda.max_memory_allocated(self.device) / MIB, 1)
             out["device_mem_reserved_peak_mb"] = round(
                 torch.cuda.max_memory_reserved(self.device) / MIB, 1
             )

@@ -177,9 +177,7 @@ class Trainer:
         self.state = TrainState()
         self.best_metric = best_metric(spec)
         self.parameters = models.count_parameters(self.model)
-        self.report_every = report_interval(
-            self.steps_per_epoch(), spec.train.epochs, step_reports
-        )
+        self.report_every = report_interval(self.steps_per_epoch(), spec.train.epochs, step_reports)
 
     # -- resumable state -------------------------------------------------------------
 
@@ -250,7 +248,9 @@ class Trainer:
     ) -> tuple[float, float, int]:
         """Emit the running loss and accuracy since the previous report: the engine keeps
         its sums on the device, so this is one host read, however many steps it covers."""
-        loss_sum, correct = torch.stack((self.engine.loss_sum, self.engine.correct.float())).tolist()
+        loss_sum, correct = torch.stack(
+            (self.engine.loss_sum, self.engine.correct.float())
+        ).tolist()
         count = images - seen[2]
         if count > 0:
             self.emit(
