@@ -12,7 +12,13 @@ from typing import Any
 import typer
 from rich.markup import escape
 
-from mnist_tui.cli import manage_cmds, queue_cmds, read_cmds, train_cmds  # noqa: F401
+from mnist_tui.cli import (  # noqa: F401
+    devices_cmd,
+    manage_cmds,
+    queue_cmds,
+    read_cmds,
+    train_cmds,
+)
 from mnist_tui.cli.options import app, err
 from mnist_tui.errors import MnistTuiError
 

@@ -225,18 +225,22 @@ def queue_rows(store: object) -> list[dict[str, object]]:
 @queue_app.command("ls")
 def queue_ls(ctx: typer.Context, runs_dir: RunsDir = None, json_out: JsonOut = False) -> None:
     """Running and queued runs, in the order they run; and whether the queue is paused."""
+    from mnist_tui.runs.admission import waiting
     from mnist_tui.runs.scheduler import is_paused
     from mnist_tui.runs.worker import worker_info
 
     _, store = context_stores(ctx, None, runs_dir)
     rows = queue_rows(store)
     live = worker_info(store)
+    # why the worker holds a queued run back (GPU memory), as it last judged
+    waits = {k: v for k, v in waiting(store).items() if any(r["run"] == k for r in rows)}
     if json_out:
         print_json(
             {
                 "paused": is_paused(store),
                 "worker": live.__dict__ if live else None,
                 "runs": rows,
+                "waiting": waits,
             }
         )
         return
@@ -256,6 +260,8 @@ def queue_ls(ctx: typer.Context, runs_dir: RunsDir = None, json_out: JsonOut = F
         )
     if rows:
         console.print(t)
+        for run_id, why in waits.items():
+            console.print(f"{run_id} {escape(why)}", highlight=False, soft_wrap=True)
     else:
         console.print("the queue is empty: add runs with `mnist-tui queue add EXPERIMENT`")
     state = "paused (mnist-tui queue resume)" if is_paused(store) else "active"
