@@ -10,7 +10,9 @@ trained two (or three) ways in one process on one device:
                 CUDA-graph steps on a GPU, one host sync per epoch
 
 It prints per-epoch training time (median over epochs), images/s, the speed-up over the
-best baseline, and both test accuracies after the same epochs. A last row, "step floor",
+best baseline, and both test accuracies after the same epochs. The engine is timed with
+its step reports (running train loss ~50 times an epoch, steps.jsonl) on and off, in
+alternating order, and the cost of the reports is printed beside them. A last row, "step floor",
 times the model's bare forward/backward/optimizer step on one resident batch for an
 epoch's worth of steps: no pipeline can train faster than that eagerly, so its ratio is
 the ceiling on the speed-up for that model on that machine.
@@ -18,6 +20,7 @@ the ceiling on the speed-up for that model on that machine.
     python benchmarks/speed.py                       # defaults below, auto device
     python benchmarks/speed.py lenet5 task2 --epochs 3 --device cuda --workers 4
     python benchmarks/speed.py task2 --epochs 2 --train-images 10000   # mini-VGG on a CPU
+    python benchmarks/speed.py fnn1 lenet5 --engine-only --repeats 3    # step reports' cost
 """
 
 from __future__ import annotations
@@ -156,9 +159,14 @@ def baseline(spec: ExperimentSpec, root: Path, device: torch.device, workers: in
     return {"epoch_s": epoch_times, "n": len(train), "test_acc": correct / total}
 
 
-def engine(spec: ExperimentSpec, data_dir: Path, device: torch.device, kind: str) -> dict:
+def engine(
+    spec: ExperimentSpec, data_dir: Path, device: torch.device, kind: str, steps: bool = True
+) -> dict:
     data = data_device.prepare(spec.data, spec.augment, device, data_dir, download=False)
-    trainer = Trainer(spec, data, device, engine=kind)
+    reports = []
+    trainer = Trainer(
+        spec, data, device, engine=kind, step_reports=None if steps else 0, on_event=reports.append
+    )
     trainer.run()
     hist = trainer.state.history
     ev = evaluate(trainer.model, data.test_x, data.test_y, 4096)
@@ -168,7 +176,24 @@ def engine(spec: ExperimentSpec, data_dir: Path, device: torch.device, kind: str
         "test_acc": ev.acc,
         "engine": trainer.engine.name,
         "eval_s": statistics.median(m.seconds - m.train_seconds for m in hist),
+        "reports": sum(1 for e in reports if type(e).__name__ == "StepReport"),
     }
+
+
+def step_report_cost(
+    spec: ExperimentSpec, data_dir: Path, device: torch.device, repeats: int
+) -> tuple[dict, dict]:
+    """The engine with step reports on and off, alternating (on, off, off, on, ...) so
+    that a machine warming up or slowing down favours neither; the best of each kept."""
+    on: list[dict] = []
+    off: list[dict] = []
+    for i in range(repeats):
+        order = (True, False) if i % 2 == 0 else (False, True)
+        for steps in order:
+            (on if steps else off).append(engine(spec, data_dir, device, "auto", steps))
+    best_on = min(on, key=lambda r: steady(r["epoch_s"]))
+    best_off = min(off, key=lambda r: steady(r["epoch_s"]))
+    return best_on, best_off
 
 
 def step_floor(spec: ExperimentSpec, data_dir: Path, device: torch.device) -> dict:
@@ -234,6 +259,14 @@ def main() -> None:
     p.add_argument(
         "--no-floor", action="store_true", help="skip timing the bare model step (the ceiling)"
     )
+    p.add_argument(
+        "--engine-only",
+        action="store_true",
+        help="only the engine, step reports on and off (no baselines, no floor)",
+    )
+    p.add_argument(
+        "--repeats", type=int, default=1, help="engine runs each way (steps on / off), best kept"
+    )
     args = p.parse_args()
     device = resolve_device(args.device)
     # The engine tunes glibc's allocator on a CPU; do it before the baselines too, so the
@@ -248,7 +281,7 @@ def main() -> None:
         flush=True,
     )
     header = (
-        f"{'experiment':<14}{'way':<16}{'batch':>6}{'epoch s':>9}{'img/s':>10}"
+        f"{'experiment':<14}{'way':<20}{'batch':>6}{'epoch s':>9}{'img/s':>10}"
         f"{'test acc':>10}{'speed-up':>10}"
     )
     with tempfile.TemporaryDirectory() as tmp:
@@ -262,14 +295,18 @@ def main() -> None:
             spec = load_experiment(name, overrides=overrides)
             rows = []
             worker_counts = ([] if args.skip_w0 else [0]) + ([args.workers] if args.workers else [])
+            if args.engine_only:
+                worker_counts = []
             for w in worker_counts:
                 rows.append((f"baseline-w{w}", baseline(spec, root, device, w)))
-            kinds = ["auto", "eager"] if args.eager and device.type == "cuda" else ["auto"]
             ours = []
-            for kind in kinds:
-                r = engine(spec, data_dir, device, kind)
+            on, off = step_report_cost(spec, data_dir, device, max(1, args.repeats))
+            ours.append((f"{on['engine']} steps on", on))
+            ours.append((f"{off['engine']} steps off", off))
+            if args.eager and device.type == "cuda":
+                r = engine(spec, data_dir, device, "eager")
                 ours.append((f"mnist-tui {r['engine']}", r))
-            if not args.no_floor:
+            if not args.no_floor and not args.engine_only:
                 ours.append(("step floor", step_floor(spec, data_dir, device)))
             best_base = min(steady(r["epoch_s"]) for _, r in rows) if rows else None
             for way, r in rows + ours:
@@ -277,10 +314,17 @@ def main() -> None:
                 ratio = f"{best_base / t:.1f}x" if best_base else "—"
                 acc = f"{100 * r['test_acc']:>9.2f}%" if r["test_acc"] is not None else f"{'—':>10}"
                 print(
-                    f"{name:<14}{way:<16}{spec.train.batch_size:>6}{t:>9.2f}{r['n'] / t:>10,.0f}"
+                    f"{name:<14}{way:<20}{spec.train.batch_size:>6}{t:>9.2f}{r['n'] / t:>10,.0f}"
                     f"{acc}{ratio:>10}",
                     flush=True,
                 )
+            t_on, t_off = steady(on["epoch_s"]), steady(off["epoch_s"])
+            print(
+                f"{name:<14}step reports: {on['reports']} in {spec.train.epochs} epochs, "
+                f"epoch {t_on:.3f} s on vs {t_off:.3f} s off: "
+                f"{100 * (t_on / t_off - 1):+.1f}% (goal: within 2%)",
+                flush=True,
+            )
             print()
     sys.stdout.flush()
 
