@@ -26,6 +26,7 @@ from mnist_tui.runs.steps import read_steps, step_row
 from mnist_tui.runs.store import RunStore
 from mnist_tui.studies.runner import resume_run, run_experiment
 from mnist_tui.train.trainer import MAX_STEP_REPORTS, report_interval
+from mnist_tui.views import pictures
 from mnist_tui.views.devices import devices_table, strip_lines
 from mnist_tui.views.live import STEP_PREFIX, run_curves_live
 
@@ -152,6 +153,11 @@ def test_step_curves_sit_under_the_epoch_curves() -> None:
     assert not loss.empty and loss.series[0].label == "train (steps)"
     assert loss.series[0].xs[0] == pytest.approx(0.02) and max(loss.series[0].xs) <= 0.5
     assert acc.series[0].ys[-1] == pytest.approx(100 * 50 / 120, rel=1e-3)  # percent
+    # a first epoch's axis reads in fractions of an epoch, not a lone "0"
+    assert pictures.epoch_ticks(0.02, 0.5, 40) == [0.1, 0.2, 0.3, 0.4, 0.5]
+    assert pictures.epoch_ticks(1, 12, 40) == [5.0, 10.0]  # whole epochs, as before
+    drawn = pictures.plot(loss, width=40, height=12)
+    assert "0.3" in drawn and "no epochs yet" not in drawn
 
 
 def test_logs_hides_step_lines_unless_asked(tmp_path: Path) -> None:
