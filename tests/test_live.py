@@ -157,7 +157,7 @@ def test_step_curves_sit_under_the_epoch_curves() -> None:
     assert pictures.epoch_ticks(0.02, 0.5, 40) == [0.1, 0.2, 0.3, 0.4, 0.5]
     assert pictures.epoch_ticks(1, 12, 40) == [5.0, 10.0]  # whole epochs, as before
     drawn = pictures.plot(loss, width=40, height=12)
-    assert "0.3" in drawn and "no epochs yet" not in drawn
+    assert "0.20" in drawn and "no epochs yet" not in drawn
 
 
 def test_logs_hides_step_lines_unless_asked(tmp_path: Path) -> None:
