@@ -285,7 +285,7 @@ def main() -> None:
         f"{'test acc':>10}{'speed-up':>10}"
     )
     with tempfile.TemporaryDirectory() as tmp:
-        root = extracted_root(data_dir, Path(tmp))
+        root = Path(tmp) if args.engine_only else extracted_root(data_dir, Path(tmp))
         print(header)
         print("-" * len(header))
         for name in args.experiments:

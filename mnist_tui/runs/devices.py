@@ -49,13 +49,13 @@ def _worker_devices(store: RunStore) -> tuple[tuple[str, ...], int, str]:
 
     live = worker_info(store)
     if live is not None and live.devices:
-        return tuple(live.devices), max(1, live.per_device), f"worker pid {live.pid}"
+        return tuple(live.devices), max(1, live.per_device), f"served by worker pid {live.pid}"
     visible = os.environ.get("CUDA_VISIBLE_DEVICES")
     if visible is not None:
         ids = tuple(x.strip() for x in visible.split(",") if x.strip() and x.strip() != "-1")
     else:
         ids = tuple(str(g.index) for g in nvml.read_gpus().gpus)
-    return ids or ("cpu",), 1, "no worker running (a worker started now would serve these)"
+    return ids or ("cpu",), 1, "no worker running: a worker started now would serve these"
 
 
 def device_of(run: RunInfo, gpu_pids: dict[int, str]) -> str | None:

@@ -47,7 +47,7 @@ def devices_table(view: DevicesView) -> TableData:
         for r in view.rows
     ]
     return TableData(
-        f"devices ({view.worker})",
+        "devices",
         [
             Column("device", keep=True),
             Column("model", drop=3),
@@ -57,7 +57,7 @@ def devices_table(view: DevicesView) -> TableData:
             Column("util", "right", drop=1),
         ],
         rows,
-        list(view.notes),
+        [view.worker, *view.notes],
     )
 
 
