@@ -372,3 +372,31 @@ async def test_devices_strip_on_the_queue_tab_at_80x24(
         n = len(reads)
         await pilot.pause(0.7)
         assert len(reads) > n  # refreshes while shown
+
+
+def test_worker_holds_back_a_run_no_gpu_has_room_for(
+    two_gpus: list[FakeGpu], tmp_path: Path
+) -> None:
+    from mnist_tui.runs import scheduler
+    from mnist_tui.runs.worker import Worker, WorkerOptions
+
+    store = RunStore(tmp_path)
+    spec = _spec("train.epochs=1")
+    done = store.create(spec.name, spec.to_toml(), seed=2)
+    done.update(status="completed", system={"device_mem_peak_mb": 65 * 1024})
+    queued = scheduler.enqueue(store, spec, scheduler.QueueRequest())
+    admission._needs.clear()
+    worker = Worker(store, WorkerOptions(devices=("0", "1"), per_device=2), log=lambda _: None)
+    assert worker.fill_slots() == 0  # never started: no child, no CUDA out-of-memory
+    assert store.resolve(queued.id).status == "queued"
+    assert "waits for GPU memory" in admission.waiting(store)[queued.id]
+
+
+def test_header_train_loss_follows_the_newest_step_report() -> None:
+    from mnist_tui.views.live import latest_train_loss
+
+    epoch1 = [{"epoch": 1, "train_loss": 0.9}]
+    assert latest_train_loss([], []) is None
+    assert latest_train_loss([], [step_row(1, 5, 10, 1.7, 0.4, 16, 0.0)]) == 1.7
+    assert latest_train_loss(epoch1, [step_row(1, 10, 10, 0.8, 0.7, 16, 0.0)]) == 0.9
+    assert latest_train_loss(epoch1, [step_row(2, 3, 10, 0.6, 0.8, 16, 0.0)]) == 0.6
