@@ -10,7 +10,9 @@ trained two (or three) ways in one process on one device:
                 CUDA-graph steps on a GPU, one host sync per epoch
 
 It prints per-epoch training time (median over epochs), images/s, the speed-up over the
-best baseline, and both test accuracies after the same epochs. A last row, "step floor",
+best baseline, and both test accuracies after the same epochs. The engine is timed with
+its step reports (running train loss ~50 times an epoch, steps.jsonl) on and off, in
+alternating order, and the cost of the reports is printed beside them. A last row, "step floor",
 times the model's bare forward/backward/optimizer step on one resident batch for an
 epoch's worth of steps: no pipeline can train faster than that eagerly, so its ratio is
 the ceiling on the speed-up for that model on that machine.
@@ -18,6 +20,7 @@ the ceiling on the speed-up for that model on that machine.
     python benchmarks/speed.py                       # defaults below, auto device
     python benchmarks/speed.py lenet5 task2 --epochs 3 --device cuda --workers 4
     python benchmarks/speed.py task2 --epochs 2 --train-images 10000   # mini-VGG on a CPU
+    python benchmarks/speed.py fnn1 lenet5 --engine-only --ab-epochs 10   # step reports' cost
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -156,9 +160,14 @@ def baseline(spec: ExperimentSpec, root: Path, device: torch.device, workers: in
     return {"epoch_s": epoch_times, "n": len(train), "test_acc": correct / total}
 
 
-def engine(spec: ExperimentSpec, data_dir: Path, device: torch.device, kind: str) -> dict:
+def engine(
+    spec: ExperimentSpec, data_dir: Path, device: torch.device, kind: str, steps: bool = True
+) -> dict:
     data = data_device.prepare(spec.data, spec.augment, device, data_dir, download=False)
-    trainer = Trainer(spec, data, device, engine=kind)
+    reports = []
+    trainer = Trainer(
+        spec, data, device, engine=kind, step_reports=None if steps else 0, on_event=reports.append
+    )
     trainer.run()
     hist = trainer.state.history
     ev = evaluate(trainer.model, data.test_x, data.test_y, 4096)
@@ -168,6 +177,52 @@ def engine(spec: ExperimentSpec, data_dir: Path, device: torch.device, kind: str
         "test_acc": ev.acc,
         "engine": trainer.engine.name,
         "eval_s": statistics.median(m.seconds - m.train_seconds for m in hist),
+        "reports": sum(1 for e in reports if type(e).__name__ == "StepReport"),
+    }
+
+
+def step_report_cost(
+    spec: ExperimentSpec, data_dir: Path, device: torch.device, epochs: int
+) -> dict:
+    """One trainer, its training epochs timed with step reports on and off in turn
+    (on, off, off, on, ...), so a machine warming up or slowing down favours neither;
+    the median epoch of each. The first epoch (warm-up, graph capture) is not counted."""
+    data = data_device.prepare(spec.data, spec.augment, device, data_dir, download=False)
+    reports: list[object] = []
+    trainer = Trainer(spec, data, device, on_event=reports.append)
+    every = trainer.report_every
+    inside = [0.0]  # seconds spent in the reports themselves (on a GPU: with their sync)
+    report = trainer._report
+
+    def timed(*args: Any) -> Any:
+        t0 = time.perf_counter()
+        try:
+            return report(*args)
+        finally:
+            inside[0] += time.perf_counter() - t0
+
+    trainer._report = timed  # type: ignore[method-assign]
+    trainer.train_epoch(1)
+    inside[0] = 0.0
+    times: dict[bool, list[float]] = {True: [], False: []}
+    for i in range(max(1, epochs)):
+        for on in (True, False) if i % 2 == 0 else (False, True):
+            trainer.report_every = every if on else 0
+            if device.type == "cuda":
+                torch.cuda.synchronize(device)
+            t0 = time.perf_counter()
+            trainer.train_epoch(1)
+            if device.type == "cuda":
+                torch.cuda.synchronize(device)
+            times[on].append(time.perf_counter() - t0)
+    per_epoch = sum(1 for e in reports if type(e).__name__ == "StepReport") // (1 + epochs)
+    return {
+        "on": statistics.median(times[True]),
+        "off": statistics.median(times[False]),
+        "reports": per_epoch,
+        "engine": trainer.engine.name,
+        "epochs": epochs,
+        "inside": inside[0] / max(1, len(times[True])),
     }
 
 
@@ -234,6 +289,17 @@ def main() -> None:
     p.add_argument(
         "--no-floor", action="store_true", help="skip timing the bare model step (the ceiling)"
     )
+    p.add_argument(
+        "--engine-only",
+        action="store_true",
+        help="only the engine, step reports on and off (no baselines, no floor)",
+    )
+    p.add_argument(
+        "--ab-epochs",
+        type=int,
+        default=6,
+        help="epochs timed each way, step reports on and off in turn, on one trainer",
+    )
     args = p.parse_args()
     device = resolve_device(args.device)
     # The engine tunes glibc's allocator on a CPU; do it before the baselines too, so the
@@ -248,11 +314,11 @@ def main() -> None:
         flush=True,
     )
     header = (
-        f"{'experiment':<14}{'way':<16}{'batch':>6}{'epoch s':>9}{'img/s':>10}"
+        f"{'experiment':<14}{'way':<20}{'batch':>6}{'epoch s':>9}{'img/s':>10}"
         f"{'test acc':>10}{'speed-up':>10}"
     )
     with tempfile.TemporaryDirectory() as tmp:
-        root = extracted_root(data_dir, Path(tmp))
+        root = Path(tmp) if args.engine_only else extracted_root(data_dir, Path(tmp))
         print(header)
         print("-" * len(header))
         for name in args.experiments:
@@ -262,14 +328,16 @@ def main() -> None:
             spec = load_experiment(name, overrides=overrides)
             rows = []
             worker_counts = ([] if args.skip_w0 else [0]) + ([args.workers] if args.workers else [])
+            if args.engine_only:
+                worker_counts = []
             for w in worker_counts:
                 rows.append((f"baseline-w{w}", baseline(spec, root, device, w)))
-            kinds = ["auto", "eager"] if args.eager and device.type == "cuda" else ["auto"]
             ours = []
+            kinds = ["auto", "eager"] if args.eager and device.type == "cuda" else ["auto"]
             for kind in kinds:
                 r = engine(spec, data_dir, device, kind)
                 ours.append((f"mnist-tui {r['engine']}", r))
-            if not args.no_floor:
+            if not args.no_floor and not args.engine_only:
                 ours.append(("step floor", step_floor(spec, data_dir, device)))
             best_base = min(steady(r["epoch_s"]) for _, r in rows) if rows else None
             for way, r in rows + ours:
@@ -277,10 +345,23 @@ def main() -> None:
                 ratio = f"{best_base / t:.1f}x" if best_base else "—"
                 acc = f"{100 * r['test_acc']:>9.2f}%" if r["test_acc"] is not None else f"{'—':>10}"
                 print(
-                    f"{name:<14}{way:<16}{spec.train.batch_size:>6}{t:>9.2f}{r['n'] / t:>10,.0f}"
+                    f"{name:<14}{way:<20}{spec.train.batch_size:>6}{t:>9.2f}{r['n'] / t:>10,.0f}"
                     f"{acc}{ratio:>10}",
                     flush=True,
                 )
+            cost = step_report_cost(spec, data_dir, device, args.ab_epochs)
+            print(
+                f"{name:<14}{cost['engine']:<20}step reports on {cost['on']:.3f} s, "
+                f"off {cost['off']:.3f} s an epoch ({cost['reports']} reports an epoch, "
+                f"median of {cost['epochs']} each): {100 * (cost['on'] / cost['off'] - 1):+.1f}%"
+                " (goal: within 2%)",
+                flush=True,
+            )
+            print(
+                f"{'':<34}time inside the reports: {1000 * cost['inside']:.2f} ms an epoch "
+                f"({100 * cost['inside'] / cost['on']:.3f}% of it)",
+                flush=True,
+            )
             print()
     sys.stdout.flush()
 

@@ -13,6 +13,7 @@ import typer
 from rich.markup import escape
 
 from mnist_tui.cli import (  # noqa: F401
+    devices_cmd,
     manage_cmds,
     new_cmds,
     queue_cmds,

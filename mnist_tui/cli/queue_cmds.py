@@ -228,18 +228,22 @@ def queue_rows(store: object) -> list[dict[str, object]]:
 @queue_app.command("ls")
 def queue_ls(ctx: typer.Context, runs_dir: RunsDir = None, json_out: JsonOut = False) -> None:
     """Running and queued runs, in the order they run; and whether the queue is paused."""
+    from mnist_tui.runs.admission import waiting
     from mnist_tui.runs.scheduler import is_paused
     from mnist_tui.runs.worker import worker_info
 
     _, store = context_stores(ctx, None, runs_dir)
     rows = queue_rows(store)
     live = worker_info(store)
+    # why the worker holds a queued run back (GPU memory), as it last judged
+    waits = {k: v for k, v in waiting(store).items() if any(r["run"] == k for r in rows)}
     if json_out:
         print_json(
             {
                 "paused": is_paused(store),
                 "worker": live.__dict__ if live else None,
                 "runs": rows,
+                "waiting": waits,
             }
         )
         return
@@ -268,6 +272,8 @@ def queue_ls(ctx: typer.Context, runs_dir: RunsDir = None, json_out: JsonOut = F
             if r["held"]:
                 text = visible(f"{r['experiment']}/{r['run']} is not started: {r['held']}")
                 console.print(Text(text, style="yellow"), soft_wrap=True)  # a path to copy
+        for run_id, why in waits.items():
+            console.print(Text(visible(f"{run_id} {why}")), soft_wrap=True)
     else:
         console.print("the queue is empty: add runs with `mnist-tui queue add EXPERIMENT`")
     state = "paused (mnist-tui queue resume)" if is_paused(store) else "active"
@@ -349,10 +355,15 @@ def logs(
     follow: Annotated[
         bool, typer.Option("--follow", "-f", help="Keep printing new lines.")
     ] = False,
+    steps: Annotated[
+        bool, typer.Option("--steps", help="Also a line per step report (~50 an epoch).")
+    ] = False,
     runs_dir: RunsDir = None,
 ) -> None:
-    """A run's log: the worker's command and starting line, then the run's own output."""
+    """A run's log: the worker's command and starting line, then a line per epoch."""
     import sys
+
+    from mnist_tui.views.live import STEP_PREFIX
 
     _, store = context_stores(ctx, None, runs_dir)
     info = store.resolve(ref)
@@ -362,6 +373,8 @@ def logs(
         return
     offset = 0
     shown = VisibleStream()
+    partial = b""  # a line the run has not finished writing yet
+    step_prefix = STEP_PREFIX.encode()
     while True:
         try:
             with path.open("rb") as fh:
@@ -371,8 +384,10 @@ def logs(
         except FileNotFoundError:
             chunk = b""
         if chunk:
+            *whole, partial = (partial + chunk).split(b"\n")
+            kept = b"".join(w + b"\n" for w in whole if steps or not w.startswith(step_prefix))
             # training output is stored text too: its control characters are shown
-            sys.stdout.write(shown.feed(chunk))
+            sys.stdout.write(shown.feed(kept))
             sys.stdout.flush()
         if not follow:
             break
@@ -380,7 +395,8 @@ def logs(
         if (fresh is None or fresh.status not in ("queued", "running")) and not chunk:
             break
         time.sleep(0.5)
-    sys.stdout.write(shown.feed(b"", final=True))  # a character cut at the end
+    # a line the run has not ended yet, and a character cut at the end
+    sys.stdout.write(shown.feed(partial, final=True) + ("\n" if partial else ""))
 
 
 # ----------------------------------------------------------------------------- worker

@@ -301,11 +301,13 @@ def plot(
     rows = run.metrics()
     from rich.columns import Columns
 
+    from mnist_tui.runs.steps import read_steps
+    from mnist_tui.views.live import run_curves_live
     from mnist_tui.views.render import per_class_table
-    from mnist_tui.views.tables import class_names, run_curves
+    from mnist_tui.views.tables import class_names
 
     width = max(40, min(console.width, 160) // 2 - 1)
-    curves = run_curves(rows, f"{run.experiment}/{run.id}")
+    curves = run_curves_live(rows, read_steps(run.path), f"{run.experiment}/{run.id}")
     console.print(
         Columns([Text.from_ansi(pictures.plot(c, width=width, height=16)) for c in curves])
     )

@@ -183,12 +183,19 @@ def train_run(
         import socket
 
         handle.update(host=socket.gethostname(), node=node, node_id=node_id)
+    from rich.console import Console
+
+    from mnist_tui.views.render import RunProgress
+
+    # the log gets a line per epoch and per step report (`logs` shows them, `--steps` all)
+    lines = RunProgress(Console(file=sys.stdout, soft_wrap=True), enabled=False, steps=True)
     done = run_experiment(
         spec,
         store,
         device=device,
         data_dir=data_dir,
         handle=handle,
+        on_event=lines.on_event,
         should_stop=lambda: sigterm() or cancel_requested(run_dir),
         threads=threads,
         device_label=label,

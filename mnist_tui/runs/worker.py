@@ -29,8 +29,8 @@ from pathlib import Path
 from typing import IO, Any
 
 from mnist_tui.errors import StoreError
+from mnist_tui.runs import admission, scheduler
 from mnist_tui.runs import claim as claims
-from mnist_tui.runs import scheduler
 from mnist_tui.runs.io import pid_alive
 from mnist_tui.runs.store import RunInfo, RunStore
 
@@ -300,9 +300,11 @@ class Worker:
             if not free:
                 break
             pin = info.summary.get("pin_device")
-            slot = next((s for s in free if pin in (None, s.device)), None)
+            fits = [s for s in free if pin in (None, s.device)]
+            # on a GPU, only where its free memory covers the run's expected need
+            slot = admission.place(self.store, info, fits, self.slots) if fits else None
             if slot is None:
-                if pin not in self.devices:
+                if not fits and pin not in self.devices:
                     self._mark(
                         info,
                         "failed",

@@ -20,9 +20,11 @@ from mnist_tui.errors import MnistTuiError, StoreError, TrainingError
 from mnist_tui.runs.claim import claim, holder_of, release
 from mnist_tui.runs.io import process_start_time, write_json_atomic
 from mnist_tui.runs.provenance import environment
+from mnist_tui.runs.steps import StepWriter, keep_epochs, step_row
 from mnist_tui.runs.store import CANCEL_FLAG, RunHandle, RunInfo, RunStore
-from mnist_tui.train.events import BatchProgress, EpochEnded, Event, RunEnded
+from mnist_tui.train.events import BatchProgress, EpochEnded, Event, RunEnded, StepReport
 from mnist_tui.train.setup import device_name, resolve_device
+from mnist_tui.train.sysmon import SystemMonitor
 from mnist_tui.train.trainer import PER_EPOCH_ONLY, EventSink, Trainer
 
 
@@ -43,6 +45,7 @@ def run_experiment(
     device_label: str | None = None,
     env_extra: dict[str, Any] | None = None,
     extra_summary: dict[str, Any] | None = None,
+    step_reports: int | None = None,
 ) -> RunInfo:
     """Train `spec` once, recording everything in `store`; returns the finished run.
 
@@ -98,9 +101,23 @@ def run_experiment(
     write_json_atomic(handle.path / "env.json", env)
 
     last_progress = [0.0]
+    steps = StepWriter(handle.path)
+    monitor = SystemMonitor(dev)
 
     def sink(event: Event) -> None:
-        if isinstance(event, BatchProgress):
+        if isinstance(event, StepReport):
+            steps.write(
+                step_row(
+                    event.epoch,
+                    event.step,
+                    event.steps,
+                    event.train_loss,
+                    event.train_acc,
+                    event.images,
+                    event.time,
+                )
+            )
+        elif isinstance(event, BatchProgress):
             # the console shows progress within an epoch; at most one write a second
             now = time.monotonic()
             if now - last_progress[0] >= 1.0:
@@ -118,9 +135,11 @@ def run_experiment(
                 best_epoch=event.best_epoch,
                 last={k: v for k, v in asdict(event.metrics).items() if k != "test_confusion"},
                 best={k: v for k, v in best.to_json().items() if k not in PER_EPOCH_ONLY},
+                system=monitor.summary(),
             )
         elif isinstance(event, RunEnded):
-            handle.update(**event.summary)
+            monitor.stop()
+            handle.update(**event.summary, system=monitor.summary())
         if on_event is not None:
             on_event(event)
 
@@ -140,6 +159,7 @@ def run_experiment(
         should_stop=stop,
         checkpoint=handle.save_checkpoint,
         engine=engine,
+        step_reports=step_reports,
     )
     if resume_state is not None:
         trainer.load_state_dict(resume_state)
@@ -150,6 +170,9 @@ def run_experiment(
     handle.update(
         parameters=trainer.parameters, epochs=spec.train.epochs, classes=list(dataset.classes)
     )
+    # a resumed run retrains the epoch it was stopped in: its reports continue from there
+    keep_epochs(handle.path, trainer.state.epoch)
+    monitor.start()
     try:
         trainer.run()
     except KeyboardInterrupt:
@@ -173,6 +196,9 @@ def run_experiment(
             str(exc) if isinstance(exc, MnistTuiError) else f"{type(exc).__name__}: {exc}",
         )
         raise
+    finally:
+        monitor.stop()
+        steps.close()
     return handle.info()
 
 

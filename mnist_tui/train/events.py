@@ -55,6 +55,24 @@ class BatchProgress:
 
 
 @dataclass(frozen=True)
+class StepReport:
+    """The running train loss and accuracy over the steps since the previous report."""
+
+    epoch: int  # 1-based, the epoch under way
+    step: int  # steps done in this epoch
+    steps: int  # steps in this epoch
+    train_loss: float  # mean over the images since the previous report
+    train_acc: float
+    images: int  # how many images those means cover
+    time: float  # wall clock (Unix seconds) when read
+
+    @property
+    def fraction(self) -> float:
+        """Where this report falls in epochs: 0.5 is half-way through the first."""
+        return self.epoch - 1 + self.step / max(self.steps, 1)
+
+
+@dataclass(frozen=True)
 class EpochEnded:
     metrics: EpochMetrics
     best_epoch: int
@@ -68,4 +86,4 @@ class RunEnded:
     summary: dict[str, Any]
 
 
-Event = RunStarted | BatchProgress | EpochEnded | RunEnded
+Event = RunStarted | BatchProgress | StepReport | EpochEnded | RunEnded

@@ -144,6 +144,8 @@ class RunTailed(Message):
     rows: list[dict[str, Any]]
     reset: bool
     log: list[str] | None  # None: the log did not change
+    steps: list[dict[str, Any]] = field(default_factory=list)  # new step reports
+    steps_reset: bool = False  # the step reports were rewritten: `steps` holds them all
 
     def can_replace(self, message: Message) -> bool:
         return False  # rows are increments: every one must arrive
@@ -176,6 +178,7 @@ class DiffLoaded(Message):
 class OverlayLoaded(Message):
     runs: list[tuple[RunInfo, list[dict[str, Any]]]]
     missing: list[str]
+    steps: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # run id -> reports
 
 
 @dataclass

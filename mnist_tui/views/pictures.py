@@ -48,6 +48,19 @@ def int_ticks(lo: float, hi: float, width: int) -> list[int]:
     return ticks or [first]
 
 
+def epoch_ticks(lo: float, hi: float, width: int) -> list[float]:
+    """Whole epochs where the x range spans two or more; else fractions (0.25, 0.5, ...),
+    so a first epoch drawn from its step reports has an axis to read."""
+    if math.floor(hi) - math.ceil(lo) >= 1:
+        return [float(t) for t in int_ticks(lo, hi, width)]
+    room = max(2, width // 8)
+    span = max(hi - lo, 1e-9)
+    step = next((s for s in (0.1, 0.2, 0.25, 0.5, 1.0) if span / s < room), 1.0)
+    first = math.ceil(lo / step - 1e-9)
+    ticks = [round(i * step, 2) for i in range(first, math.floor(hi / step + 1e-9) + 1)]
+    return ticks or [round(lo, 2)]
+
+
 def _legend_corner(curve: Curve) -> tuple[str, str]:
     """The right-hand corner (top or bottom) that the curves cross least."""
     xs = [x for s in curve.series for x in s.xs]
@@ -89,7 +102,7 @@ def plot(curve: Curve, *, width: int, height: int) -> str:
         xs_all += xs_t
         ys_all += ys_t
     lo, hi = min(xs_all), max(xs_all)
-    fig.ruler(0).ticks(int_ticks(lo, hi, width - 8))
+    fig.ruler(0).ticks(epoch_ticks(lo, hi, width - 8))
     along, _ = _legend_corner(curve)
     fig.legend(
         x=hi, y=max(ys_all) if along == "top" else min(ys_all), relative=True, ha="right", va=along

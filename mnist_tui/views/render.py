@@ -25,8 +25,16 @@ from mnist_tui.runs.store import RunInfo, RunStore
 from mnist_tui.studies.catalog import Subject
 from mnist_tui.studies.diff import Change, FigureDelta
 from mnist_tui.studies.report import ReportRow
-from mnist_tui.train.events import BatchProgress, EpochEnded, Event, RunEnded, RunStarted
+from mnist_tui.train.events import (
+    BatchProgress,
+    EpochEnded,
+    Event,
+    RunEnded,
+    RunStarted,
+    StepReport,
+)
 from mnist_tui.views import fmt, tables
+from mnist_tui.views.live import step_line, system_lines
 from mnist_tui.views.provenance import provenance_lines
 from mnist_tui.views.tables import DATASET_SHORT, STATUS_STYLE, TableData
 from mnist_tui.views.visible import visible
@@ -42,9 +50,11 @@ def status_text(status: str | None) -> Text:
 class RunProgress:
     """Epoch and batch progress bars driven by trainer events, plus one line per epoch."""
 
-    def __init__(self, console: Console, enabled: bool = True) -> None:
+    def __init__(self, console: Console, enabled: bool = True, steps: bool = False) -> None:
+        """`steps`: print a line per step report too (the worker's runs: their log)."""
         self.console = console
         self.enabled = enabled
+        self.steps = steps
         self.progress = Progress(
             TextColumn("{task.description}"),
             BarColumn(),
@@ -82,13 +92,27 @@ class RunProgress:
             self.batch_task = self.progress.add_task(
                 f"epoch {event.start_epoch}", total=event.steps_per_epoch
             )
+        elif isinstance(event, StepReport):
+            if self.steps:
+                self.console.print(
+                    step_line(
+                        event.epoch,
+                        event.step,
+                        event.steps,
+                        self.epochs,
+                        event.train_loss,
+                        event.train_acc,
+                    ),
+                    highlight=False,
+                    soft_wrap=True,
+                )
+            if self.batch_task is not None:
+                self.progress.update(
+                    self.batch_task,
+                    description=f"epoch {event.epoch} loss {event.train_loss:.3f}",
+                )
         elif isinstance(event, BatchProgress) and self.batch_task is not None:
-            self.progress.update(
-                self.batch_task,
-                completed=event.step,
-                total=event.steps,
-                description=f"epoch {event.epoch}",
-            )
+            self.progress.update(self.batch_task, completed=event.step, total=event.steps)
         elif isinstance(event, EpochEnded):
             m = event.metrics
             val = f"  val {m.val_loss:.4f} {fmt.pct(m.val_acc)}" if m.val_loss is not None else ""
@@ -289,6 +313,8 @@ def show_subject(console: Console, subject: Subject, store: RunStore) -> None:
             f"best epoch {s['best_epoch']} by {s.get('best_metric')}: test acc "
             f"{fmt.pct(run.best('test_acc'))}, loss {fmt.num(run.best('test_loss'))}"
         )
+    for line in system_lines(s.get("system")):
+        console.print(f"[dim]{escape(line)}[/]", soft_wrap=True)
     classes = tables.class_names(s, rows)
     if s.get("per_class_acc"):
         console.print(per_class_table(classes, s["per_class_acc"]))

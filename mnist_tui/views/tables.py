@@ -562,7 +562,9 @@ def class_names(summary: Mapping[str, Any], rows: Sequence[Mapping[str, Any]]) -
     return classes
 
 
-def run_header(run: RunInfo, rows: Sequence[Mapping[str, Any]]) -> str:
+def run_header(
+    run: RunInfo, rows: Sequence[Mapping[str, Any]], train_loss: float | None = None
+) -> str:
     """Status lines of a run: epoch, ETA, lr; its overrides and group; its headline
     figures, seed and device."""
     s = run.summary
@@ -588,7 +590,8 @@ def run_header(run: RunInfo, rows: Sequence[Mapping[str, Any]]) -> str:
         f"{at}{eta}{lr}"
         + (f"\n{context}{group}".rstrip() if context or group else "")
         + f"\ntest acc {fmt.pct(last.get('test_acc'))}  best {fmt.pct(best_acc)}"
-        f" (epoch {s.get('best_epoch', '—')})  train loss {fmt.num(last.get('train_loss'))}"
+        f" (epoch {s.get('best_epoch', '—')})"
+        f"  train loss {fmt.num(train_loss if train_loss is not None else last.get('train_loss'))}"
         f"  seed {s.get('seed')}  {s.get('device', '')}".rstrip(),
         multiline=True,
     )

@@ -13,13 +13,14 @@ from textual.containers import VerticalScroll
 from textual.widgets import Footer, Static
 
 from mnist_tui.errors import MnistTuiError
+from mnist_tui.runs.steps import read_steps
 from mnist_tui.runs.store import RunInfo, RunStore
 from mnist_tui.studies.catalog import compared, resolve_subject
 from mnist_tui.studies.diff import diff_definitions, result_deltas
 from mnist_tui.tui.grid import DataGrid
 from mnist_tui.tui.messages import DiffLoaded, OverlayLoaded
 from mnist_tui.tui.screens.base import ConsoleScreen
-from mnist_tui.views import fmt, pictures, tables
+from mnist_tui.views import fmt, live, pictures, tables
 
 
 class DiffScreen(ConsoleScreen):
@@ -115,6 +116,7 @@ class OverlayScreen(ConsoleScreen):
         self.metric = 0
         self.by_group = False
         self.runs: list[tuple[RunInfo, list[dict[str, Any]]]] = []
+        self.steps: dict[str, list[dict[str, Any]]] = {}  # run id -> step reports
 
     def compose(self) -> ComposeResult:
         yield Static(fmt.plural(len(self.run_ids), "run"), id="overlay-header")
@@ -128,6 +130,7 @@ class OverlayScreen(ConsoleScreen):
     @work(thread=True, exclusive=True, group="load", exit_on_error=False)
     def load(self) -> None:
         found, missing = [], []
+        steps: dict[str, list[dict[str, Any]]] = {}
         for run_id in self.run_ids:
             try:
                 run = self.store.resolve(run_id)
@@ -135,12 +138,14 @@ class OverlayScreen(ConsoleScreen):
                 missing.append(run_id)
                 continue
             found.append((run, run.metrics()))
-        self.post_message(OverlayLoaded(found, missing))
+            steps[run.id] = read_steps(run.path)
+        self.post_message(OverlayLoaded(found, missing, steps))
 
     @on(OverlayLoaded)
     def overlay_loaded(self, event: OverlayLoaded) -> None:
         event.stop()
         self.runs = event.runs
+        self.steps = event.steps
         if event.missing:
             self.notify(f"not found: {', '.join(event.missing)}", severity="warning")
         self.query_one("#overlay-runs", DataGrid).show(tables.runs_table([r for r, _ in self.runs]))
@@ -158,6 +163,9 @@ class OverlayScreen(ConsoleScreen):
         else:
             curve = tables.overlay_curve(
                 [(f"{r.experiment}/{r.id}", rows) for r, rows in self.runs], key
+            )
+            curve = live.overlay_with_steps(
+                curve, [(r.id, self.steps.get(r.id, [])) for r, _ in self.runs], key
             )
         plot = self.query_one("#overlay-plot", Static)
         w, h = max(plot.size.width, 40), max(plot.size.height, 8)

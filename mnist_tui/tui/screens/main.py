@@ -17,6 +17,7 @@ from textual.widgets import DataTable, Footer, Header, Input, Static, TabbedCont
 
 from mnist_tui.runs.store import RunInfo
 from mnist_tui.studies.catalog import ExperimentRow
+from mnist_tui.tui.devices_strip import DevicesStrip
 from mnist_tui.tui.grid import DataGrid
 from mnist_tui.tui.messages import (
     AskQueue,
@@ -105,6 +106,8 @@ class MainScreen(ConsoleScreen):
             for tab, title in zip(TABS, ("Experiments", "Runs", "Queue", "Report"), strict=True):
                 with TabPane(f"{title} [{TABS.index(tab) + 1}]", id=tab):
                     yield DataGrid(id=f"{tab}-table")
+                    if tab == "queue":  # what each device holds, every 2 s while shown
+                        yield DevicesStrip(getattr(self.app, "store", None), id="devices-strip")
                     if tab == "report":  # what Δ, ᵇ and "inside" mean, under the table
                         yield Static("", id="report-notes")
         yield Static("reading the run store…", id="status-line")

@@ -19,12 +19,13 @@ from textual.worker import get_current_worker
 
 from mnist_tui.errors import MnistTuiError
 from mnist_tui.runs.io import read_json
+from mnist_tui.runs.steps import STEPS
 from mnist_tui.runs.store import RunInfo, RunStore
 from mnist_tui.tui.grid import DataGrid
 from mnist_tui.tui.messages import CancelRun, Notice, OpenDiff, OpenSamples, RunTailed
 from mnist_tui.tui.screens.base import ConsoleScreen
 from mnist_tui.tui.workers import LogTail, MetricsTail
-from mnist_tui.views import pictures, tables
+from mnist_tui.views import live, pictures, tables
 from mnist_tui.views.visible import visible
 
 
@@ -46,7 +47,9 @@ class RunScreen(ConsoleScreen):
         self.poll_interval = poll_interval
         self.run: RunInfo | None = None
         self.rows: list[dict[str, Any]] = []
-        self._drawn: tuple[int, int, int] = (-1, 0, 0)  # epochs, width, height last plotted
+        self.steps: list[dict[str, Any]] = []  # step reports (steps.jsonl)
+        # epochs, step reports, width, height last plotted
+        self._drawn: tuple[int, int, int, int] = (-1, 0, 0, 0)
 
     def compose(self) -> ComposeResult:
         yield Static(Text(self.run_id, style="bold"), id="run-header")
@@ -55,6 +58,7 @@ class RunScreen(ConsoleScreen):
                 yield Static("", id="loss-plot", classes="plot")
                 yield Static("", id="acc-plot", classes="plot")
             with TabPane("Details [2]", id="details"), VerticalScroll(id="run-details"):
+                yield Static("", id="run-system")
                 yield DataGrid(id="epochs-table", classes="auto")
                 yield DataGrid(id="class-table", classes="auto")
                 yield Static("", id="confusion")
@@ -76,20 +80,30 @@ class RunScreen(ConsoleScreen):
             self.post_message(Notice(str(exc), "error"))
             return
         metrics = MetricsTail(run.path / "metrics.jsonl")
+        steps = MetricsTail(run.path / STEPS)  # the same JSON lines, a report each
         log = LogTail(run.path / "log.txt", keep=200)
         last: dict[str, Any] | None = None
         while not worker.is_cancelled:
             rows, reset = metrics.read()
+            step_rows, steps_reset = steps.read()
             log_changed = log.read()
             try:
                 summary = read_json(run.path / "summary.json")
             except (OSError, ValueError):
                 summary = last if last is not None else run.summary
-            if rows or reset or log_changed or summary != last or last is None:
+            changed = rows or reset or step_rows or steps_reset or log_changed
+            if changed or summary != last or last is None:
                 last = summary
                 run = RunInfo(run.id, run.experiment, run.path, summary)
                 self.post_message(
-                    RunTailed(run, rows, reset, list(log.lines) if log_changed else None)
+                    RunTailed(
+                        run,
+                        rows,
+                        reset,
+                        list(log.lines) if log_changed else None,
+                        step_rows,
+                        steps_reset,
+                    )
                 )
             end = time.monotonic() + self.poll_interval
             while time.monotonic() < end and not worker.is_cancelled:
@@ -103,8 +117,11 @@ class RunScreen(ConsoleScreen):
         if event.reset:
             self.rows = []
         self.rows += event.rows
+        if event.steps_reset:
+            self.steps = []
+        self.steps += event.steps
         self.draw_header()
-        if event.rows or event.reset or self._drawn[0] < 0:
+        if event.rows or event.reset or event.steps or event.steps_reset or self._drawn[0] < 0:
             self.draw_curves()
             self.draw_details()
         if event.log is not None:
@@ -122,10 +139,16 @@ class RunScreen(ConsoleScreen):
                 "  ",
                 (visible(run.status), tables.STATUS_STYLE.get(run.status, "")),
                 "  ",
-                tables.run_header(run, self.rows),
+                tables.run_header(run, self.rows, live.latest_train_loss(self.rows, self.steps)),
                 (f"\n{visible(reason, multiline=True)}" if reason else "", "red"),
+                ("\n" + "\n".join(system) if (system := self.system_lines()) else "", "dim"),
             )
         )
+
+    def system_lines(self) -> list[str]:
+        """What the run costs the machine: one line on the curves tab, all on details."""
+        assert self.run is not None
+        return live.system_lines(self.run.summary.get("system"))[:1]
 
     def on_resize(self) -> None:
         if self.run is not None:
@@ -136,10 +159,10 @@ class RunScreen(ConsoleScreen):
             return
         loss_w = self.query_one("#loss-plot", Static)
         w, h = max(loss_w.size.width, 30), max(loss_w.size.height, 8)
-        if self._drawn == (len(self.rows), w, h):
+        if self._drawn == (len(self.rows), len(self.steps), w, h):
             return  # nothing new: no redraw, no flicker
-        self._drawn = (len(self.rows), w, h)
-        loss, acc = tables.run_curves(self.rows, self.run.experiment)
+        self._drawn = (len(self.rows), len(self.steps), w, h)
+        loss, acc = live.run_curves_live(self.rows, self.steps, self.run.experiment)
         loss_w.update(Text.from_ansi(pictures.plot(loss, width=w, height=h)))
         self.query_one("#acc-plot", Static).update(
             Text.from_ansi(pictures.plot(acc, width=w, height=h))
@@ -148,6 +171,10 @@ class RunScreen(ConsoleScreen):
     def draw_details(self) -> None:
         assert self.run is not None
         s = self.run.summary
+        system = live.system_lines(s.get("system"))
+        self.query_one("#run-system", Static).update(
+            Text("system\n", style="bold") + Text("\n".join(system)) if system else ""
+        )
         self.query_one("#epochs-table", DataGrid).show(tables.epochs_table(self.rows))
         classes = tables.class_names(s, self.rows)
         last = self.rows[-1] if self.rows else {}
