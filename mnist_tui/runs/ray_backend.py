@@ -235,11 +235,9 @@ def _unreachable(address: str) -> str | None:
     host, _, port = address.rpartition(":")
     if not host or not port.isdigit():
         return f"'{address}' is not HOST:PORT"
-    try:
-        socket.create_connection((host.strip("[]"), int(port)), timeout=10).close()
-    except OSError as exc:
-        return exc.strerror or str(exc) or type(exc).__name__
-    return None
+    from mnist_tui.runs.ray_probe import probe
+
+    return probe(host.strip("[]"), int(port))  # nothing listens, or not Ray: what answered
 
 
 def _watchdog(seconds: float, message: str) -> threading.Timer:
