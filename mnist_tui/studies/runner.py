@@ -59,6 +59,13 @@ def run_experiment(
         if handle is not None and mark_setup_errors:
             _mark(handle, "failed", str(exc))
         raise
+    except OSError as exc:  # an unreadable dataset file, a full cache disk: name the file
+        from mnist_tui.runs.env_errors import EnvironmentFailure, describe
+
+        reason = describe(exc, doing="read")
+        if handle is not None and mark_setup_errors:
+            _mark(handle, "failed", reason)
+        raise EnvironmentFailure(reason) from None
     except MemoryError:
         reason = _out_of_memory("loading the dataset")
         if handle is not None and mark_setup_errors:
@@ -297,7 +304,8 @@ def check_resumable(info: RunInfo) -> tuple[ExperimentSpec, dict[str, Any] | Non
                     for k in keys[:3]
                 )
                 raise StoreError(
-                    f"run {info.id}: spec.toml no longer matches the checkpoint ({shown}); "
+                    f"run {info.id}: spec.toml no longer matches the checkpoint {ckpt} "
+                    f"({shown}); "
                     "a resumed run must train what it started with: put spec.toml back, or "
                     "start a new run"
                 )
@@ -309,7 +317,7 @@ def check_resumable(info: RunInfo) -> tuple[ExperimentSpec, dict[str, Any] | Non
     if expected != got:
         diff = sorted(set(expected) ^ set(got)) or [k for k in expected if expected[k] != got[k]]
         raise StoreError(
-            f"run {info.id}: the checkpoint's weights do not fit the model in spec.toml "
+            f"run {info.id}: the weights in {ckpt} do not fit the model in spec.toml "
             f"({', '.join(diff[:3])}); the run is unchanged"
         )
     return spec, state
