@@ -351,6 +351,10 @@ class RayWorker(Worker):
         # ray.init takes SIGTERM for itself; `worker stop` must still stop us cleanly
         signal.signal(signal.SIGTERM, self._on_term)
         self.remote = ray.remote(train_task)
+        from mnist_tui.runs.ray_watch import watch_head
+
+        # a head that dies mid-run: its runs say why (Ray ends this process from C++)
+        self.head_watch = watch_head(self, ray.get_runtime_context().gcs_address)
         self.refresh_total(force=True)
         nodes = [n for n in ray.nodes() if n.get("Alive")]
         self.log(
