@@ -135,6 +135,7 @@ def run_experiment(
     except BaseException as exc:
         # the run says running already: whatever stops it here must say why, not leave it so
         raise _setup_failed(handle, exc, dev) from None
+    if resume_state is not None:
         # the checkpoint's history is the truth: it may hold an epoch the metrics file lost
         handle.rewrite_metrics([m.to_json() for m in trainer.state.history])
         handle.update(resumed_from_epoch=trainer.state.epoch, reason="")
