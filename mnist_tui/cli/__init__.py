@@ -73,3 +73,9 @@ def main(argv: list[str] | None = None) -> None:
     except MnistTuiError as exc:
         err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False)
         raise SystemExit(exc.exit_code) from None
+    except OSError as exc:
+        # the environment failed (read-only store, full disk, unreadable file): not a bug
+        from mnist_tui.runs.env_errors import describe
+
+        err.print(f"[bold red]error:[/] {escape(describe(exc))}", highlight=False)
+        raise SystemExit(2) from None

@@ -76,7 +76,15 @@ Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")]
 def overrides_with(
     set_: list[str] | None, epochs: int | None, seed: int | None = None
 ) -> list[str]:
+    """The `-S` overrides with the shortcuts added; a shortcut that a `-S` contradicts is
+    an error (config/override_conflicts.py), not silently the winner."""
+    from mnist_tui.config.override_conflicts import check_shortcut
+
     out = list(set_ or [])
+    if epochs is not None:
+        check_shortcut("--epochs", "train.epochs", epochs, out)
+    if seed is not None:
+        check_shortcut("--seed", "train.seed", seed, out)
     if epochs is not None:
         out.append(f"train.epochs={epochs}")
     if seed is not None:

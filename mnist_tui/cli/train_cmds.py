@@ -367,21 +367,25 @@ def tune(
         worker = WorkerOptions(
             data_dir=global_option(ctx, "data_dir", data_dir), backend=backend, address=address
         )
-    result = run_tune(
-        spec,
-        store,
-        trials=trials,
-        study_name=study,
-        device=device,
-        data_dir=global_option(ctx, "data_dir", data_dir),
-        download=download,
-        experiments_dir=exp_dir,
-        write_to=out,
-        on_trial=show_trial,
-        parallel=parallel,
-        storage=storage,
-        worker=worker,
-    )
+    try:
+        result = run_tune(
+            spec,
+            store,
+            trials=trials,
+            study_name=study,
+            device=device,
+            data_dir=global_option(ctx, "data_dir", data_dir),
+            download=download,
+            experiments_dir=exp_dir,
+            write_to=out,
+            on_trial=show_trial,
+            parallel=parallel,
+            storage=storage,
+            worker=worker,
+        )
+    except KeyboardInterrupt:
+        err.print("[yellow]interrupted[/]: the search stopped; its trials in flight are killed")
+        raise typer.Exit(130) from None
     for note in result.notes:
         err.print(f"note: {escape(note)}", highlight=False)
     if json_out:

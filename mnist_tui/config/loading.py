@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from mnist_tui.config.override_conflicts import Setting, check_overrides, leaves
 from mnist_tui.config.schema import brief, show
 from mnist_tui.config.spec import NOT_INHERITED, ExperimentSpec, flatten
 from mnist_tui.config.validate import validate_raw
@@ -480,6 +481,13 @@ def override_source(text: str) -> str:
     return f"-S {text}" if len(text) <= 120 else f"-S {text[:100]}… ({len(text):,} characters)"
 
 
+def override_leaves(text: str) -> list[Setting]:
+    """The keys one `-S KEY=VALUE` sets (a table sets each of its keys); SpecError if it
+    is not an override."""
+    parts, value = _override_path(text)
+    return leaves(parts, value, override_source(text))
+
+
 def _override_path(text: str) -> tuple[list[str], Any]:
     """`optim.lr=0.01` -> (["optim", "lr"], 0.01). Keys and values are TOML (quoted keys
     included); a value that is not TOML is a string, so `optim.name=sgd` works."""
@@ -544,6 +552,8 @@ def apply_overrides(raw: dict[str, Any], origins: dict[str, str], overrides: lis
             continue
         parsed.append((text, parts, value))
     problems.raise_if_any()
+    # before merging: a later override would hide an earlier one it contradicts
+    check_overrides([s for t, p, v in parsed for s in leaves(p, v, override_source(t))])
     parsed.sort(key=lambda t: not _sets_model_name(t[1], t[2]))  # stable: a new model first
     for text, parts, value in parsed:
         layer: Any = value

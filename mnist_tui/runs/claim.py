@@ -95,7 +95,10 @@ def _write_new(path: Path, holder: Holder) -> bool:
             return False
         return True
     except OSError as exc:
-        raise StoreError(f"cannot claim {path.parent}: {exc.strerror}") from None
+        from mnist_tui.runs.env_errors import describe
+
+        # name the file: "cannot claim <run>" left a read-only store's user guessing
+        raise StoreError(f"cannot claim {path.parent}: {describe(exc, path, 'write')}") from None
     finally:
         with contextlib.suppress(OSError):
             tmp.unlink()

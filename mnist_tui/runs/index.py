@@ -38,9 +38,9 @@ from typing import TYPE_CHECKING, Any
 
 from mnist_tui.runs.schema import (
     DAMAGED,
-    SUMMARY,
     LoadedRun,
     effective_status,
+    files_fingerprint,
     load_run,
 )
 
@@ -48,7 +48,7 @@ if TYPE_CHECKING:
     from mnist_tui.runs.store import RunInfo
 
 INDEX_FILE = ".index.sqlite"
-SCHEMA_VERSION = 10
+SCHEMA_VERSION = 11  # 11: fingerprints cover meta.json, env.json, spec.toml
 RUN_ID = re.compile(r"^[0-9a-f]{8}$")
 # config.loading.EXPERIMENT_NAME, the one rule for experiment files and run directories
 # (fullmatch); repeated here because importing the config layer costs listings 0.1 s
@@ -74,6 +74,7 @@ BRIEF_SCALARS = (
 BRIEF_FIGURES = ("test_acc", "test_loss", "val_acc", "val_loss")
 ALIVE_STATES = ("running", "interrupted")  # the two a stored "running" can turn out to be
 BUSY = (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
+BUSY_TIMEOUT = 10.0  # seconds a write waits for another process's transaction
 
 # "last" is the newest epoch of a run still training (or stopped): what it has reached
 FIGURE_PARTS = ("final", "best", "last")
@@ -306,7 +307,9 @@ class RunIndex:
 
     @staticmethod
     def _connect(target: str) -> sqlite3.Connection:
-        conn = sqlite3.connect(target, timeout=10.0, isolation_level=None, check_same_thread=False)
+        conn = sqlite3.connect(
+            target, timeout=BUSY_TIMEOUT, isolation_level=None, check_same_thread=False
+        )
         try:
             if target != ":memory:":
                 conn.execute("PRAGMA journal_mode=WAL")
@@ -413,9 +416,10 @@ class RunIndex:
         self._best_effort(write)
 
     def _scan(self) -> Iterator[tuple[str, str, str]]:
-        """(key, run directory, fingerprint of its summary.json) for every run on disk.
+        """(key, run directory, fingerprint of its files) for every run on disk.
 
-        Plain strings and one stat per run: this is the cost of every listing."""
+        Plain strings and a stat per cached file (schema.FINGERPRINTED): the cost of every
+        listing, and what makes an edit to any of them, or a write the index missed, show."""
         try:
             exp_entries = list(os.scandir(self.root))
         except OSError:
@@ -435,13 +439,9 @@ class RunIndex:
                 try:
                     if not run.is_dir():
                         continue
-                    st = os.stat(os.path.join(run.path, SUMMARY))
-                    fp = f"{st.st_ino}:{st.st_mtime_ns}:{st.st_size}"
-                except FileNotFoundError:
-                    fp = "missing"
                 except OSError:
-                    fp = "unreadable"
-                yield f"{exp.name}/{run.name}", run.path, fp
+                    continue
+                yield f"{exp.name}/{run.name}", run.path, files_fingerprint(run.path)
 
     def sync(self) -> int:
         """Bring the index in line with the run directories; returns how many runs changed."""
@@ -456,7 +456,7 @@ class RunIndex:
                 seen.add(key)
                 if known.get(key) != fp:
                     loaded = load_run(Path(path))
-                    if loaded.fingerprint == "missing" and not os.path.isdir(path):
+                    if not os.path.isdir(path):
                         continue  # moved away while we looked
                     changed.append(loaded)
             gone = [k for k in known if k not in seen]

@@ -235,11 +235,9 @@ def _unreachable(address: str) -> str | None:
     host, _, port = address.rpartition(":")
     if not host or not port.isdigit():
         return f"'{address}' is not HOST:PORT"
-    try:
-        socket.create_connection((host.strip("[]"), int(port)), timeout=10).close()
-    except OSError as exc:
-        return exc.strerror or str(exc) or type(exc).__name__
-    return None
+    from mnist_tui.runs.ray_probe import probe
+
+    return probe(host.strip("[]"), int(port))  # nothing listens, or not Ray: what answered
 
 
 def _watchdog(seconds: float, message: str) -> threading.Timer:
@@ -353,6 +351,10 @@ class RayWorker(Worker):
         # ray.init takes SIGTERM for itself; `worker stop` must still stop us cleanly
         signal.signal(signal.SIGTERM, self._on_term)
         self.remote = ray.remote(train_task)
+        from mnist_tui.runs.ray_watch import watch_head
+
+        # a head that dies mid-run: its runs say why (Ray ends this process from C++)
+        self.head_watch = watch_head(self, ray.get_runtime_context().gcs_address)
         self.refresh_total(force=True)
         nodes = [n for n in ray.nodes() if n.get("Alive")]
         self.log(

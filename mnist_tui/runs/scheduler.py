@@ -214,12 +214,17 @@ def cancel_requested(run_path: Path) -> bool:
 
 def pause(store: RunStore) -> None:
     """Start no new runs until resumed; running runs go on."""
-    store.root.mkdir(parents=True, exist_ok=True)
-    (store.root / PAUSE_FLAG).write_text(str(time.time()), encoding="utf-8")
+    from mnist_tui.runs.env_errors import writing
+
+    with writing(store.root / PAUSE_FLAG):  # a read-only or full store: say so, and where
+        store.root.mkdir(parents=True, exist_ok=True)
+        (store.root / PAUSE_FLAG).write_text(str(time.time()), encoding="utf-8")
 
 
 def resume(store: RunStore) -> None:
-    with contextlib.suppress(FileNotFoundError):
+    from mnist_tui.runs.env_errors import writing
+
+    with writing(store.root / PAUSE_FLAG, "remove"), contextlib.suppress(FileNotFoundError):
         (store.root / PAUSE_FLAG).unlink()
 
 

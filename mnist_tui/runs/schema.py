@@ -419,8 +419,35 @@ class LoadedRun:
 
 
 def fingerprint(st: os.stat_result) -> str:
-    """Changes whenever summary.json is replaced (new inode) or edited in place."""
+    """Changes whenever a file is replaced (new inode) or edited in place."""
     return f"{st.st_ino}:{st.st_mtime_ns}:{st.st_size}"
+
+
+# Every file the index caches something of: the summary, meta.json (tags, note, archived),
+# env.json (checked for damage) and spec.toml (the definition hash). A run's fingerprint
+# covers them all, so that an edit to any of them behind the store's back, or a write the
+# index could not record (locked, its WAL lost), is read again at the next sync.
+FINGERPRINTED = (SUMMARY, META, ENV, SPEC)
+
+
+def _part(st: os.stat_result | None, problem: str | None = None) -> str:
+    if st is not None:
+        return fingerprint(st)
+    return "-" if problem is None or problem.endswith("missing") else "?"
+
+
+def files_fingerprint(run_dir: str) -> str:
+    """The fingerprint of a run directory as it is now (a stat per file), the same string
+    `load_run` computes from the versions it read."""
+    parts = []
+    for name in FINGERPRINTED:
+        try:
+            parts.append(fingerprint(os.stat(os.path.join(run_dir, name))))
+        except FileNotFoundError:
+            parts.append("-")
+        except OSError:
+            parts.append("?")
+    return "|".join(parts)
 
 
 def _read_json(path: Path) -> tuple[Any, str | None, os.stat_result | None, str]:
@@ -446,6 +473,7 @@ def load_run(path: Path, *, with_spec: bool = True) -> LoadedRun:
     """Read and check a run directory's summary, meta, env and spec (never raises)."""
     problems: list[str] = []
     raw, problem, st, summary_text = _read_json(path / SUMMARY)
+    summary_part = _part(st, problem)
     summary: dict[str, Any] = {}
     if problem:
         problems.append(problem)
@@ -454,22 +482,28 @@ def load_run(path: Path, *, with_spec: bool = True) -> LoadedRun:
         problems += found
     clean_text = summary_text if not problems else None
     meta: dict[str, Any] = {}
-    raw_meta, problem, _, _ = _read_json(path / META)
+    raw_meta, problem, st_meta, _ = _read_json(path / META)
+    meta_part = _part(st_meta, problem)
     if problem and not problem.endswith("missing"):
         problems.append(problem)
     elif raw_meta is not None:
         meta, found = check_meta(raw_meta)
         problems += found
-    raw_env, problem, _, _ = _read_json(path / ENV)
+    raw_env, problem, st_env, _ = _read_json(path / ENV)
+    env_part = _part(st_env, problem)
     if problem and not problem.endswith("missing"):
         problems.append(problem)
     elif raw_env is not None:
         problems += check_env(raw_env)[1]
     definition = None
+    spec_part = "?"
     if with_spec:
         try:
-            spec_text = (path / SPEC).read_text(encoding="utf-8")
+            with (path / SPEC).open("rb") as fh:
+                spec_part = fingerprint(os.fstat(fh.fileno()))
+                spec_text = fh.read().decode("utf-8")
         except FileNotFoundError:
+            spec_part = "-"
             problems.append(f"{SPEC}: missing")
         except (OSError, UnicodeDecodeError) as exc:
             problems.append(f"{SPEC}: cannot be read ({exc})")
@@ -482,7 +516,8 @@ def load_run(path: Path, *, with_spec: bool = True) -> LoadedRun:
         summary=summary,
         meta=meta,
         damaged="; ".join(problems) or None,
-        fingerprint=fingerprint(st) if st is not None else "missing",
+        # "?" (unknown) for a part not read: never equal to a scan, so read again
+        fingerprint="|".join([summary_part, meta_part, env_part, spec_part]),
         definition=definition,
         summary_text=clean_text,
     )

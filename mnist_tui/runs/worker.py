@@ -31,6 +31,7 @@ from typing import IO, Any
 from mnist_tui.errors import StoreError
 from mnist_tui.runs import admission, scheduler
 from mnist_tui.runs import claim as claims
+from mnist_tui.runs.env_errors import writing
 from mnist_tui.runs.io import pid_alive
 from mnist_tui.runs.store import RunInfo, RunStore
 
@@ -215,7 +216,8 @@ class Worker:
         self._log(f"{time.strftime('%Y-%m-%d %H:%M:%S')} worker {os.getpid()}: {message}")
 
     def run(self) -> int:
-        lock = _take_lock(self.store, self.options, self.devices)
+        with writing(_lock_path(self.store)):  # read-only or full store: one clear line
+            lock = _take_lock(self.store, self.options, self.devices)
         signal.signal(signal.SIGTERM, self._on_term)
         signal.signal(signal.SIGHUP, signal.SIG_IGN)  # a closing terminal is no reason to stop
         self.log(f"serving {self.store.root}: {self.describe()}")

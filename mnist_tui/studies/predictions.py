@@ -39,13 +39,27 @@ def predict_samples(
     ckpt = run.path / f"{checkpoint}.pt"
     if not ckpt.is_file():
         raise StoreError(f"run {run.id} has no {checkpoint} checkpoint ({ckpt})")
+    from mnist_tui.studies.runner import _checkpoint_damage
+
     try:
         state = torch.load(ckpt, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise StoreError(f"cannot read checkpoint {ckpt}: {exc}") from None
+    except Exception as exc:  # in our words: torch's would advise weights_only=False
+        raise StoreError(
+            f"the checkpoint {ckpt} is damaged ({_checkpoint_damage(ckpt, exc)}); nothing "
+            "was changed, and the run's metrics and summary are intact"
+        ) from None
     spec = load_spec_file(run.spec_path())
     model = spec.build_model()
-    model.load_state_dict(state["model"])
+    weights = state.get("model") if isinstance(state, dict) else None
+    try:
+        if not isinstance(weights, dict):
+            raise KeyError("model")
+        model.load_state_dict(weights)
+    except (KeyError, RuntimeError, TypeError) as exc:
+        what = "has no model weights" if isinstance(exc, KeyError) else "does not fit the model"
+        raise StoreError(
+            f"the checkpoint {ckpt} {what} in {run.spec_path().name}; nothing was changed"
+        ) from None
     model.eval()
     device = torch.device("cpu")
     prepared = data_device.prepare(spec.data, spec.augment, device, data_dir, download)

@@ -46,6 +46,7 @@ def run_experiment(
     env_extra: dict[str, Any] | None = None,
     extra_summary: dict[str, Any] | None = None,
     step_reports: int | None = None,
+    mark_setup_errors: bool = True,
 ) -> RunInfo:
     """Train `spec` once, recording everything in `store`; returns the finished run.
 
@@ -61,12 +62,19 @@ def run_experiment(
             torch.set_num_threads(threads)  # the worker's share of the cores
         dataset = data_device.prepare(spec.data, spec.augment, dev, data_dir, download)
     except MnistTuiError as exc:
-        if handle is not None:
+        if handle is not None and mark_setup_errors:
             _mark(handle, "failed", str(exc))
         raise
+    except OSError as exc:  # an unreadable dataset file, a full cache disk: name the file
+        from mnist_tui.runs.env_errors import EnvironmentFailure, describe
+
+        reason = describe(exc, doing="read")
+        if handle is not None and mark_setup_errors:
+            _mark(handle, "failed", reason)
+        raise EnvironmentFailure(reason) from None
     except MemoryError:
         reason = _out_of_memory("loading the dataset")
-        if handle is not None:
+        if handle is not None and mark_setup_errors:
             _mark(handle, "failed", reason)
         raise TrainingError(reason) from None
     if handle is None:
@@ -150,19 +158,24 @@ def run_experiment(
         # through its cancel flag, as a worker's child is
         return (should_stop is not None and should_stop()) or cancel_flag.exists()
 
-    trainer = Trainer(
-        spec,
-        dataset,
-        dev,
-        run_id=handle.id,
-        on_event=sink,
-        should_stop=stop,
-        checkpoint=handle.save_checkpoint,
-        engine=engine,
-        step_reports=step_reports,
-    )
+    try:
+        trainer = Trainer(
+            spec,
+            dataset,
+            dev,
+            run_id=handle.id,
+            on_event=sink,
+            should_stop=stop,
+            checkpoint=handle.save_checkpoint,
+            engine=engine,
+            step_reports=step_reports,
+        )
+        if resume_state is not None:
+            trainer.load_state_dict(resume_state)
+    except BaseException as exc:
+        # the run says running already: whatever stops it here must say why, not leave it so
+        raise _setup_failed(handle, exc, dev) from None
     if resume_state is not None:
-        trainer.load_state_dict(resume_state)
         # the checkpoint's history is the truth: it may hold an epoch the metrics file lost
         handle.rewrite_metrics([m.to_json() for m in trainer.state.history])
         handle.update(resumed_from_epoch=trainer.state.epoch, reason="")
@@ -200,6 +213,29 @@ def run_experiment(
         monitor.stop()
         steps.close()
     return handle.info()
+
+
+def _setup_failed(handle: RunHandle, exc: BaseException, dev: torch.device) -> BaseException:
+    """Mark a run that failed while its model was built (out of memory above all) and
+    return what to raise: a clear TrainingError for memory, the error itself otherwise."""
+    if isinstance(exc, KeyboardInterrupt):
+        _mark(handle, "killed", "interrupted from the keyboard")
+        return exc
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    if isinstance(exc, MemoryError) or (
+        isinstance(exc, RuntimeError) and ("out of memory" in text.lower() or _is_host_oom(exc))
+    ):
+        where = "host" if isinstance(exc, MemoryError) or _is_host_oom(exc) else str(dev)
+        reason = (
+            f"out of {where} memory while building the model"
+            + (f" ({text[:200]})" if text else "")
+            + "; lower the model's width or batch size, or free memory"
+        )
+        _mark(handle, "failed", reason)
+        return TrainingError(reason)
+    reason = str(exc) if isinstance(exc, MnistTuiError) else f"{type(exc).__name__}: {text}"
+    _mark(handle, "failed", f"while building the model: {reason}")
+    return exc
 
 
 def _is_host_oom(exc: RuntimeError) -> bool:
@@ -315,7 +351,8 @@ def check_resumable(info: RunInfo) -> tuple[ExperimentSpec, dict[str, Any] | Non
                     for k in keys[:3]
                 )
                 raise StoreError(
-                    f"run {info.id}: spec.toml no longer matches the checkpoint ({shown}); "
+                    f"run {info.id}: spec.toml no longer matches the checkpoint {ckpt} "
+                    f"({shown}); "
                     "a resumed run must train what it started with: put spec.toml back, or "
                     "start a new run"
                 )
@@ -327,7 +364,7 @@ def check_resumable(info: RunInfo) -> tuple[ExperimentSpec, dict[str, Any] | Non
     if expected != got:
         diff = sorted(set(expected) ^ set(got)) or [k for k in expected if expected[k] != got[k]]
         raise StoreError(
-            f"run {info.id}: the checkpoint's weights do not fit the model in spec.toml "
+            f"run {info.id}: the weights in {ckpt} do not fit the model in spec.toml "
             f"({', '.join(diff[:3])}); the run is unchanged"
         )
     return spec, state
@@ -350,6 +387,7 @@ def resume_run(
     the other fails naming the holder. Neither touches the run before it holds it.
     """
     spec, state = check_resumable(info)
+    resolve_device(device)  # a device this machine lacks: refused before the run is touched
     holder = claim(info.path, "resume", " ".join(sys.argv))
     ended = "failed"
     try:
@@ -369,6 +407,7 @@ def resume_run(
             handle=store.handle(fresh),
             resume_state=state,
             threads=threads,
+            mark_setup_errors=False,  # a resume that cannot start leaves the run as it was
         )
         ended = done.status
         return done

@@ -82,12 +82,13 @@ def open_storage(optuna: Any, store: RunStore, url: str | None) -> tuple[Any, st
     if url is not None and "://" in url:
         return url, url
     path = Path(url) if url else store.root / JOURNAL
+    from mnist_tui.studies.journal import open_journal
+
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        backend = optuna.storages.journal.JournalFileBackend(str(path))
     except OSError as exc:
         raise MnistTuiError(f"--storage: cannot use {path}: {exc.strerror}") from None
-    return optuna.storages.JournalStorage(backend), str(path)
+    return open_journal(optuna, path), str(path)  # a damaged journal: a clear error
 
 
 def _labels(p: SearchParam) -> dict[Any, Any]:
@@ -352,6 +353,8 @@ class _QueuedTrials:
         from mnist_tui.runs.scheduler import cancel
 
         self.stop.set()
+        # each trial in flight now fails: one line from the caller, not Optuna's traceback
+        self.optuna.logging.set_verbosity(self.optuna.logging.ERROR)
         with self.lock:
             runs = list(self.inflight.values())
         for info in runs:
