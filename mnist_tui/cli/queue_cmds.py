@@ -150,7 +150,7 @@ def queue_add(
 ) -> None:
     """Queue runs; a detached worker trains them, whether or not a terminal stays open."""
     from mnist_tui.config.loading import load_experiment
-    from mnist_tui.runs.scheduler import normalize_device
+    from mnist_tui.runs.scheduler import is_paused, normalize_device
     from mnist_tui.runs.worker import WorkerOptions, ensure_worker
     from mnist_tui.studies.batch import parse_seeds, plan_folds, plan_seeds, queue_planned
 
@@ -176,14 +176,20 @@ def queue_add(
     assert isinstance(options, WorkerOptions)
     queued = queue_planned(planned, store, pin)
     live = None
-    if start_worker:
+    paused = is_paused(store)
+    if start_worker and not paused:  # a paused queue starts nothing: no worker either
         live = ensure_worker(store, options)
     if json_out:
         print_json([{"run": i.id, "experiment": i.experiment, **i.summary} for i in queued])
         return
     for info in queued:
         console.print(f"queued {info.experiment}/{info.id}", highlight=False)
-    if not start_worker:
+    if paused:
+        console.print(
+            "the queue is paused: nothing starts until `mnist-tui queue resume`",
+            highlight=False,
+        )
+    elif not start_worker:
         console.print("no worker started (--no-start-worker): run `mnist-tui worker`")
     elif live is not None:
         console.print(f"worker pid {live.pid} already serves {store.root}", highlight=False)
@@ -349,6 +355,13 @@ def logs(
         console.print(f"run {info.id} has no log (it was trained in a terminal, not by the worker)")
         return
     offset = 0
+    if follow and info.status == "queued":  # said, not a silent wait: a paused queue or a long queue can take hours
+        from mnist_tui.runs.scheduler import is_paused, queue_order
+
+        order = [r.id for r in queue_order(store)]
+        where = f" (position {order.index(info.id) + 1} of {len(order)})" if info.id in order else ""
+        paused = "; the queue is paused: `mnist-tui queue resume`" if is_paused(store) else ""
+        err.print(f"run {info.id} is queued{where}: waiting for it to start{paused}")
     while True:
         try:
             with path.open("rb") as fh:

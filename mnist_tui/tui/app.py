@@ -18,6 +18,7 @@ from typing import Literal
 from textual import on, work
 from textual.app import App
 from textual.binding import Binding
+from textual.notifications import Notification, Notify
 from textual.screen import Screen
 from textual.worker import Worker, get_current_worker
 
@@ -40,6 +41,7 @@ from mnist_tui.tui.messages import (
     OpenSamples,
     OpenSearches,
     QuitRequested,
+    StoreChanged,
     StoreRead,
     TogglePause,
 )
@@ -105,6 +107,7 @@ class MnistTuiApp(App[None]):
         self.in_flight = 0
         self._title_shown = ""  # the live summary last put in the terminal's title
         self._jobs: jobs_queue.SimpleQueue[Job] = jobs_queue.SimpleQueue()
+        self._notices: dict[str, Notification] = {}  # the last notice shown per subject
 
     def get_default_screen(self) -> Screen[None]:
         return MainScreen()
@@ -127,7 +130,9 @@ class MnistTuiApp(App[None]):
         while not worker.is_cancelled:
             try:
                 self._advance_queue()
-                snapshot = self.reader.read(self._queue_rows())
+                snapshot = self.reader.read(
+                    self._queue_rows(), scheduler.is_paused(self.store)
+                )
             except Exception as exc:  # one failed read must not stop every later one
                 self.post_message(Notice(f"reading the run store: {exc}", "error"))
                 snapshot = None
@@ -158,6 +163,11 @@ class MnistTuiApp(App[None]):
         if event.runs is not None:
             self._notify_endings(event.runs)
         self.main.apply(event)
+        if event.runs is not None:
+            # every other open screen follows the store too (an experiment's runs, a
+            # search's trials): none stays as it was when it was opened
+            for screen in self.screen_stack[1:]:
+                screen.post_message(StoreChanged(event))
         if event.title and event.title != self._title_shown:
             self._title_shown = event.title
             self._terminal_title(f"mnist-tui: {event.title}")
@@ -180,9 +190,17 @@ class MnistTuiApp(App[None]):
 
     @on(Notice)
     def notice(self, event: Notice) -> None:
-        self.notify(
-            event.text, severity=event.severity, timeout=8 if event.severity == "error" else 4
-        )
+        timeout = 8 if event.severity == "error" else 4
+        if not event.subject:
+            self.notify(event.text, severity=event.severity, timeout=timeout)
+            return
+        # one notice per subject: a new one replaces the last instead of stacking
+        old = self._notices.pop(event.subject, None)
+        if old is not None and old in self._notifications:
+            self._unnotify(old, refresh=False)
+        note = Notification(event.text, "", event.severity, timeout, markup=True)
+        self._notices[event.subject] = note
+        self.post_message(Notify(note))
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         """A worker that failed says so on screen instead of taking the console down."""

@@ -102,6 +102,7 @@ class StoreRead(Message):
     summary: str
     in_flight: int
     title: str = ""  # the one-line live summary for the terminal title and the header
+    paused: bool = False  # the queue starts no new run
 
     def can_replace(self, message: Message) -> bool:
         # Textual drops this (older, unread) snapshot for `message` (newer) when this is
@@ -122,6 +123,16 @@ class StoreRead(Message):
 class Notice(Message):
     text: str
     severity: Literal["information", "warning", "error"] = "information"
+    # notices about one subject ("sort", a run id) replace each other instead of stacking
+    subject: str = ""
+
+
+@dataclass
+class StoreChanged(Message):
+    """Sent by the app to every open screen when a store read found new runs or changed
+    statuses: screens other than the main one follow the store with it."""
+
+    read: StoreRead
 
 
 @dataclass

@@ -163,9 +163,46 @@ def fit(data: TableData, width: int, padding: int = 2) -> TableData:
         if total() <= width:
             break
         cols.remove(i)
-    if len(cols) == len(data.columns):
+    out = data if len(cols) == len(data.columns) else select_columns(data, cols)
+    return _shorten_text(out, width, padding) if total() > width else out
+
+
+SHORTEST = 8  # a text column is never shortened below this
+
+
+def _shorten_text(data: TableData, width: int, padding: int) -> TableData:
+    """Still too wide with every droppable column gone: shorten the widest left-aligned
+    text columns (labels, keys, overrides) with an ellipsis. Numbers (right-aligned) and
+    kept columns are never cut: a cut number reads as another number."""
+    natural = widths(data)
+    over = sum(w + padding for w in natural) - width
+    text_cols = sorted(
+        (i for i, c in enumerate(data.columns) if not c.keep and c.justify == "left"),
+        key=lambda i: -natural[i],
+    )
+    limit = list(natural)
+    for i in text_cols:
+        if over <= 0:
+            break
+        cut = min(over, natural[i] - max(SHORTEST, len(data.columns[i].header)))
+        if cut > 0:
+            limit[i] -= cut
+            over -= cut
+    if limit == natural:
         return data
-    return select_columns(data, cols)
+    return replace(
+        data,
+        rows=[
+            replace(
+                r,
+                cells=tuple(
+                    replace(c, text=_abbreviate(c.text, limit[i])) if len(c.text) > limit[i] else c
+                    for i, c in enumerate(r.cells)
+                ),
+            )
+            for r in data.rows
+        ],
+    )
 
 
 def select_columns(data: TableData, keep: Sequence[int]) -> TableData:
@@ -186,18 +223,25 @@ def filtered(data: TableData, text: str) -> TableData:
     return replace(data, rows=[r for r in data.rows if r.matches(text)])
 
 
-def sorted_by(data: TableData, index: int) -> TableData:
-    """Numbers largest first, then text A-Z, empty cells last."""
+def sorted_by(data: TableData, index: int, reverse: bool = False) -> TableData:
+    """Numbers largest first, then text A-Z, empty cells last; `reverse`: numbers
+    smallest first, then text Z-A, empty cells still last."""
+    sign = 1.0 if reverse else -1.0
 
     def key(r: Row) -> tuple[int, float, str]:
         c = r.cells[index]
         if c.sort is not None:
-            return (0, -c.sort, "")
+            return (0, sign * c.sort, "")
         if not c.text or c.text == "—":
             return (2, 0.0, "")
         return (1, 0.0, c.text.lower())
 
-    return replace(data, rows=sorted(data.rows, key=key))
+    rows = sorted(data.rows, key=key)
+    if reverse:  # text Z-A within its block; numbers and empties keep their order
+        texts = [r for r in rows if key(r)[0] == 1]
+        texts.reverse()
+        rows = [r for r in rows if key(r)[0] == 0] + texts + [r for r in rows if key(r)[0] == 2]
+    return replace(data, rows=rows)
 
 
 def with_marks(data: TableData, marked: Collection[str]) -> TableData:

@@ -143,10 +143,16 @@ class ConfirmStop(ModalScreen[bool]):
         with Vertical(classes="dialog"):
             yield Label(Text(f"Stop {r.experiment}/{r.id}?", style="bold"))
             yield Label(f"It is running: epoch {done} of {total} done.")
-            yield Label(
-                "It ends as killed and keeps its last checkpoint: "
-                f"`mnist-tui resume {r.id}` goes on from there."
-            )
+            if done:
+                yield Label(
+                    f"It ends as killed and keeps its checkpoint of epoch {done}: "
+                    f"`mnist-tui resume {r.id}` goes on from there."
+                )
+            else:  # no epoch ended: there is no checkpoint to keep
+                yield Label(
+                    "No epoch has ended: nothing is saved yet. It ends as killed; "
+                    f"`mnist-tui resume {r.id}` trains it from the start."
+                )
             yield Label("y: stop it    n / esc: keep it running")
             with Horizontal(classes="dialog-buttons"):
                 yield Button("Stop", variant="error", id="yes")

@@ -1,0 +1,260 @@
+"""The console and the CLI as a new user met them: one test per kind of friction found
+(state that is invisible, screens that go stale, plots that mislead, hidden marks, cut
+text, sorting, missing actions, cancelling a queued run, CLI consistency, glitches,
+help and completion). Driven by Textual's pilot on the fixture store, at 80x24 where
+the friction showed."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+from textual.pilot import Pilot
+from textual.widgets import Input, Static, TabbedContent
+
+from mnist_tui.runs import scheduler
+from mnist_tui.runs.store import RunStore
+from mnist_tui.tui.app import MnistTuiApp
+from mnist_tui.tui.screens import ExperimentScreen, OverlayScreen
+
+from .test_tui import RUN_IDS, RUNS, loaded, make_app, select_row, wait_for
+
+SMALL = (80, 24)
+
+
+def screen_text(app: MnistTuiApp) -> str:
+    """What the terminal shows now, as plain text (one line per row)."""
+    return "\n".join(strip.text for strip in app.screen._compositor.render_strips())
+
+
+def status_line(app: MnistTuiApp) -> str:
+    return str(app.main.query_one("#status-line", Static).render())
+
+
+def set_status(tmp_path: Path, run_id: str, status: str) -> None:
+    path = tmp_path / "runs" / "fnn1" / run_id / "summary.json"
+    summary = json.loads(path.read_text())
+    summary["status"] = status
+    path.write_text(json.dumps(summary))
+
+
+async def queue_one(app: MnistTuiApp, pilot: Pilot[None], name: str = "logreg") -> None:
+    await select_row(app, pilot, "experiments", name)
+    await pilot.press("a")
+    await pilot.pause()
+    await pilot.press("enter")
+    await wait_for(pilot, lambda: any(r.status == "queued" for r in app.store.runs()), 30)
+
+
+# 1 -----------------------------------------------------------------------------------
+
+
+async def test_paused_queue_and_failed_runs_stay_on_screen(tmp_path: Path) -> None:
+    """A paused queue is said in the status line and on the queue tab for as long as it
+    lasts (not only a toast); failed and killed runs are counted with the others."""
+    (tmp_path / "runs").mkdir()
+    shutil.copytree(RUNS / "fnn1", tmp_path / "runs" / "fnn1")
+    set_status(tmp_path, "f0000001", "failed")
+    set_status(tmp_path, "f0000002", "killed")
+    async with make_app(tmp_path, concurrency=0).run_test(size=SMALL) as pilot:
+        app = await loaded(pilot)
+        await wait_for(pilot, lambda: "PAUSED" in status_line(app), 10)
+        line = status_line(app)
+        assert "1 failed" in line and "1 killed" in line, line
+        tab = app.main.query_one("#tabs", TabbedContent).get_tab("queue")
+        assert "paused" in str(tab.label)
+        await pilot.press("3", "p")  # resumed: the marks go
+        await wait_for(pilot, lambda: "PAUSED" not in status_line(app), 10)
+        assert "paused" not in str(tab.label)
+
+
+# 2 -----------------------------------------------------------------------------------
+
+
+async def test_experiment_screen_follows_the_store(tmp_path: Path) -> None:
+    """An experiment's screen opened before its first run shows the run once the store
+    has it, without being closed and opened again."""
+    (tmp_path / "runs").mkdir()
+    async with make_app(tmp_path, with_runs=False).run_test(size=SMALL) as pilot:
+        app = await loaded(pilot)
+        await select_row(app, pilot, "experiments", "fnn1")
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: isinstance(app.screen, ExperimentScreen))
+        screen = app.screen
+        from mnist_tui.tui.grid import DataGrid
+
+        runs = screen.query_one("#exp-runs", DataGrid)
+        await wait_for(pilot, lambda: runs.table_data is not None, 10)
+        assert runs.row_keys() == []
+        shutil.copytree(RUNS / "fnn1", tmp_path / "runs" / "fnn1")  # a run completed
+        await wait_for(pilot, lambda: runs.row_keys() == RUN_IDS, 20)
+        assert "no runs yet" not in screen_text(app)
+
+
+# 4 -----------------------------------------------------------------------------------
+
+
+async def test_marks_are_counted_cleared_and_only_visible_ones_act(tmp_path: Path) -> None:
+    async with make_app(tmp_path).run_test(size=SMALL) as pilot:
+        app = await loaded(pilot)
+        await pilot.press("2")
+        grid = app.main.grid("runs")
+        await pilot.press("home")
+        await pilot.pause()
+        assert grid.cursor_row == 0
+        await pilot.press("end")
+        await pilot.pause()
+        assert grid.cursor_row == grid.row_count - 1
+        await pilot.press("home", "space", "space", "space")  # marks and moves down
+        await pilot.pause()
+        assert "3 marked" in status_line(app)
+        await pilot.press("d")  # three marked: said as such, not "mark two"
+        await pilot.pause()
+        said = [n.message for n in app._notifications]
+        assert any("3 runs marked" in m for m in said), said
+        await pilot.press("slash", *"f0000003", "enter")
+        await wait_for(pilot, lambda: grid.row_keys() == ["f0000003"], 5)
+        assert "2 hidden by the filter" in status_line(app)
+        await pilot.press("o")  # the overlay takes the one mark shown, not the three
+        await wait_for(pilot, lambda: isinstance(app.screen, OverlayScreen))
+        assert app.screen.run_ids == ["f0000003"]
+        await pilot.press("escape", "escape")  # back; esc clears the filter
+        await pilot.pause()
+        assert app.main.filter_text == "" and app.main.marked["runs"]
+        await pilot.press("escape")  # then the marks
+        await pilot.pause()
+        assert not app.main.marked["runs"] and "marked" not in status_line(app)
+
+
+# 5 -----------------------------------------------------------------------------------
+
+
+async def test_nothing_is_cut_at_80_columns_and_dropped_columns_are_named(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "runs").mkdir()
+    async with make_app(tmp_path, with_runs=False).run_test(size=SMALL) as pilot:
+        app = await loaded(pilot)
+        await pilot.press("2")
+        await pilot.pause()
+        text = " ".join(screen_text(app).split())
+        # the empty table's message is wrapped whole, never cut mid-word
+        assert "`mnist-tui run EXPERIMENT`" in text, text
+    async with make_app(tmp_path / "b").run_test(size=SMALL) as pilot:
+        app = await loaded(pilot)
+        await pilot.press("2")
+        await pilot.pause()
+        dropped = app.main.grid("runs").dropped
+        assert dropped and f"not shown (narrow): {', '.join(dropped)}" in status_line(app)
+
+
+def test_fitting_a_table_never_cuts_a_number() -> None:
+    from mnist_tui.views.tables import Cell, Column, Row, TableData, fit, widths
+
+    data = TableData(
+        "t",
+        [Column("key", keep=True), Column("value"), Column("Δ", "right")],
+        [Row("a", (Cell("optim.lr"), Cell("x" * 60), Cell("+0.31 pp")))],
+    )
+    shown = fit(data, 50)
+    assert shown.rows[0].cells[2].text == "+0.31 pp"  # the number whole
+    assert shown.rows[0].cells[1].text.endswith("…")  # the long text shortened instead
+    assert sum(w + 2 for w in widths(shown)) <= 50
+
+
+async def test_stop_dialog_shows_the_whole_resume_command_at_80_columns(
+    tmp_path: Path,
+) -> None:
+    from mnist_tui.tui.screens import ConfirmStop
+
+    app = make_app(tmp_path)
+    async with app.run_test(size=SMALL) as pilot:
+        await loaded(pilot)
+        run = app.store.resolve("f0000003")
+        summary = dict(run.summary, status="running", epochs_done=0)
+        from mnist_tui.runs.store import RunInfo
+
+        app.push_screen(ConfirmStop(RunInfo(run.id, run.experiment, run.path, summary)))
+        await pilot.pause()
+        text = " ".join(screen_text(app).split())
+        assert "`mnist-tui resume f0000003`" in text, text
+        # 8: no epoch ended, so there is no checkpoint to keep
+        assert "keeps its" not in text and "nothing is saved yet" in text
+
+
+# 6 -----------------------------------------------------------------------------------
+
+
+async def test_sort_by_shown_columns_with_direction_and_reverse(tmp_path: Path) -> None:
+    async with make_app(tmp_path).run_test(size=SMALL) as pilot:
+        app = await loaded(pilot)
+        await pilot.press("2")
+        await pilot.pause()
+        grid = app.main.grid("runs")
+        shown = [h for h in grid.shown_headers if h.strip() and h != "#"]
+        for _ in range(2 * len(shown)):
+            await pilot.press("s")
+            await pilot.pause()
+            sort = app.main.sort["runs"]
+            assert sort is not None and sort[0] in shown  # never a column not shown
+            assert any(h.endswith("▲" if sort[1] else "▼") for h in grid.shown_headers)
+        # a second press reverses the same column
+        app.main.sort["runs"] = None
+        await pilot.press("s")
+        first = grid.row_keys()
+        await pilot.press("s")
+        await pilot.pause()
+        assert app.main.sort["runs"] == (shown[0], True)
+        assert grid.row_keys() == list(reversed(first))
+        # one notice per subject: presses replace it instead of stacking
+        await pilot.pause()
+        sorts = [n for n in app._notifications if n.message.startswith(("sorted", "in the"))]
+        assert len(sorts) == 1, [n.message for n in app._notifications]
+
+
+# 8 -----------------------------------------------------------------------------------
+
+
+async def test_cancelling_a_queued_run_removes_it(tmp_path: Path) -> None:
+    async with make_app(tmp_path, concurrency=0).run_test(size=SMALL) as pilot:
+        app = await loaded(pilot)
+        await queue_one(app, pilot)
+        queued = next(r for r in app.store.runs() if r.status == "queued")
+        await pilot.press("3")
+        await wait_for(pilot, lambda: app.main.grid("queue").row_keys() == [queued.id], 10)
+        await pilot.press("x")
+        await wait_for(pilot, lambda: not app.main.grid("queue").row_keys(), 10)
+        await pilot.pause(0.5)
+        store = RunStore(tmp_path / "runs")
+        assert [r.id for r in store.runs()] == RUN_IDS  # no never-run "killed" run stays
+        said = " ".join(n.message for n in app._notifications)
+        assert "killed" not in said and "removed from the queue" in said
+
+
+def test_cancel_of_a_queued_run_in_the_core_leaves_no_run(tmp_path: Path) -> None:
+    from mnist_tui.config.loading import load_experiment
+
+    from .test_tui import EXPERIMENTS
+
+    store = RunStore(tmp_path)
+    spec = load_experiment("logreg", EXPERIMENTS)
+    info = scheduler.enqueue(store, spec, scheduler.QueueRequest())
+    said = scheduler.cancel(store, info)
+    assert "removed" in said
+    assert store.runs() == [] and not info.path.exists()
+
+
+# 10 ----------------------------------------------------------------------------------
+
+
+async def test_ctrl_a_in_the_overrides_box_goes_to_the_start(tmp_path: Path) -> None:
+    async with make_app(tmp_path).run_test(size=SMALL) as pilot:
+        app = await loaded(pilot)
+        await select_row(app, pilot, "experiments", "logreg")
+        await pilot.press("a")
+        await pilot.pause()
+        box = app.screen.query_one("#overrides", Input)
+        await pilot.press(*"train.epochs=2", "ctrl+a", *"x ")
+        await pilot.pause()
+        assert box.value == "x train.epochs=2"
