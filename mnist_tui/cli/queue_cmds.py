@@ -355,11 +355,14 @@ def logs(
         console.print(f"run {info.id} has no log (it was trained in a terminal, not by the worker)")
         return
     offset = 0
-    if follow and info.status == "queued":  # said, not a silent wait: a paused queue or a long queue can take hours
+    if (
+        follow and info.status == "queued"
+    ):  # said, not a silent wait: a paused queue or a long queue can take hours
         from mnist_tui.runs.scheduler import is_paused, queue_order
 
         order = [r.id for r in queue_order(store)]
-        where = f" (position {order.index(info.id) + 1} of {len(order)})" if info.id in order else ""
+        at = order.index(info.id) + 1 if info.id in order else 0
+        where = f" (position {at} of {len(order)})" if at else ""
         paused = "; the queue is paused: `mnist-tui queue resume`" if is_paused(store) else ""
         err.print(f"run {info.id} is queued{where}: waiting for it to start{paused}")
     while True:

@@ -41,6 +41,7 @@ from mnist_tui.tui.messages import (
     OpenSamples,
     OpenSearches,
     QuitRequested,
+    RunAction,
     StoreChanged,
     StoreRead,
     TogglePause,
@@ -59,7 +60,7 @@ from mnist_tui.tui.screens import (
     SearchScreen,
 )
 from mnist_tui.tui.screens.base import failure_notice
-from mnist_tui.tui.screens.dialogs import QueueChoice
+from mnist_tui.tui.screens.dialogs import AskText, Confirm, QueueChoice
 from mnist_tui.tui.screens.help import key_rows
 from mnist_tui.tui.workers import StoreReader
 from mnist_tui.views.tables import QueuedRun
@@ -130,9 +131,7 @@ class MnistTuiApp(App[None]):
         while not worker.is_cancelled:
             try:
                 self._advance_queue()
-                snapshot = self.reader.read(
-                    self._queue_rows(), scheduler.is_paused(self.store)
-                )
+                snapshot = self.reader.read(self._queue_rows(), scheduler.is_paused(self.store))
             except Exception as exc:  # one failed read must not stop every later one
                 self.post_message(Notice(f"reading the run store: {exc}", "error"))
                 snapshot = None
@@ -352,6 +351,77 @@ class MnistTuiApp(App[None]):
                 self.cancel_run(event.run_id)
 
         self.push_screen(ConfirmStop(run), chosen)
+
+    @on(RunAction)
+    def run_action_requested(self, event: RunAction) -> None:
+        """Resume, tag, note, archive, delete (to the trash, as the CLI does), or queue the
+        run's experiment again with its overrides in the dialog to change."""
+        run = self._find(event.run_id)
+        act = event.action
+        if act == "again":
+            overrides = [str(o) for o in run.summary.get("overrides") or ()]
+
+            def queued(choice: QueueChoice | None) -> None:
+                if choice is not None:
+                    self.queue_runs(*choice)
+
+            title = f"Queue {run.experiment} again (from {run.id}): change what you like"
+            dialog = QueueDialog([run.experiment], self.experiments_dir, " ".join(overrides), title)
+            self.push_screen(dialog, queued)
+        elif act == "tag":
+            hint = "Tags, separated by spaces (a tag with a leading - is removed):"
+            self.push_screen(
+                AskText(f"Tags of {run.id}", hint, " ".join(run.tags)),
+                lambda text: self._meta_job(run.id, "tag", text),
+            )
+        elif act == "note":
+            self.push_screen(
+                AskText(f"Note on {run.id}", "One line; empty clears it:", run.note),
+                lambda text: self._meta_job(run.id, "note", text),
+            )
+        elif act == "archive":
+            self._meta_job(run.id, "archive", "")
+        elif act == "delete":
+            detail = "It moves to the run store's trash (`mnist-tui gc` empties it)."
+            self.push_screen(
+                Confirm(f"Delete {run.experiment}/{run.id}?", detail),
+                lambda yes: self._meta_job(run.id, "delete", "") if yes else None,
+            )
+        elif act == "resume":
+            self._meta_job(run.id, "resume", "")
+
+    def _meta_job(self, run_id: str, act: str, text: str | None) -> None:
+        """The store part of a run action, on the store thread (None: cancelled)."""
+        from mnist_tui.runs import manage
+
+        if text is None:
+            return
+
+        def job() -> str:
+            run = self._find(run_id)
+            if act == "tag":
+                words = text.split()
+                gone = [w[1:] for w in words if w.startswith("-")]
+                wanted = [w for w in words if not w.startswith("-")]
+                dropped = [t for t in run.tags if t not in wanted]
+                manage.set_tags(self.store, run, wanted)
+                tags = manage.set_tags(self.store, run, gone + dropped, remove=True)
+                return f"{run.id}: tags {' '.join(tags) or '(none)'}"
+            if act == "note":
+                manage.set_note(self.store, run, text.strip())
+                return f"{run.id}: note {'saved' if text.strip() else 'cleared'}"
+            if act == "archive":
+                manage.set_archived(self.store, run, not run.archived)
+                return f"{run.id}: {'unarchived' if run.archived else 'archived'}"
+            if act == "delete":
+                done = manage.delete_run(self.store, run)
+                return f"{run.id}: moved to the trash ({done.moved_to})"
+            from mnist_tui.studies.relaunch import start_resume
+
+            start_resume(self.store, run, data_dir=self.data_dir)
+            return f"{run.id}: resuming (its log shows how it goes)"
+
+        self._jobs.put(job)
 
     @on(MoveRun)
     def move_requested(self, event: MoveRun) -> None:

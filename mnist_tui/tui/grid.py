@@ -102,13 +102,18 @@ class DataGrid(DataTable[Text]):
             return TableData(
                 data.title,
                 [Column("", keep=True)],
-                [Row("" if i == 0 else f"\0{i}", (Cell(t, "dim italic"),)) for i, t in enumerate(lines)],
+                [
+                    Row("" if i == 0 else f"\0{i}", (Cell(t, "dim italic"),))
+                    for i, t in enumerate(lines)
+                ],
             )
         # the vertical scrollbar takes two columns once the rows overflow
         room = width - (2 if len(data.rows) > max(self.size.height - 1, 1) else 0)
         shaped = fit(data, room, padding=2 * self.cell_padding)
         shown = {c.header for c in shaped.columns}
-        self.dropped = [c.header for c in data.columns if c.header.strip() and c.header not in shown]
+        self.dropped = [
+            c.header for c in data.columns if c.header.strip() and c.header not in shown
+        ]
         return shaped
 
     def _draw(self) -> None:

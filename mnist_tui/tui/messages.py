@@ -67,6 +67,15 @@ class CancelRun(Message):
     run_id: str
 
 
+@dataclass
+class RunAction(Message):
+    """Do something to a run: resume it, tag it, note it, archive it, delete it (to the
+    trash), or queue its experiment again with its overrides to change ("again")."""
+
+    run_id: str
+    action: Literal["resume", "tag", "note", "archive", "delete", "again"]
+
+
 class TogglePause(Message):
     """Pause the queue (start nothing new) or resume it."""
 

@@ -242,15 +242,18 @@ class StoreReader:
             )
         else:
             runs_sig = self._sig["runs"]
-        queue_sig = (paused,) + tuple(
-            (
-                q.run_id,
-                q.started,
-                q.info.status if q.info else None,
-                q.info.summary.get("step") if q.info else None,
-                q.info.summary.get("epochs_done") if q.info else None,
-            )
-            for q in queue
+        queue_sig = (
+            paused,
+            *(
+                (
+                    q.run_id,
+                    q.started,
+                    q.info.status if q.info else None,
+                    q.info.summary.get("step") if q.info else None,
+                    q.info.summary.get("epochs_done") if q.info else None,
+                )
+                for q in queue
+            ),
         )
         changed_runs = reload or runs_sig != self._sig.get("runs")
         changed_queue = queue_sig != self._sig.get("queue")

@@ -206,13 +206,14 @@ def tune_summary(
     metric: str,
     width: int,
     completed: int | None = None,
+    direction: str | None = None,
 ) -> list[RenderableType]:
     """After `tune`: the objective per trial and the parameter importances (the console's
     searches view shows the same curve and table)."""
     # plotext costs 0.2 s to import: only where a picture is drawn
     from mnist_tui.views.pictures import plot
 
-    curve = tables.history_curve(trials, metric)
+    curve = tables.history_curve(trials, metric, direction)
     out: list[RenderableType] = [Text.from_ansi(plot(curve, width=width, height=12))]
     if importances:
         out.append(rich_table(tables.importances_table(importances, completed)))

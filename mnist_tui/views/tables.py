@@ -1008,6 +1008,7 @@ class Series:
     xs: tuple[float, ...]
     ys: tuple[float, ...]
     marker: str
+    lines: bool = True  # joined by lines; False: points alone (pruned trials)
 
 
 @dataclass(frozen=True)
@@ -1016,6 +1017,7 @@ class Curve:
     series: tuple[Series, ...]
     xlabel: str = "epoch"
     percent: bool = False  # ys are fractions shown as percent
+    empty_note: str = ""  # why there is nothing to draw, when known ("no epochs yet")
 
     @property
     def empty(self) -> bool:
@@ -1055,7 +1057,17 @@ def overlay_curve(
         for i, (label, rows) in enumerate(runs)
     )
     title = key.replace("_", " ") + (" %" if percent else "")
-    return Curve(title, series, percent=percent)
+    return Curve(title, series, percent=percent, empty_note=missing_note(runs, key))
+
+
+def missing_note(runs: Sequence[tuple[str, Sequence[Mapping[str, Any]]]], key: str) -> str:
+    """Why runs that have epochs have no `key`: a run without a validation split records
+    no val_* figures; anything else was simply not recorded."""
+    if not any(rows for _, rows in runs):
+        return ""  # no epochs at all: "no epochs yet" says it
+    if key.startswith("val_"):
+        return "these runs have no validation split (set data.val_split to get one)"
+    return f"these runs recorded no {key}"
 
 
 def group_band_curve(
@@ -1089,14 +1101,51 @@ def group_band_curve(
     return Curve(title, tuple(series), percent=percent)
 
 
-def history_curve(trials: Sequence[Mapping[str, Any]], metric: str) -> Curve:
-    """A search's objective per trial (trial numbers from 0, as Optuna counts them)."""
+def _pruned(t: Mapping[str, Any]) -> bool:
+    return "pruned" in (t.get("state"), t.get("status"))
+
+
+def history_curve(
+    trials: Sequence[Mapping[str, Any]], metric: str, direction: str | None = None
+) -> Curve:
+    """A search's progress (trial numbers from 0, as Optuna counts them): the best value
+    so far as a line, which only ever improves; each completed trial's value as a point;
+    pruned trials apart, as points of their own glyph (stopped early, their figure is
+    not comparable). `direction`: maximize or minimize (default from the metric)."""
     scale = 100.0 if metric.endswith("_acc") else 1.0
-    pts = [
+    if direction is None:
+        direction = "minimize" if metric.endswith("_loss") else "maximize"
+    better = max if direction == "maximize" else min
+    done = sorted(
+        (
+            (float(t["number"]), scale * float(t["value"]))
+            for t in trials
+            if t.get("value") is not None and not _pruned(t)
+        ),
+        key=lambda p: p[0],
+    )
+    best_xs: list[float] = []
+    best_ys: list[float] = []
+    for x, y in done:
+        best_ys.append(y if not best_ys else better(best_ys[-1], y))
+        best_xs.append(x)
+    pruned = [
         (float(t["number"]), scale * float(t["value"]))
         for t in trials
-        if t.get("value") is not None
+        if _pruned(t) and t.get("value") is not None
     ]
+    n_pruned = sum(1 for t in trials if _pruned(t))
     label = metric_label(metric) + (" %" if scale != 1.0 else "")
-    s = Series(label, tuple(p[0] for p in pts), tuple(p[1] for p in pts), MARKERS[0])
-    return Curve(f"search history ({label})", (s,), xlabel="trial", percent=scale != 1.0)
+    series = [
+        Series(f"best so far ({'highest' if direction == 'maximize' else 'lowest'})",
+               tuple(best_xs), tuple(best_ys), MARKERS[0]),
+        Series("trial", tuple(p[0] for p in done), tuple(p[1] for p in done), "+", lines=False),
+    ]  # fmt: skip
+    if pruned:
+        series.append(
+            Series("pruned", tuple(p[0] for p in pruned), tuple(p[1] for p in pruned), "x", False)
+        )
+    title = f"search history ({label})"
+    if n_pruned:
+        title += f", {n_pruned} pruned" + ("" if pruned else " (not drawn)")
+    return Curve(title, tuple(series), xlabel="trial", percent=scale != 1.0)

@@ -12,9 +12,8 @@ from textual.widgets import DataTable, Footer, Static
 
 from mnist_tui.config.loading import load_experiment
 from mnist_tui.errors import MnistTuiError
-from mnist_tui.runs.store import RunStore
+from mnist_tui.runs.store import RunInfo, RunStore
 from mnist_tui.tui.grid import DataGrid, is_data_key
-from mnist_tui.runs.store import RunInfo
 from mnist_tui.tui.messages import AskQueue, ExperimentLoaded, OpenRun, StoreChanged
 from mnist_tui.tui.screens.base import ConsoleScreen
 from mnist_tui.views import tables

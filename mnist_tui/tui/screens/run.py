@@ -18,10 +18,18 @@ from textual.widgets import Footer, Static, TabbedContent, TabPane
 from textual.worker import get_current_worker
 
 from mnist_tui.errors import MnistTuiError
+from mnist_tui.runs import schema
 from mnist_tui.runs.io import read_json
 from mnist_tui.runs.store import RunInfo, RunStore
 from mnist_tui.tui.grid import DataGrid
-from mnist_tui.tui.messages import CancelRun, Notice, OpenDiff, OpenSamples, RunTailed
+from mnist_tui.tui.messages import (
+    CancelRun,
+    Notice,
+    OpenDiff,
+    OpenSamples,
+    RunAction,
+    RunTailed,
+)
 from mnist_tui.tui.screens.base import ConsoleScreen
 from mnist_tui.tui.workers import LogTail, MetricsTail
 from mnist_tui.views import pictures, tables
@@ -36,7 +44,16 @@ class RunScreen(ConsoleScreen):
         Binding("d", "diff", "Diff vs exp", id="run.diff"),
         Binding("p", "samples", "Pictures", id="run.samples"),
         Binding("y", "copy_id", "Copy id", id="run.copy_id"),
+        Binding("r", "act('resume')", "Resume", id="run.resume"),
+        Binding("a", "act('again')", "Again…", id="run.again"),
+        # shown in the header's hint line and in help (? ): the footer has no room at 80
+        Binding("t", "act('tag')", "Tag", show=False, id="run.tag"),
+        Binding("n", "act('note')", "Note", show=False, id="run.note"),
+        Binding("A", "act('archive')", "Archive / unarchive", show=False, id="run.archive"),
+        Binding("D", "act('delete')", "Delete (to the trash)", show=False, id="run.delete"),
     ]
+
+    RESUMABLE = ("killed", "failed", "interrupted")
 
     def __init__(self, run_id: str, store: RunStore, poll_interval: float = 1.0) -> None:
         super().__init__()
@@ -77,6 +94,7 @@ class RunScreen(ConsoleScreen):
         metrics = MetricsTail(run.path / "metrics.jsonl")
         log = LogTail(run.path / "log.txt", keep=200)
         last: dict[str, Any] | None = None
+        last_meta: Any = run.meta
         while not worker.is_cancelled:
             rows, reset = metrics.read()
             log_changed = log.read()
@@ -84,9 +102,13 @@ class RunScreen(ConsoleScreen):
                 summary = read_json(run.path / "summary.json")
             except (OSError, ValueError):
                 summary = last if last is not None else run.summary
-            if rows or reset or log_changed or summary != last or last is None:
-                last = summary
-                run = RunInfo(run.id, run.experiment, run.path, summary)
+            try:  # tags, note: changed from here or from the shell; checked as on read
+                meta = schema.check_meta(read_json(run.path / schema.META))[0]
+            except (OSError, ValueError):
+                meta = last_meta
+            if rows or reset or log_changed or summary != last or last is None or meta != last_meta:
+                last, last_meta = summary, meta
+                run = RunInfo(run.id, run.experiment, run.path, summary, meta=meta)
                 self.post_message(
                     RunTailed(run, rows, reset, list(log.lines) if log_changed else None)
                 )
@@ -111,10 +133,21 @@ class RunScreen(ConsoleScreen):
                 Text("log (last lines)\n", style="bold") + Text("\n".join(event.log[-12:]))
             )
 
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """Stop only an active run, resume only a stopped one: other keys are hidden."""
+        status = self.run.status if self.run is not None else None
+        if action == "cancel":
+            return status in ("running", "queued")
+        if action == "act" and parameters == ("resume",):
+            return status in self.RESUMABLE
+        return True
+
     def draw_header(self) -> None:
         assert self.run is not None
         run = self.run
         reason = run.summary.get("reason")
+        tags = "  ".join(f"#{t}" for t in run.tags)
+        note = run.note.replace("\n", " ")
         self.query_one("#run-header", Static).update(
             Text.assemble(
                 (f"{run.experiment}/{run.id}", "bold"),
@@ -123,8 +156,12 @@ class RunScreen(ConsoleScreen):
                 "  ",
                 tables.run_header(run, self.rows),
                 (f"\n{reason}" if reason else "", "red"),
+                (f"\n{tags}" if tags else "", "cyan"),
+                (f"{'  ' if tags else chr(10)}note: {note}" if note else "", "italic"),
+                ("\nt tag · n note · A archive · D delete · a again with changes", "dim"),
             )
         )
+        self.refresh_bindings()
 
     def on_resize(self) -> None:
         if self.run is not None:
@@ -175,6 +212,9 @@ class RunScreen(ConsoleScreen):
     def action_samples(self) -> None:
         if self.run is not None:
             self.post_message(OpenSamples(self.run))
+
+    def action_act(self, action: str) -> None:
+        self.post_message(RunAction(self.run_id, action))  # type: ignore[arg-type]
 
     def action_copy_id(self) -> None:
         self.app.copy_to_clipboard(self.run_id)

@@ -62,7 +62,7 @@ class SearchScreen(ConsoleScreen):
             data = tables.trials_table(st.trials, metric=st.metric)
             trials.show(data)
             body.mount(Static(Text("\n".join(data.notes), style="dim"), classes="pane-title"))
-            curve = tables.history_curve(st.trials, st.metric)
+            curve = tables.history_curve(st.trials, st.metric, st.direction)
             body.mount(Static(Text.from_ansi(pictures.plot(curve, width=width, height=10))))
             if st.importances:
                 importances = DataGrid(classes="auto")
