@@ -32,10 +32,10 @@ def status_line(app: MnistTuiApp) -> str:
     return str(app.main.query_one("#status-line", Static).render())
 
 
-def set_status(tmp_path: Path, run_id: str, status: str) -> None:
+def set_status(tmp_path: Path, run_id: str, status: str, **fields: object) -> None:
     path = tmp_path / "runs" / "fnn1" / run_id / "summary.json"
     summary = json.loads(path.read_text())
-    summary["status"] = status
+    summary.update(status=status, **fields)
     path.write_text(json.dumps(summary))
 
 
@@ -56,7 +56,9 @@ async def test_paused_queue_and_failed_runs_stay_on_screen(tmp_path: Path) -> No
     (tmp_path / "runs").mkdir()
     shutil.copytree(RUNS / "fnn1", tmp_path / "runs" / "fnn1")
     set_status(tmp_path, "f0000001", "failed")
-    set_status(tmp_path, "f0000002", "killed")
+    # killed before its first epoch ended: resumable without a checkpoint
+    set_status(tmp_path, "f0000002", "killed", epochs_done=0)
+    (tmp_path / "runs" / "fnn1" / "f0000002" / "metrics.jsonl").write_text("")
     async with make_app(tmp_path, concurrency=0).run_test(size=SMALL) as pilot:
         app = await loaded(pilot)
         await wait_for(pilot, lambda: "PAUSED" in status_line(app), 10)
@@ -258,3 +260,125 @@ async def test_ctrl_a_in_the_overrides_box_goes_to_the_start(tmp_path: Path) -> 
         await pilot.press(*"train.epochs=2", "ctrl+a", *"x ")
         await pilot.pause()
         assert box.value == "x train.epochs=2"
+
+
+# 3 -----------------------------------------------------------------------------------
+
+
+def test_the_legend_sits_above_the_plot_and_hides_no_point() -> None:
+    from plotext import uncolorize
+
+    from mnist_tui.views import pictures, tables
+
+    rows = [
+        {"epoch": 1, "train_acc": 0.5, "val_acc": 0.55, "test_acc": 0.6},
+        {"epoch": 2, "train_acc": 0.7, "val_acc": 0.72, "test_acc": 0.74},
+    ]
+    _, acc = tables.run_curves(rows, "run")
+    text = uncolorize(pictures.plot(acc, width=38, height=14))
+    legend = [line for line in text.splitlines() if "x test" in line]
+    assert legend, text
+    for line in legend:  # outside the frame, on a line of its own
+        assert not set(line) & set("│┤┼├"), text
+    body = "\n".join(line for line in text.splitlines() if line not in legend)
+    for marker in "•+x":  # every point of every series is drawn
+        assert body.count(marker) >= 2, (marker, text)
+
+
+def test_search_history_plots_best_so_far_and_pruned_trials_apart() -> None:
+    from mnist_tui.views import tables
+
+    trials = [
+        {"number": 0, "state": "complete", "value": 0.90},
+        {"number": 1, "state": "complete", "value": 0.50},
+        {"number": 2, "state": "pruned", "value": 0.30},
+        {"number": 3, "state": "complete", "value": 0.95},
+    ]
+    curve = tables.history_curve(trials, "val_acc")
+    best = curve.series[0]
+    assert best.label.startswith("best so far")
+    assert best.ys == (90.0, 90.0, 95.0)  # never falls
+    assert list(best.ys) == sorted(best.ys)
+    pruned = [s for s in curve.series if s.label == "pruned"]
+    assert pruned and pruned[0].xs == (2.0,) and 2.0 not in best.xs
+    assert "1 pruned" in curve.title
+    loss = tables.history_curve(
+        [{"number": i, "state": "complete", "value": v} for i, v in enumerate([0.5, 0.7, 0.4])],
+        "val_loss",
+    )
+    assert loss.series[0].ys == (0.5, 0.5, 0.4)  # lowest wins for a loss
+
+
+async def test_overlay_says_when_runs_have_no_validation_split(tmp_path: Path) -> None:
+    async with make_app(tmp_path).run_test(size=SMALL) as pilot:
+        app = await loaded(pilot)
+        await pilot.press("2")
+        await select_row(app, pilot, "runs", "f0000001")
+        await pilot.press("o")
+        await wait_for(pilot, lambda: isinstance(app.screen, OverlayScreen) and app.screen.runs)
+        await pilot.press("m", "m")  # test acc, test loss, val acc
+        await pilot.pause()
+        plot = str(app.screen.query_one("#overlay-plot", Static).render())
+        assert "val acc" in plot and "no validation split" in plot, plot
+
+
+# 7 -----------------------------------------------------------------------------------
+
+
+async def test_run_page_resumes_tags_notes_archives_deletes_and_queues_again(
+    tmp_path: Path, monkeypatch: object
+) -> None:
+    import subprocess
+
+    import pytest
+
+    from mnist_tui.tui.screens import QueueDialog, RunScreen
+
+    assert isinstance(monkeypatch, pytest.MonkeyPatch)
+    started: list[list[str]] = []
+    monkeypatch.setattr(subprocess, "Popen", lambda cmd, **_: started.append(cmd))
+    app = make_app(tmp_path)
+    # killed before its first epoch ended: resumable without a checkpoint
+    set_status(tmp_path, "f0000002", "killed", epochs_done=0)
+    (tmp_path / "runs" / "fnn1" / "f0000002" / "metrics.jsonl").write_text("")
+    async with app.run_test(size=SMALL) as pilot:
+        await loaded(pilot)
+        await pilot.press("2")
+        await select_row(app, pilot, "runs", "f0000002")
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: isinstance(app.screen, RunScreen) and app.screen.run)
+        run_screen = app.screen
+        await pilot.press("t")
+        await pilot.pause()
+        await pilot.press(*"best keep", "enter")
+        await wait_for(pilot, lambda: app.store.resolve("f0000002").tags == ["best", "keep"], 10)
+        await pilot.press("n")
+        await pilot.pause()
+        await pilot.press(*"lr too high", "enter")
+        await wait_for(pilot, lambda: app.store.resolve("f0000002").note == "lr too high", 10)
+        header = run_screen.query_one("#run-header", Static)
+        await wait_for(pilot, lambda: "#best" in str(header.render()), 10)
+        assert "note: lr too high" in str(header.render())
+        await pilot.press("r")  # killed: resumable, in a detached child process
+        await pilot.pause(1)
+        assert started, [n.message for n in app._notifications]
+        assert started[0][3:5] == ["resume", "f0000002"]
+        await pilot.press("a")  # again, the dialog pre-filled with the run's overrides
+        await pilot.pause()
+        dialog = app.screen
+        assert isinstance(dialog, QueueDialog)
+        overrides = app.store.resolve("f0000002").summary.get("overrides") or []
+        assert dialog.query_one("#overrides", Input).value == " ".join(overrides)
+        await pilot.press("escape")
+        await pilot.pause()
+        await pilot.press("A")
+        await wait_for(pilot, lambda: RunStore(tmp_path / "runs").runs() != [], 5)
+        runs = RunStore(tmp_path / "runs")
+        await wait_for(pilot, lambda: "f0000002" not in [r.id for r in runs.runs()], 10)
+        await pilot.press("A")  # and back
+        await wait_for(pilot, lambda: "f0000002" in [r.id for r in runs.runs()], 10)
+        await pilot.press("D")
+        await pilot.pause()
+        await pilot.press("y")
+        await wait_for(pilot, lambda: not (tmp_path / "runs" / "fnn1" / "f0000002").exists(), 10)
+        assert (tmp_path / "runs" / ".trash" / "fnn1" / "f0000002").is_dir()
