@@ -382,3 +382,162 @@ async def test_run_page_resumes_tags_notes_archives_deletes_and_queues_again(
         await pilot.press("y")
         await wait_for(pilot, lambda: not (tmp_path / "runs" / "fnn1" / "f0000002").exists(), 10)
         assert (tmp_path / "runs" / ".trash" / "fnn1" / "f0000002").is_dir()
+
+
+# 9 -----------------------------------------------------------------------------------
+
+# what "run options" means: the same on every command that trains
+RUN_OPTIONS = {
+    "--set",
+    "--epochs",
+    "--seed",
+    "--device",
+    "--threads",
+    "--data-dir",
+    "--runs-dir",
+    "--experiments-dir",
+    "--json",
+}
+
+
+def test_every_training_command_takes_the_same_run_options() -> None:
+    import typer.main
+
+    from mnist_tui.cli import app
+
+    root = typer.main.get_command(app)
+    for path in (["run"], ["cv"], ["tune"], ["queue", "add"]):
+        command = root
+        for name in path:
+            command = command.commands[name]  # type: ignore[attr-defined]
+        options = {o for p in command.params for o in p.opts}
+        assert options >= RUN_OPTIONS, (path, sorted(RUN_OPTIONS - options))
+
+
+def test_tune_epochs_is_an_override(tmp_path: Path) -> None:
+    """`tune --epochs 1` is parsed (not "No such option") and reaches the definition:
+    an unknown experiment is the error, not the option."""
+    from mnist_tui.cli import main
+
+    try:
+        main(["tune", "no_such_experiment", "--epochs", "1", "--runs-dir", str(tmp_path)])
+    except SystemExit as exc:
+        assert exc.code == 2
+    else:  # pragma: no cover - a missing experiment always fails
+        raise AssertionError("tune of a missing experiment succeeded")
+
+
+def test_a_run_at_chance_level_says_why_when_the_cause_is_known() -> None:
+    from mnist_tui.config.loading import load_experiment
+    from mnist_tui.runs.store import RunInfo
+    from mnist_tui.studies.diagnose import chance_note
+
+    from .conftest import EXPERIMENTS
+
+    spec = load_experiment("task2", EXPERIMENTS, ["train.epochs=2", "data.subset=5000"])
+    summary = {
+        "status": "completed",
+        "final": {"test_acc": 0.1114},
+        "epochs_done": 2,
+        "steps": 40,
+        "classes": [str(i) for i in range(10)],
+    }
+    run = RunInfo("abc", "task2", Path("."), summary)
+    note = chance_note(spec, run)
+    assert "chance level" in note and "batch-norm momentum" in note and "80 steps" in note
+    assert "model.defaults=pytorch" in note
+    fine = RunInfo("abd", "task2", Path("."), dict(summary, final={"test_acc": 0.88}))
+    assert chance_note(spec, fine) == ""
+    plain = load_experiment("logreg", EXPERIMENTS)
+    assert "no known cause" in chance_note(plain, run)
+
+
+async def test_run_page_says_why_a_run_is_at_chance_level(tmp_path: Path) -> None:
+    from mnist_tui.tui.screens import RunScreen
+
+    app = make_app(tmp_path)
+    run_dir = tmp_path / "runs" / "fnn1" / "f0000001"
+    spec = (run_dir / "spec.toml").read_text()
+    spec = spec.replace("batch_norm = false", "batch_norm = true")
+    spec = spec.replace('defaults = "pytorch"', 'defaults = "keras"')
+    (run_dir / "spec.toml").write_text(spec)
+    summary = json.loads((run_dir / "summary.json").read_text())
+    summary["final"]["test_acc"] = 0.1114
+    (run_dir / "summary.json").write_text(json.dumps(summary))
+    async with app.run_test(size=SMALL) as pilot:
+        await loaded(pilot)
+        await pilot.press("2")
+        await select_row(app, pilot, "runs", "f0000001")
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: isinstance(app.screen, RunScreen) and app.screen.run)
+        await pilot.pause()
+        header = str(app.screen.query_one("#run-header", Static).render())
+        assert "chance level" in header and "batch-norm momentum" in header, header
+
+
+# 10 ----------------------------------------------------------------------------------
+
+
+def test_png_without_matplotlib_names_the_exact_command(
+    tmp_path: Path, monkeypatch: object
+) -> None:
+    import sys
+
+    import pytest
+
+    from mnist_tui.errors import MnistTuiError
+    from mnist_tui.views import png
+
+    assert isinstance(monkeypatch, pytest.MonkeyPatch)
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # as if not installed
+    with pytest.raises(MnistTuiError) as exc:
+        png.save_run_png(tmp_path / "x.png", "t", [], {})
+    assert f"{sys.executable} -m pip install" in str(exc.value)
+    assert "mnist-tui[png]" not in str(exc.value)  # no extra the set-up may lack
+
+
+# 11 ----------------------------------------------------------------------------------
+
+
+def test_help_groups_commands_by_task_most_used_first(capsys: object, monkeypatch: object) -> None:
+    import pytest
+
+    from mnist_tui.cli import main
+
+    assert isinstance(monkeypatch, pytest.MonkeyPatch)
+    assert isinstance(capsys, pytest.CaptureFixture)
+    monkeypatch.setenv("COLUMNS", "100")
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    text = capsys.readouterr().out
+    panels = [text.index(f"─ {p} ") for p in ("Train", "Look", "Queue", "Manage")]
+    assert panels == sorted(panels), text
+    assert text.index(" run ") < text.index(" list ") < text.index(" delete ")
+    assert "--install-completion" in text
+
+
+def test_shell_completion_of_experiments_run_ids_and_keys(tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    from .conftest import REPO
+
+    def complete(*words: str) -> list[str]:
+        env = {
+            **os.environ,
+            "_MNIST_TUI_COMPLETE": "complete_bash",
+            "COMP_WORDS": " ".join(["mnist-tui", *words]),
+            "COMP_CWORD": str(len(words)),
+            "MNIST_TUI_RUNS": str(RUNS),
+            "PYTHONPATH": str(REPO),
+        }
+        out = subprocess.run(
+            [sys.executable, "-m", "mnist_tui"], env=env, capture_output=True, text=True
+        )
+        return out.stdout.split()
+
+    assert "fnn1" in complete("run", "fn")
+    assert complete("show", "f00000") == ["f0000003", "f0000002", "f0000001"]
+    assert "optim.lr=" in complete("run", "fnn1", "-S", "optim.l")
+    assert "model.hidden=" in complete("queue", "add", "fnn1", "-S", "model.hi")

@@ -164,6 +164,7 @@ class RunTailed(Message):
     rows: list[dict[str, Any]]
     reset: bool
     log: list[str] | None  # None: the log did not change
+    note: str = ""  # why the result looks as it does, when known (chance level)
 
     def can_replace(self, message: Message) -> bool:
         return False  # rows are increments: every one must arrive

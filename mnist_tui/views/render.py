@@ -227,6 +227,7 @@ def report_table(rows: list[ReportRow]) -> Table:
 
 def show_subject(console: Console, subject: Subject, store: RunStore) -> None:
     # plotext costs 0.2 s to import: only where a picture is drawn
+    from mnist_tui.studies.diagnose import chance_note
     from mnist_tui.views.pictures import confusion_heatmap
 
     spec = subject.spec
@@ -254,6 +255,9 @@ def show_subject(console: Console, subject: Subject, store: RunStore) -> None:
         f"{s.get('epochs_done', 0)}/{s.get('epochs', '?')} epochs  "
         f"{fmt.seconds(s.get('wall_seconds'))}",
     )
+    note = chance_note(spec, run)
+    if note:
+        console.print(f"[yellow]note:[/] {escape(note)}")
     context = tables.run_context(run)
     if context or s.get("group"):
         group = f"group {s['group']}  " if s.get("group") else ""

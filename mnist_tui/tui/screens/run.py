@@ -17,10 +17,13 @@ from textual.containers import Horizontal, VerticalScroll
 from textual.widgets import Footer, Static, TabbedContent, TabPane
 from textual.worker import get_current_worker
 
+from mnist_tui.config.loading import load_spec_file
+from mnist_tui.config.spec import ExperimentSpec
 from mnist_tui.errors import MnistTuiError
 from mnist_tui.runs import schema
 from mnist_tui.runs.io import read_json
 from mnist_tui.runs.store import RunInfo, RunStore
+from mnist_tui.studies.diagnose import chance_note
 from mnist_tui.tui.grid import DataGrid
 from mnist_tui.tui.messages import (
     CancelRun,
@@ -33,6 +36,14 @@ from mnist_tui.tui.messages import (
 from mnist_tui.tui.screens.base import ConsoleScreen
 from mnist_tui.tui.workers import LogTail, MetricsTail
 from mnist_tui.views import pictures, tables
+
+
+def _spec_of(run: RunInfo) -> ExperimentSpec | None:
+    """The run's frozen definition, or None where it no longer loads (said elsewhere)."""
+    try:
+        return load_spec_file(run.spec_path())
+    except (MnistTuiError, OSError):
+        return None
 
 
 class RunScreen(ConsoleScreen):
@@ -63,6 +74,7 @@ class RunScreen(ConsoleScreen):
         self.run: RunInfo | None = None
         self.rows: list[dict[str, Any]] = []
         self._drawn: tuple[int, int, int] = (-1, 0, 0)  # epochs, width, height last plotted
+        self.note = ""  # why its result looks as it does (chance level), when known
 
     def compose(self) -> ComposeResult:
         yield Static(Text(self.run_id, style="bold"), id="run-header")
@@ -95,6 +107,7 @@ class RunScreen(ConsoleScreen):
         log = LogTail(run.path / "log.txt", keep=200)
         last: dict[str, Any] | None = None
         last_meta: Any = run.meta
+        spec = _spec_of(run)
         while not worker.is_cancelled:
             rows, reset = metrics.read()
             log_changed = log.read()
@@ -109,9 +122,8 @@ class RunScreen(ConsoleScreen):
             if rows or reset or log_changed or summary != last or last is None or meta != last_meta:
                 last, last_meta = summary, meta
                 run = RunInfo(run.id, run.experiment, run.path, summary, meta=meta)
-                self.post_message(
-                    RunTailed(run, rows, reset, list(log.lines) if log_changed else None)
-                )
+                lines = list(log.lines) if log_changed else None
+                self.post_message(RunTailed(run, rows, reset, lines, chance_note(spec, run)))
             end = time.monotonic() + self.poll_interval
             while time.monotonic() < end and not worker.is_cancelled:
                 time.sleep(0.05)
@@ -121,6 +133,7 @@ class RunScreen(ConsoleScreen):
         event.stop()
         self.run = event.run
         self.run_id = event.run.id
+        self.note = event.note
         if event.reset:
             self.rows = []
         self.rows += event.rows
@@ -156,6 +169,7 @@ class RunScreen(ConsoleScreen):
                 "  ",
                 tables.run_header(run, self.rows),
                 (f"\n{reason}" if reason else "", "red"),
+                (f"\n{self.note}" if self.note else "", "yellow"),
                 (f"\n{tags}" if tags else "", "cyan"),
                 (f"{'  ' if tags else chr(10)}note: {note}" if note else "", "italic"),
                 ("\nt tag · n note · A archive · D delete · a again with changes", "dim"),
