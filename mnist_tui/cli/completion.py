@@ -54,6 +54,12 @@ def run_ids(ctx: click.Context, incomplete: str) -> list[CompletionItem]:
     return []
 
 
+def either(ctx: click.Context, incomplete: str) -> list[CompletionItem]:
+    """A subject of `show` or `diff`: a run id or an experiment name."""
+    names = [CompletionItem(n, help="experiment") for n in experiment_names(ctx, incomplete)]
+    return run_ids(ctx, incomplete) + names
+
+
 def override_keys() -> list[str]:
     """Every dotted key an experiment accepts: the sections' fields and every model's."""
     from mnist_tui.config.schema import fields_of
@@ -78,10 +84,7 @@ def attach(command: click.Command) -> click.Command:
     for param in command.params:
         name = param.name or ""
         if command.name in EITHER and not param.opts[0].startswith("-"):
-            param._custom_shell_complete = lambda ctx, _p, inc: [
-                *run_ids(ctx, inc),
-                *experiment_names(ctx, inc),
-            ]
+            param._custom_shell_complete = lambda ctx, _p, inc: either(ctx, inc)
         elif name in EXPERIMENT_PARAMS:
             param._custom_shell_complete = lambda ctx, _p, inc: experiment_names(ctx, inc)
         elif name in RUN_PARAMS:
