@@ -308,7 +308,7 @@ def live_summary(runs: list[RunInfo], paused: bool = False) -> tuple[str, str]:
     counts = f"{done:,} done · {running} running · {queued} queued"
     counts += "".join(f" · {n:,} {status}" for status, n in sorted(ended.items()))
     if paused:
-        counts = f"QUEUE PAUSED (p on the queue tab resumes) · {counts}"
+        counts = f"⏸ QUEUE PAUSED (p on tab 3 resumes) · {counts}"
     latest = ""
     if newest is not None:
         acc = newest.final("test_acc")

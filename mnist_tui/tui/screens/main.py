@@ -67,7 +67,8 @@ class MainScreen(ConsoleScreen):
         # handed to the focused table: `/fnn` typed ahead or pasted all reaches the filter
         Binding("slash", "filter", "Filter", id="main.filter", priority=True),
         Binding("escape", "clear_filter", "Clear filter", id="main.clear_filter"),
-        Binding("escape", "clear_marks", "Clear marks", id="main.clear_marks"),
+        # not in the footer (no room at 80 columns): the status line says "esc clears"
+        Binding("escape", "clear_marks", "Clear marks", show=False, id="main.clear_marks"),
         Binding("space", "mark", "Mark ↓", id="main.mark", tooltip="mark the row, move down"),
         Binding("a", "queue", "Queue", id="main.queue"),
         Binding("d", "diff", "Diff", id="main.diff"),

@@ -141,6 +141,9 @@ class RunScreen(ConsoleScreen):
         if event.rows or event.reset or self._drawn[0] < 0:
             self.draw_curves()
             self.draw_details()
+        # the header may have grown (a reason, tags, a note): the plots' room changed,
+        # and a plot drawn for the old room would lose its axis at the bottom
+        self.call_after_refresh(self.draw_curves)
         if event.log is not None:
             self.query_one("#run-log", Static).update(
                 Text("log (last lines)\n", style="bold") + Text("\n".join(event.log[-12:]))
