@@ -935,22 +935,28 @@ def trial_cells(trial: Mapping[str, Any], metric: str = "value") -> tuple[Cell, 
         Cell(str(trial.get("state") or ""), TRIAL_STYLE.get(str(trial.get("state")), "")),
         _num(value, metric_text(metric, value)),
         Cell(trial.get("run") or ""),
-        Cell("  ".join(f"{k}={fmt.value(v)}" for k, v in trial.get("params", {}).items())),
     )
 
 
 def trials_table(
     trials: Sequence[Mapping[str, Any]], title: str = "trials", metric: str = "value"
 ) -> TableData:
-    """A search's trials: number, state, objective value, its run, the sampled values."""
+    """A search's trials: number, state, objective value, its run, then one column per
+    sampled parameter (a value is never cut; a narrow screen drops whole columns,
+    rightmost first, and the console names them)."""
+    keys = sorted({k for t in trials for k in t.get("params", {})})
     columns = [
         Column("trial", "right"),
         Column("state"),
         Column(metric_label(metric), "right"),
         Column("run", keep=True),
-        Column("params"),
+        *(Column(k, "right", drop=i + 1) for i, k in enumerate(keys)),
     ]
-    rows = [Row(str(t["number"]), trial_cells(t, metric)) for t in trials]
+    rows = []
+    for t in trials:
+        params = t.get("params", {})
+        values = tuple(Cell(fmt.value(params[k]) if k in params else "") for k in keys)
+        rows.append(Row(str(t["number"]), trial_cells(t, metric) + values))
     notes = []
     if metric != "value":
         notes.append(

@@ -436,7 +436,8 @@ class MainScreen(ConsoleScreen):
         if new is None:
             text = "in the order read (newest first)" if tab == "runs" else "unsorted"
         else:
-            text = f"sorted by {new[0]}, {'smallest' if new[1] else 'largest'} first"
+            order = "smallest (Z-A) first" if new[1] else "largest (A-Z) first"
+            text = f"sorted by {new[0]}, {order}: s again {'goes on' if new[1] else 'reverses'}"
         self.post_message(Notice(text, subject=f"sort {tab}"))
         self.redraw(tab)
 

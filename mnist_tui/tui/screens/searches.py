@@ -35,6 +35,11 @@ class SearchScreen(ConsoleScreen):
         self.query_one("#search-body", VerticalScroll).focus()
         self.read()
 
+    def _name_dropped(self, grid: DataGrid, notes: Static, lines: list[str]) -> None:
+        if grid.dropped:
+            lines = [*lines, f"not shown (narrow): {', '.join(grid.dropped)}"]
+        notes.update(Text("\n".join(lines), style="dim"))
+
     @work(thread=True, exclusive=True, group="read", exit_on_error=False)
     def read(self) -> None:
         from mnist_tui.studies.tune import read_studies
@@ -61,7 +66,10 @@ class SearchScreen(ConsoleScreen):
             body.mount(trials)
             data = tables.trials_table(st.trials, metric=st.metric)
             trials.show(data)
-            body.mount(Static(Text("\n".join(data.notes), style="dim"), classes="pane-title"))
+            notes = Static(Text("\n".join(data.notes), style="dim"), classes="pane-title")
+            body.mount(notes)
+            # the parameters a narrow screen leaves out are named, never cut
+            self.call_after_refresh(self._name_dropped, trials, notes, data.notes)
             curve = tables.history_curve(st.trials, st.metric, st.direction)
             body.mount(Static(Text.from_ansi(pictures.plot(curve, width=width, height=10))))
             if st.importances:
