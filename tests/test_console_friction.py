@@ -541,3 +541,65 @@ def test_shell_completion_of_experiments_run_ids_and_keys(tmp_path: Path) -> Non
     assert complete("show", "f00000") == ["f0000003", "f0000002", "f0000001"]
     assert "optim.lr=" in complete("run", "fnn1", "-S", "optim.l")
     assert "model.hidden=" in complete("queue", "add", "fnn1", "-S", "model.hi")
+
+
+def test_search_parameters_are_columns_whose_values_are_never_cut() -> None:
+    from mnist_tui.views.tables import fit, trials_table
+
+    trials = [
+        {
+            "number": 0,
+            "state": "complete",
+            "value": 0.97,
+            "run": "abcd1234",
+            "params": {"model.hidden": [128, 64, 32], "optim.lr": 0.000443038},
+        }
+    ]
+    table = trials_table(trials, metric="val_acc")
+    headers = [c.header for c in table.columns]
+    assert "model.hidden" in headers and "optim.lr" in headers
+    cells = {c.header: cell.text for c, cell in zip(table.columns, table.rows[0].cells)}
+    assert cells["model.hidden"] == "[128, 64, 32]"
+    narrow = fit(table, 60)
+    for col, cell in zip(narrow.columns, narrow.rows[0].cells):
+        assert cell.text == cells[col.header]  # whole, or the column is left out
+
+
+async def test_no_table_scrolls_sideways_at_80x24(tmp_path: Path) -> None:
+    """A table fitted to the width never shows a horizontal scrollbar (its thumb was
+    the stray block glyphs above the footer)."""
+    from mnist_tui.tui.grid import DataGrid
+    from mnist_tui.tui.screens import RunScreen
+
+    async with make_app(tmp_path).run_test(size=SMALL) as pilot:
+        app = await loaded(pilot)
+        for tab in "1234":
+            await pilot.press(tab)
+            await pilot.pause(0.5)
+            for grid in app.screen.query(DataGrid):
+                if grid.display and grid.size.width:
+                    assert not grid.scrollbars_enabled[1], (tab, grid.id)
+        await pilot.press("2", "enter")
+        await wait_for(pilot, lambda: isinstance(app.screen, RunScreen) and app.screen.run)
+        await pilot.press("2")
+        await pilot.pause(0.5)
+        for grid in app.screen.query(DataGrid):
+            assert not grid.scrollbars_enabled[1], grid.id
+
+
+def test_cli_list_names_the_columns_it_leaves_out_at_80(tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    from .conftest import REPO
+
+    env = {**os.environ, "COLUMNS": "80", "PYTHONPATH": str(REPO)}
+    out = subprocess.run(
+        [sys.executable, "-m", "mnist_tui", "list", "--runs-dir", str(tmp_path)],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert out.returncode == 0, out.stderr
+    assert "not shown at 80 columns: params, epochs" in out.stdout, out.stdout

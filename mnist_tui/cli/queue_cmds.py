@@ -248,7 +248,8 @@ def queue_ls(ctx: typer.Context, runs_dir: RunsDir = None, json_out: JsonOut = F
         return
     t = Table(title_justify="left", title=f"queue of {store.root}")
     for col in ("#", "run", "experiment", "status", "device", "progress", "overrides"):
-        t.add_column(col, no_wrap=col in ("run", "experiment"))
+        # overrides fold onto more lines rather than end in "train.epoch…"
+        t.add_column(col, no_wrap=col in ("run", "experiment"), overflow="fold")
     for r in rows:
         progress = f"{r['epoch'] or 0}/{r['epochs'] or '?'}" if r["status"] == "running" else ""
         t.add_row(

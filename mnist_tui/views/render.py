@@ -127,6 +127,11 @@ class FitTable(Table):
             for col, spec in zip(self.columns, self.data.columns, strict=True)
             if id(spec) in kept
         ]
+        # said, not silent: which columns this width left out
+        gone = ", ".join(c.header for c in self.data.columns if id(c) not in kept)
+        said = f"not shown at {options.max_width} columns: {gone} (a wider terminal shows them)"
+        narrow.caption = f"{self.caption}\n{said}" if self.caption else said
+        narrow.caption_justify = "left"
         yield from Table.__rich_console__(narrow, console, options)
 
 
@@ -147,6 +152,9 @@ def rich_table(data: TableData) -> Table:
             justify=col.justify,
             no_wrap=col.keep,
             min_width=w if col.keep else None,
+            # a long word (an override, a class name) folds onto the next line whole
+            # instead of ending in an ellipsis
+            overflow="fold",
         )
     for r in data.rows:
         t.add_row(*(Text(c.text, style=c.style) for c in r.cells))
