@@ -558,10 +558,12 @@ def test_search_parameters_are_columns_whose_values_are_never_cut() -> None:
     table = trials_table(trials, metric="val_acc")
     headers = [c.header for c in table.columns]
     assert "model.hidden" in headers and "optim.lr" in headers
-    cells = {c.header: cell.text for c, cell in zip(table.columns, table.rows[0].cells)}
+    cells = {
+        c.header: cell.text for c, cell in zip(table.columns, table.rows[0].cells, strict=True)
+    }
     assert cells["model.hidden"] == "[128, 64, 32]"
     narrow = fit(table, 60)
-    for col, cell in zip(narrow.columns, narrow.rows[0].cells):
+    for col, cell in zip(narrow.columns, narrow.rows[0].cells, strict=True):
         assert cell.text == cells[col.header]  # whole, or the column is left out
 
 
