@@ -346,7 +346,9 @@ async def test_help_lists_every_key_of_the_screen_and_scrolls_at_80x24(tmp_path:
         await pilot.pause()
         assert isinstance(app.screen, HelpScreen)
         listed = {what for _keys, what, _on in app.screen.rows}
-        assert {"Pictures", "Stop", "Diff vs exp", "Copy id", "Back"} <= listed
+        # a completed run: nothing to stop or resume, so those keys are not offered
+        assert {"Pictures", "Diff vs exp", "Copy id", "Back", "Again…", "Tag", "Note"} <= listed
+        assert not {"Stop", "Resume"} & listed
         assert not {"Mark ↓", "Queue", "Diff"} & listed  # the main view's keys are not here
 
 
@@ -449,7 +451,7 @@ async def test_run_header_keeps_its_height_while_the_step_text_grows(tmp_path: P
             await wait_for(pilot, lambda s=step: f"step {s}/" in str(header.render()), 10)
             await pilot.pause(0.2)
             heights.add(header.region.height)
-        assert heights == {2}  # two lines of text, nothing rewrapped
+        assert heights == {3}  # three lines of text (the last: the run's keys), no rewrap
 
 
 async def test_grid_caps_rows_and_updates_changed_cells_in_place() -> None:
