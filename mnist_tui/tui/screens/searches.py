@@ -14,7 +14,7 @@ from textual.widgets import Footer, Static
 
 from mnist_tui.runs.store import RunStore
 from mnist_tui.tui.grid import DataGrid
-from mnist_tui.tui.messages import StudiesRead
+from mnist_tui.tui.messages import StoreChanged, StudiesRead
 from mnist_tui.tui.screens.base import ConsoleScreen
 from mnist_tui.views import pictures, tables
 
@@ -40,6 +40,12 @@ class SearchScreen(ConsoleScreen):
             lines = [*lines, f"not shown (narrow): {', '.join(grid.dropped)}"]
         notes.update(Text("\n".join(lines), style="dim"))
 
+    @on(StoreChanged)
+    def store_changed(self, event: StoreChanged) -> None:
+        """A run started or ended (a trial among them): the searches again."""
+        event.stop()
+        self.read()
+
     @work(thread=True, exclusive=True, group="read", exit_on_error=False)
     def read(self) -> None:
         from mnist_tui.studies.tune import read_studies
@@ -56,6 +62,9 @@ class SearchScreen(ConsoleScreen):
         n = len(event.studies)
         status.update(f"{n} search{'' if n == 1 else 'es'} in {self.store.root}")
         body = self.query_one("#search-body", VerticalScroll)
+        for child in list(body.children):  # a new read replaces the last one
+            if child is not status:
+                child.remove()
         width = max((self.size.width or 100) - 4, 40)
         for st in event.studies:
             best = tables.metric_text(st.metric, st.best_value)
