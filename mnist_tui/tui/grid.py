@@ -19,6 +19,7 @@ from dataclasses import replace
 from rich.text import Text
 from textual.binding import Binding
 from textual.coordinate import Coordinate
+from textual.message import Message
 from textual.widgets import DataTable
 
 from mnist_tui.views.tables import Cell, Column, Row, TableData, fit, widths
@@ -116,9 +117,19 @@ class DataGrid(DataTable[Text]):
         ]
         return shaped
 
+    class Dropped(Message):
+        """The columns left out for want of width changed (`grid.dropped` names them)."""
+
+        def __init__(self, grid: DataGrid) -> None:
+            super().__init__()
+            self.grid = grid
+
     def _draw(self) -> None:
         self._drawn_width = self.size.width
+        before = self.dropped
         data = self._shape()
+        if self.dropped != before:
+            self.post_message(self.Dropped(self))
         natural = widths(data)
         if not self._update_in_place(data, natural):
             self._rebuild(data, natural)

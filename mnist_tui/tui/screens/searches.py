@@ -25,6 +25,7 @@ class SearchScreen(ConsoleScreen):
     def __init__(self, store: RunStore) -> None:
         super().__init__()
         self.store = store
+        self._notes: dict[DataGrid, tuple[Static, list[str]]] = {}  # trials -> its notes
 
     def compose(self) -> ComposeResult:
         with VerticalScroll(id="search-body"):
@@ -35,9 +36,14 @@ class SearchScreen(ConsoleScreen):
         self.query_one("#search-body", VerticalScroll).focus()
         self.read()
 
-    def _name_dropped(self, grid: DataGrid, notes: Static, lines: list[str]) -> None:
-        if grid.dropped:
-            lines = [*lines, f"not shown (narrow): {', '.join(grid.dropped)}"]
+    @on(DataGrid.Dropped)
+    def name_dropped(self, event: DataGrid.Dropped) -> None:
+        """The parameters a narrow screen leaves out are named under the trials."""
+        if event.grid not in self._notes:
+            return
+        notes, lines = self._notes[event.grid]
+        if event.grid.dropped:
+            lines = [*lines, f"not shown (narrow): {', '.join(event.grid.dropped)}"]
         notes.update(Text("\n".join(lines), style="dim"))
 
     @on(StoreChanged)
@@ -62,6 +68,7 @@ class SearchScreen(ConsoleScreen):
         n = len(event.studies)
         status.update(f"{n} search{'' if n == 1 else 'es'} in {self.store.root}")
         body = self.query_one("#search-body", VerticalScroll)
+        self._notes.clear()
         for child in list(body.children):  # a new read replaces the last one
             if child is not status:
                 child.remove()
@@ -77,8 +84,7 @@ class SearchScreen(ConsoleScreen):
             trials.show(data)
             notes = Static(Text("\n".join(data.notes), style="dim"), classes="pane-title")
             body.mount(notes)
-            # the parameters a narrow screen leaves out are named, never cut
-            self.call_after_refresh(self._name_dropped, trials, notes, data.notes)
+            self._notes[trials] = (notes, data.notes)
             curve = tables.history_curve(st.trials, st.metric, st.direction)
             body.mount(Static(Text.from_ansi(pictures.plot(curve, width=width, height=10))))
             if st.importances:
