@@ -612,3 +612,42 @@ def test_cli_list_names_the_columns_it_leaves_out_at_80(tmp_path: Path) -> None:
     )
     assert out.returncode == 0, out.stderr
     assert "not shown at 80 columns: params, epochs" in out.stdout, out.stdout
+
+
+def test_cli_says_when_the_queue_is_paused_and_a_run_waits(tmp_path: Path) -> None:
+    """`queue add` into a paused queue says nothing starts (no "started a worker"), and
+    `logs -f` on a queued run says it waits, and why, instead of waiting silently."""
+    import os
+    import subprocess
+    import sys
+
+    from .conftest import REPO
+    from .test_tui import EXPERIMENTS
+
+    store = RunStore(tmp_path / "runs")
+    scheduler.pause(store)
+    env = {**os.environ, "PYTHONPATH": str(REPO), "MNIST_TUI_EXPERIMENTS": str(EXPERIMENTS)}
+    base = [sys.executable, "-m", "mnist_tui"]
+    out = subprocess.run(
+        [*base, "queue", "add", "logreg", "--runs-dir", str(store.root)],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert out.returncode == 0, out.stderr
+    assert "paused" in out.stdout and "started a worker" not in out.stdout, out.stdout
+    queued = scheduler.queue_order(store)[0]
+    follow = subprocess.Popen(
+        [*base, "logs", "-f", queued.id, "--runs-dir", str(store.root)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert follow.stderr is not None
+        line = follow.stderr.readline()
+    finally:
+        follow.kill()
+        follow.wait()
+    assert f"run {queued.id} is queued (position 1 of 1)" in line and "paused" in line, line

@@ -365,7 +365,9 @@ def logs(
         at = order.index(info.id) + 1 if info.id in order else 0
         where = f" (position {at} of {len(order)})" if at else ""
         paused = "; the queue is paused: `mnist-tui queue resume`" if is_paused(store) else ""
-        err.print(f"run {info.id} is queued{where}: waiting for it to start{paused}")
+        err.print(
+            f"run {info.id} is queued{where}: waiting for it to start{paused}", soft_wrap=True
+        )
     while True:
         try:
             with path.open("rb") as fh:
