@@ -322,9 +322,9 @@ def test_queue_operations_order_pause_and_cancel(env: dict[str, str], store: Run
     bad = cli(env, "queue", "mv", a.id, "dwn", "--runs-dir", str(store.root))
     assert bad.returncode == 2 and "'down'" in bad.stderr and "did you mean" in bad.stderr.lower()
     assert cli(env, "queue", "rm", b.id, "--runs-dir", str(store.root)).returncode == 0
-    removed = store.read_run(b.experiment, b.id)
-    assert removed is not None and removed.status == "killed"
-    assert removed.summary["reason"] == "removed from the queue before it started"
+    # a queued run that is cancelled is removed (to the trash), not kept as "killed"
+    assert store.read_run(b.experiment, b.id) is None
+    assert (store.root / ".trash" / b.experiment / b.id).is_dir()
     assert cli(env, "queue", "pause", "--runs-dir", str(store.root)).returncode == 0
     out = cli(env, "worker", "--idle-exit", "1", "--runs-dir", str(store.root))
     assert out.returncode == 0
@@ -333,7 +333,7 @@ def test_queue_operations_order_pause_and_cancel(env: dict[str, str], store: Run
                "--runs-dir", str(store.root)).returncode == 0  # fmt: skip
     out = cli(env, "worker", "--idle-exit", "1", "--runs-dir", str(store.root), timeout=240)
     assert out.returncode == 0, out.stdout
-    assert sorted(statuses(store)) == ["completed", "completed", "killed"]
+    assert sorted(statuses(store)) == ["completed", "completed"]
     # the run that trained second was the one moved to the top
     first = min(
         (r for r in store.runs() if r.status == "completed"), key=lambda r: r.summary["started"]

@@ -266,7 +266,7 @@ async def test_sub_screens_take_only_their_own_keys(tmp_path: Path) -> None:
         await pilot.pause()
         assert isinstance(app.screen, DiffScreen)
         assert set(app.main.marked["experiments"]) == marks_before
-        assert app.main.sort_column["experiments"] == 0
+        assert app.main.sort["experiments"] is None
         assert app.main.active_tab == "experiments"
         await pilot.press("escape")
         await pilot.pause()
@@ -333,7 +333,7 @@ async def test_help_lists_every_key_of_the_screen_and_scrolls_at_80x24(tmp_path:
         assert isinstance(app.screen, HelpScreen)
         listed = {what for _keys, what, _on in app.screen.rows}
         assert expected <= listed
-        assert {"Filter", "Mark", "Queue", "Diff", "Quit", "Help", "Cursor down"} <= listed
+        assert {"Filter", "Mark ↓", "Queue", "Diff", "Quit", "Help", "Cursor down"} <= listed
         scroll = app.screen.query_one("#help-scroll", VerticalScroll)
         assert scroll.max_scroll_y > 0  # more keys than rows at 80x24: it scrolls
         await pilot.press("pagedown")
@@ -346,8 +346,10 @@ async def test_help_lists_every_key_of_the_screen_and_scrolls_at_80x24(tmp_path:
         await pilot.pause()
         assert isinstance(app.screen, HelpScreen)
         listed = {what for _keys, what, _on in app.screen.rows}
-        assert {"Pictures", "Stop", "Diff vs exp", "Copy id", "Back"} <= listed
-        assert not {"Mark", "Queue", "Diff"} & listed  # the main view's keys are not here
+        # a completed run: nothing to stop or resume, so those keys are not offered
+        assert {"Pictures", "Diff vs exp", "Copy id", "Back", "Again…", "Tag", "Note"} <= listed
+        assert not {"Stop", "Resume"} & listed
+        assert not {"Mark ↓", "Queue", "Diff"} & listed  # the main view's keys are not here
 
 
 async def test_runs_tab_keeps_ids_and_names_whole_at_80_columns(tmp_path: Path) -> None:
@@ -449,7 +451,7 @@ async def test_run_header_keeps_its_height_while_the_step_text_grows(tmp_path: P
             await wait_for(pilot, lambda s=step: f"step {s}/" in str(header.render()), 10)
             await pilot.pause(0.2)
             heights.add(header.region.height)
-        assert heights == {2}  # two lines of text, nothing rewrapped
+        assert heights == {3}  # three lines of text (the last: the run's keys), no rewrap
 
 
 async def test_grid_caps_rows_and_updates_changed_cells_in_place() -> None:

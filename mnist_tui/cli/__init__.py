@@ -21,7 +21,9 @@ from mnist_tui.cli import (  # noqa: F401
     stats_cmds,
     train_cmds,
 )
+from mnist_tui.cli.completion import attach
 from mnist_tui.cli.options import app, err
+from mnist_tui.cli.panels import group_commands
 from mnist_tui.errors import MnistTuiError
 
 __all__ = ["app", "main"]
@@ -68,7 +70,8 @@ def readable_metavars(command: Any) -> Any:
 def main(argv: list[str] | None = None) -> None:
     """Console entry point: user errors print one clear message and exit non-zero."""
     try:
-        command = readable_metavars(typer.main.get_command(app))
+        group_commands(app)
+        command = attach(readable_metavars(typer.main.get_command(app)))
         command.main(args=argv, prog_name="mnist-tui", standalone_mode=True)
     except MnistTuiError as exc:
         err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False)

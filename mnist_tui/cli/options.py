@@ -20,7 +20,7 @@ app = typer.Typer(
     help="Terminal experiment console for MNIST / Fashion-MNIST studies. "
     "With no command, opens the interactive console.",
     no_args_is_help=False,
-    add_completion=False,
+    add_completion=True,  # --install-completion: experiments, run ids and -S keys complete
     pretty_exceptions_enable=False,
     rich_markup_mode="rich",
 )

@@ -151,7 +151,7 @@ def queue_add(
 ) -> None:
     """Queue runs; a detached worker trains them, whether or not a terminal stays open."""
     from mnist_tui.config.loading import load_experiment
-    from mnist_tui.runs.scheduler import normalize_device
+    from mnist_tui.runs.scheduler import is_paused, normalize_device
     from mnist_tui.runs.worker import WorkerOptions, ensure_worker
     from mnist_tui.studies.batch import parse_seeds, plan_folds, plan_seeds, queue_planned
 
@@ -177,14 +177,20 @@ def queue_add(
     assert isinstance(options, WorkerOptions)
     queued = queue_planned(planned, store, pin)
     live = None
-    if start_worker:
+    paused = is_paused(store)
+    if start_worker and not paused:  # a paused queue starts nothing: no worker either
         live = ensure_worker(store, options)
     if json_out:
         print_json([{"run": i.id, "experiment": i.experiment, **i.summary} for i in queued])
         return
     for info in queued:
         console.print(f"queued {info.experiment}/{info.id}", highlight=False)
-    if not start_worker:
+    if paused:
+        console.print(
+            "the queue is paused: nothing starts until `mnist-tui queue resume`",
+            highlight=False,
+        )
+    elif not start_worker:
         console.print("no worker started (--no-start-worker): run `mnist-tui worker`")
     elif live is not None:
         console.print(f"worker pid {live.pid} already serves {store.root}", highlight=False)
@@ -249,7 +255,8 @@ def queue_ls(ctx: typer.Context, runs_dir: RunsDir = None, json_out: JsonOut = F
         return
     t = Table(title_justify="left", title=f"queue of {store.root}")
     for col in ("#", "run", "experiment", "status", "device", "progress", "overrides"):
-        t.add_column(col, no_wrap=col in ("run", "experiment"))
+        # overrides fold onto more lines rather than end in "train.epoch…"
+        t.add_column(col, no_wrap=col in ("run", "experiment"), overflow="fold")
     for r in rows:
         progress = f"{r['epoch'] or 0}/{r['epochs'] or '?'}" if r["status"] == "running" else ""
         t.add_row(
@@ -375,6 +382,18 @@ def logs(
     shown = VisibleStream()
     partial = b""  # a line the run has not finished writing yet
     step_prefix = STEP_PREFIX.encode()
+    if (
+        follow and info.status == "queued"
+    ):  # said, not a silent wait: a paused queue or a long queue can take hours
+        from mnist_tui.runs.scheduler import is_paused, queue_order
+
+        order = [r.id for r in queue_order(store)]
+        at = order.index(info.id) + 1 if info.id in order else 0
+        where = f" (position {at} of {len(order)})" if at else ""
+        paused = "; the queue is paused: `mnist-tui queue resume`" if is_paused(store) else ""
+        err.print(
+            f"run {info.id} is queued{where}: waiting for it to start{paused}", soft_wrap=True
+        )
     while True:
         try:
             with path.open("rb") as fh:

@@ -120,6 +120,12 @@ def run(
     else:
         console.print(run_summary_table(results))
         print_group_summaries([i for _, i in results])
+        from mnist_tui.studies.diagnose import chance_note
+
+        for spec, info in results:  # a result at chance level says why, when known
+            note = chance_note(spec, info)
+            if note:
+                err.print(f"[yellow]note:[/] {info.id}: {escape(note)}", highlight=False)
     if any(i.status != "completed" for _, i in results):
         raise typer.Exit(1)
 
@@ -220,6 +226,7 @@ def cv(
     ] = None,
     set_: Overrides = None,
     epochs: Epochs = None,
+    seed: Seed = None,
     device: Device = "auto",
     threads: Threads = None,
     data_dir: DataDir = None,
@@ -239,7 +246,7 @@ def cv(
     options = RunOptions(
         device, "auto", global_option(ctx, "data_dir", data_dir), download, threads
     )
-    overrides = overrides_with(set_, epochs)
+    overrides = overrides_with(set_, epochs, seed)
     base = load_experiment(experiment, exp_dir, overrides)
     planned = plan_folds(base, folds, overrides)
     k, group = len(planned), planned[0].group
@@ -296,13 +303,14 @@ def tune(
     study: Annotated[
         str | None, typer.Option(help="Study name; the same name resumes a search.")
     ] = None,
-    set_: Annotated[
-        list[str] | None, typer.Option("-S", "--set", help="Override a key (repeatable).")
-    ] = None,
+    set_: Overrides = None,
+    epochs: Epochs = None,
+    seed: Seed = None,
     out: Annotated[
         Path | None, typer.Option(help="Where to write the best trial's experiment.")
     ] = None,
-    device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",
+    device: Device = "auto",
+    threads: Threads = None,
     parallel: Annotated[
         int | None,
         typer.Option(
@@ -331,6 +339,7 @@ def tune(
     runs_dir: RunsDir = None,
     experiments_dir: ExpDir = None,
     download: Download = True,
+    quiet: Quiet = False,
     json_out: JsonOut = False,
 ) -> None:
     """Hyper-parameter search (Optuna) over the experiment's search table.
@@ -344,10 +353,14 @@ def tune(
     from mnist_tui.views import render, tables
 
     exp_dir, store = context_stores(ctx, experiments_dir, runs_dir)
-    spec = load_experiment(experiment, exp_dir, list(set_ or []))
+    spec = load_experiment(experiment, exp_dir, overrides_with(set_, epochs, seed))
+    if threads:  # trials trained here (without --parallel) use this many CPU threads
+        import torch
+
+        torch.set_num_threads(threads)
 
     def show_trial(row: dict[str, Any]) -> None:
-        if json_out:
+        if json_out or quiet:
             return
         state = {"state": row.get("status")} if row.get("value") is None else {}
         console.print(tables.trial_line({**row, **state}, spec.search.metric), highlight=False)
@@ -365,7 +378,10 @@ def tune(
 
             import_ray()
         worker = WorkerOptions(
-            data_dir=global_option(ctx, "data_dir", data_dir), backend=backend, address=address
+            data_dir=global_option(ctx, "data_dir", data_dir),
+            backend=backend,
+            address=address,
+            threads=threads,
         )
     try:
         result = run_tune(

@@ -160,15 +160,16 @@ def cancel(store: RunStore, run: RunInfo) -> str:
         except claims.ClaimedError:
             status = "running"  # taken a moment ago (or held by someone): stop it instead
         else:
+            place = run.path
             try:
                 fresh = store.read_run(run.experiment, run.id)
                 if fresh is not None and fresh.summary.get("status") == "queued":
-                    store.handle(fresh).update(
-                        status="killed", reason="removed from the queue before it started"
-                    )
+                    # it never ran: it goes (to the trash, as `delete` does), rather than
+                    # staying in the store as a "killed" run that never trained
+                    place = _to_trash(store, run)
             finally:
-                claims.release(run.path, holder, ended="cancelled before it started")
-            return "removed from the queue"
+                claims.release(place, holder, ended="cancelled before it started")
+            return "removed from the queue (never started; it is in the trash)"
     if status == "running":
         with contextlib.suppress(OSError):
             (run.path / CANCEL_FLAG).write_text(str(time.time()), encoding="utf-8")
@@ -206,6 +207,26 @@ def held_reason(run: RunInfo) -> str | None:
         return None
     holder = claims.holder_of(run.path)
     return held_note(holder, run.path) if holder is not None else None
+
+
+def _to_trash(store: RunStore, run: RunInfo) -> Path:
+    """Move a claimed queued run into the store's trash; where it is now."""
+    from mnist_tui.runs.contained import check_path, check_runs
+    from mnist_tui.runs.manage import trash_dir
+
+    target = trash_dir(store) / run.experiment / run.id
+    # never through a link out of the store (the trash, as `delete` checks it)
+    check_runs(store.root, [run.path], "cancel")
+    check_path(store.root, target.parent, "cancel")
+    if target.exists():
+        target = target.with_name(f"{run.id}.{time.time_ns()}")
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        os.rename(run.path, target)
+    except OSError as exc:
+        raise StoreError(f"cannot move {run.path} to {target}: {exc.strerror}") from None
+    store.index.forget(run.path)
+    return target
 
 
 def cancel_requested(run_path: Path) -> bool:

@@ -18,6 +18,7 @@ from typing import Literal
 from textual import on, work
 from textual.app import App
 from textual.binding import Binding
+from textual.notifications import Notification, Notify
 from textual.screen import Screen
 from textual.worker import Worker, get_current_worker
 
@@ -40,6 +41,8 @@ from mnist_tui.tui.messages import (
     OpenSamples,
     OpenSearches,
     QuitRequested,
+    RunAction,
+    StoreChanged,
     StoreRead,
     TogglePause,
 )
@@ -57,7 +60,7 @@ from mnist_tui.tui.screens import (
     SearchScreen,
 )
 from mnist_tui.tui.screens.base import failure_notice
-from mnist_tui.tui.screens.dialogs import QueueChoice
+from mnist_tui.tui.screens.dialogs import AskText, Confirm, QueueChoice
 from mnist_tui.tui.screens.help import key_rows
 from mnist_tui.tui.workers import StoreReader
 from mnist_tui.views.tables import QueuedRun
@@ -109,6 +112,7 @@ class MnistTuiApp(App[None]):
         self.in_flight = 0
         self._title_shown = ""  # the live summary last put in the terminal's title
         self._jobs: jobs_queue.SimpleQueue[Job] = jobs_queue.SimpleQueue()
+        self._notices: dict[str, Notification] = {}  # the last notice shown per subject
 
     def get_default_screen(self) -> Screen[None]:
         return MainScreen()
@@ -131,7 +135,7 @@ class MnistTuiApp(App[None]):
         while not worker.is_cancelled:
             try:
                 self._advance_queue()
-                snapshot = self.reader.read(self._queue_rows())
+                snapshot = self.reader.read(self._queue_rows(), scheduler.is_paused(self.store))
             except Exception as exc:  # one failed read must not stop every later one
                 self.post_message(Notice(f"reading the run store: {exc}", "error"))
                 snapshot = None
@@ -162,6 +166,11 @@ class MnistTuiApp(App[None]):
         if event.runs is not None:
             self._notify_endings(event.runs)
         self.main.apply(event)
+        if event.runs is not None:
+            # every other open screen follows the store too (an experiment's runs, a
+            # search's trials): none stays as it was when it was opened
+            for screen in self.screen_stack[1:]:
+                screen.post_message(StoreChanged(event))
         if event.title and event.title != self._title_shown:
             self._title_shown = event.title
             self._terminal_title(f"mnist-tui: {event.title}")
@@ -184,11 +193,18 @@ class MnistTuiApp(App[None]):
 
     @on(Notice)
     def notice(self, event: Notice) -> None:
-        self.notify(
-            visible(event.text, multiline=True),  # a failure reason is stored text
-            severity=event.severity,
-            timeout=8 if event.severity == "error" else 4,
-        )
+        timeout = 8 if event.severity == "error" else 4
+        text = visible(event.text, multiline=True)  # a failure reason is stored text
+        if not event.subject:
+            self.notify(text, severity=event.severity, timeout=timeout)
+            return
+        # one notice per subject: a new one replaces the last instead of stacking
+        old = self._notices.pop(event.subject, None)
+        if old is not None and old in self._notifications:
+            self._unnotify(old, refresh=False)
+        note = Notification(text, "", event.severity, timeout, markup=True)
+        self._notices[event.subject] = note
+        self.post_message(Notify(note))
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         """A worker that failed says so on screen instead of taking the console down."""
@@ -340,6 +356,77 @@ class MnistTuiApp(App[None]):
                 self.cancel_run(event.run_id)
 
         self.push_screen(ConfirmStop(run), chosen)
+
+    @on(RunAction)
+    def run_action_requested(self, event: RunAction) -> None:
+        """Resume, tag, note, archive, delete (to the trash, as the CLI does), or queue the
+        run's experiment again with its overrides in the dialog to change."""
+        run = self._find(event.run_id)
+        act = event.action
+        if act == "again":
+            overrides = [str(o) for o in run.summary.get("overrides") or ()]
+
+            def queued(choice: QueueChoice | None) -> None:
+                if choice is not None:
+                    self.queue_runs(*choice)
+
+            title = f"Queue {run.experiment} again (from {run.id}): change what you like"
+            dialog = QueueDialog([run.experiment], self.experiments_dir, " ".join(overrides), title)
+            self.push_screen(dialog, queued)
+        elif act == "tag":
+            hint = "Tags, separated by spaces (a tag with a leading - is removed):"
+            self.push_screen(
+                AskText(f"Tags of {run.id}", hint, " ".join(run.tags)),
+                lambda text: self._meta_job(run.id, "tag", text),
+            )
+        elif act == "note":
+            self.push_screen(
+                AskText(f"Note on {run.id}", "One line; empty clears it:", run.note),
+                lambda text: self._meta_job(run.id, "note", text),
+            )
+        elif act == "archive":
+            self._meta_job(run.id, "archive", "")
+        elif act == "delete":
+            detail = "It moves to the run store's trash (`mnist-tui gc` empties it)."
+            self.push_screen(
+                Confirm(f"Delete {run.experiment}/{run.id}?", detail),
+                lambda yes: self._meta_job(run.id, "delete", "") if yes else None,
+            )
+        elif act == "resume":
+            self._meta_job(run.id, "resume", "")
+
+    def _meta_job(self, run_id: str, act: str, text: str | None) -> None:
+        """The store part of a run action, on the store thread (None: cancelled)."""
+        from mnist_tui.runs import manage
+
+        if text is None:
+            return
+
+        def job() -> str:
+            run = self._find(run_id)
+            if act == "tag":
+                words = text.split()
+                gone = [w[1:] for w in words if w.startswith("-")]
+                wanted = [w for w in words if not w.startswith("-")]
+                dropped = [t for t in run.tags if t not in wanted]
+                manage.set_tags(self.store, run, wanted)
+                tags = manage.set_tags(self.store, run, gone + dropped, remove=True)
+                return f"{run.id}: tags {' '.join(tags) or '(none)'}"
+            if act == "note":
+                manage.set_note(self.store, run, text.strip())
+                return f"{run.id}: note {'saved' if text.strip() else 'cleared'}"
+            if act == "archive":
+                manage.set_archived(self.store, run, not run.archived)
+                return f"{run.id}: {'unarchived' if run.archived else 'archived'}"
+            if act == "delete":
+                done = manage.delete_run(self.store, run)
+                return f"{run.id}: moved to the trash ({done.moved_to})"
+            from mnist_tui.studies.relaunch import start_resume
+
+            start_resume(self.store, run, data_dir=self.data_dir)
+            return f"{run.id}: resuming (its log shows how it goes)"
+
+        self._jobs.put(job)
 
     @on(MoveRun)
     def move_requested(self, event: MoveRun) -> None:

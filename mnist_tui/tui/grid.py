@@ -13,10 +13,13 @@ instead of rebuilding.
 from __future__ import annotations
 
 import contextlib
+import textwrap
 from dataclasses import replace
 
 from rich.text import Text
+from textual.binding import Binding
 from textual.coordinate import Coordinate
+from textual.message import Message
 from textual.widgets import DataTable
 
 from mnist_tui.views.tables import Cell, Column, Row, TableData, fit, widths
@@ -25,6 +28,12 @@ MAX_ROWS = 1000
 
 
 class DataGrid(DataTable[Text]):
+    BINDINGS = [
+        # Home / End move the cursor to the first / last row (the table's own keys only
+        # scroll sideways, which a fitted table never needs)
+        Binding("home", "first_row", "First row", show=False),
+        Binding("end", "last_row", "Last row", show=False),
+    ]
     DEFAULT_CSS = """
     DataGrid {
         height: 1fr;
@@ -41,6 +50,7 @@ class DataGrid(DataTable[Text]):
         self._shown: TableData | None = None  # what the rows on screen were built from
         self._shown_widths: list[int] = []
         self._drawn_width = 0
+        self.dropped: list[str] = []  # headers of columns left out for want of width
 
     def show(self, data: TableData) -> None:
         self.table_data = data
@@ -60,31 +70,66 @@ class DataGrid(DataTable[Text]):
         if not self.row_count or self.cursor_row >= self.row_count:
             return None
         key = self.coordinate_to_cell_key(Coordinate(self.cursor_row, 0)).row_key.value
-        return str(key) if key else None  # "" is the placeholder row of an empty table
+        return str(key) if is_data_key(key) else None  # the placeholder rows of an empty table
 
     def row_keys(self) -> list[str]:
-        return [str(r.key.value) for r in self.ordered_rows if r.key.value]
+        return [str(r.key.value) for r in self.ordered_rows if is_data_key(r.key.value)]
+
+    @property
+    def shown_headers(self) -> list[str]:
+        """The headers of the columns on screen now (after dropping for width)."""
+        return [c.header for c in self._shown.columns] if self._shown is not None else []
+
+    def action_first_row(self) -> None:
+        if self.row_count:
+            self.move_cursor(row=0)
+
+    def action_last_row(self) -> None:
+        if self.row_count:
+            self.move_cursor(row=self.row_count - 1)
 
     def _shape(self) -> TableData:
         """The data as it will be shown: capped, a placeholder row when empty, fitted."""
         assert self.table_data is not None
         data = self.table_data
-        at = next((i for i, c in enumerate(data.columns) if c.keep), 0)
         self.hidden_rows = max(0, len(data.rows) - self.max_rows)
         if self.hidden_rows:
             data = replace(data, rows=data.rows[: self.max_rows])
-        elif not data.rows and data.empty:
-            cells = [Cell("")] * len(data.columns)
-            cells[at] = Cell(data.empty, "dim italic")
-            data = replace(data, rows=[Row("", tuple(cells))])
         width = self.size.width or self.app.size.width
+        if not data.rows and data.empty:
+            # the message alone, wrapped to the width: never cut mid-word at 80 columns
+            self.dropped = []
+            lines = textwrap.wrap(data.empty, max(width - 2 * self.cell_padding - 2, 20))
+            return TableData(
+                data.title,
+                [Column("", keep=True)],
+                [
+                    Row("" if i == 0 else f"\0{i}", (Cell(t, "dim italic"),))
+                    for i, t in enumerate(lines)
+                ],
+            )
         # the vertical scrollbar takes two columns once the rows overflow
         room = width - (2 if len(data.rows) > max(self.size.height - 1, 1) else 0)
-        return fit(data, room, padding=2 * self.cell_padding)
+        shaped = fit(data, room, padding=2 * self.cell_padding)
+        shown = {c.header for c in shaped.columns}
+        self.dropped = [
+            c.header for c in data.columns if c.header.strip() and c.header not in shown
+        ]
+        return shaped
+
+    class Dropped(Message):
+        """The columns left out for want of width changed (`grid.dropped` names them)."""
+
+        def __init__(self, grid: DataGrid) -> None:
+            super().__init__()
+            self.grid = grid
 
     def _draw(self) -> None:
         self._drawn_width = self.size.width
+        before = self.dropped
         data = self._shape()
+        if self.dropped != before:
+            self.post_message(self.Dropped(self))
         natural = widths(data)
         if not self._update_in_place(data, natural):
             self._rebuild(data, natural)
@@ -126,6 +171,11 @@ class DataGrid(DataTable[Text]):
         if key is not None:
             with contextlib.suppress(Exception):  # the row is gone (filtered or removed)
                 self.move_cursor(row=self.get_row_index(key), animate=False)
+
+
+def is_data_key(key: object) -> bool:
+    """A row of data, not a line of an empty table's message ("", "\\0N")."""
+    return bool(key) and not str(key).startswith("\0")
 
 
 def _text(cell: Cell, col: Column) -> Text:

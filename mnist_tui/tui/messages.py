@@ -67,6 +67,15 @@ class CancelRun(Message):
     run_id: str
 
 
+@dataclass
+class RunAction(Message):
+    """Do something to a run: resume it, tag it, note it, archive it, delete it (to the
+    trash), or queue its experiment again with its overrides to change ("again")."""
+
+    run_id: str
+    action: Literal["resume", "tag", "note", "archive", "delete", "again"]
+
+
 class TogglePause(Message):
     """Pause the queue (start nothing new) or resume it."""
 
@@ -102,6 +111,7 @@ class StoreRead(Message):
     summary: str
     in_flight: int
     title: str = ""  # the one-line live summary for the terminal title and the header
+    paused: bool = False  # the queue starts no new run
 
     def can_replace(self, message: Message) -> bool:
         # Textual drops this (older, unread) snapshot for `message` (newer) when this is
@@ -122,6 +132,16 @@ class StoreRead(Message):
 class Notice(Message):
     text: str
     severity: Literal["information", "warning", "error"] = "information"
+    # notices about one subject ("sort", a run id) replace each other instead of stacking
+    subject: str = ""
+
+
+@dataclass
+class StoreChanged(Message):
+    """Sent by the app to every open screen when a store read found new runs or changed
+    statuses: screens other than the main one follow the store with it."""
+
+    read: StoreRead
 
 
 @dataclass
@@ -146,6 +166,7 @@ class RunTailed(Message):
     log: list[str] | None  # None: the log did not change
     steps: list[dict[str, Any]] = field(default_factory=list)  # new step reports
     steps_reset: bool = False  # the step reports were rewritten: `steps` holds them all
+    note: str = ""  # why the result looks as it does, when known (chance level)
 
     def can_replace(self, message: Message) -> bool:
         return False  # rows are increments: every one must arrive

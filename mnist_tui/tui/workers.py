@@ -203,8 +203,11 @@ class StoreReader:
             del self._rows[k]
         return bool(stale)
 
-    def read(self, queue: list[tables.QueuedRun]) -> StoreRead | None:
-        """A snapshot with the parts that changed since the last call, or None if none did."""
+    def read(self, queue: list[tables.QueuedRun], paused: bool = False) -> StoreRead | None:
+        """A snapshot with the parts that changed since the last call, or None if none did.
+
+        `paused`: the queue starts nothing new; it changes what happens next, so a change
+        of it alone is a change to show."""
         files = _experiment_files(self.experiments_dir)
         moved = self._follow()
         runs = self._runs
@@ -241,15 +244,18 @@ class StoreReader:
             )
         else:
             runs_sig = self._sig["runs"]
-        queue_sig = tuple(
-            (
-                q.run_id,
-                q.started,
-                q.info.status if q.info else None,
-                q.info.summary.get("step") if q.info else None,
-                q.info.summary.get("epochs_done") if q.info else None,
-            )
-            for q in queue
+        queue_sig = (
+            paused,
+            *(
+                (
+                    q.run_id,
+                    q.started,
+                    q.info.status if q.info else None,
+                    q.info.summary.get("step") if q.info else None,
+                    q.info.summary.get("epochs_done") if q.info else None,
+                )
+                for q in queue
+            ),
         )
         changed_runs = reload or runs_sig != self._sig.get("runs")
         changed_queue = queue_sig != self._sig.get("queue")
@@ -265,7 +271,7 @@ class StoreReader:
             exp_table = tables.experiments_table(experiments)
             run_list = runs
             runs_table = tables.runs_table(runs, row_of=self._row)
-        summary, title = live_summary(runs)
+        summary, title = live_summary(runs, paused)
         return StoreRead(
             experiments=experiments,
             experiments_table=exp_table,
@@ -275,13 +281,16 @@ class StoreReader:
             summary=summary,
             title=title,
             in_flight=len(queue),
+            paused=paused,
         )
 
 
-def live_summary(runs: list[RunInfo]) -> tuple[str, str]:
-    """The status line and the terminal title: runs done, running and queued, and the
-    newest result (the completed run that ended last)."""
+def live_summary(runs: list[RunInfo], paused: bool = False) -> tuple[str, str]:
+    """The status line and the terminal title: runs done, running, queued, failed and
+    killed, whether the queue is paused, and the newest result (the completed run that
+    ended last). Everything that changes what happens next is in it."""
     done = running = queued = 0
+    ended: dict[str, int] = {}
     newest: RunInfo | None = None
     newest_end = 0.0
     for r in runs:
@@ -296,7 +305,12 @@ def live_summary(runs: list[RunInfo]) -> tuple[str, str]:
             running += 1
         elif status == "queued":
             queued += 1
+        else:  # failed, killed, damaged: they need a look (or a resume)
+            ended[status] = ended.get(status, 0) + 1
     counts = f"{done:,} done · {running} running · {queued} queued"
+    counts += "".join(f" · {n:,} {status}" for status, n in sorted(ended.items()))
+    if paused:
+        counts = f"⏸ QUEUE PAUSED (p on tab 3 resumes) · {counts}"
     latest = ""
     if newest is not None:
         acc = newest.final("test_acc")

@@ -61,57 +61,53 @@ def epoch_ticks(lo: float, hi: float, width: int) -> list[float]:
     return ticks or [round(lo, 2)]
 
 
-def _legend_corner(curve: Curve) -> tuple[str, str]:
-    """The right-hand corner (top or bottom) that the curves cross least."""
-    xs = [x for s in curve.series for x in s.xs]
-    ys = [y for s in curve.series for y in s.ys]
-    x0, x1, y0, y1 = min(xs), max(xs), min(ys), max(ys)
-    right = [y for x, y in zip(xs, ys, strict=True) if x1 == x0 or (x - x0) / (x1 - x0) > 0.55]
-    mid = (y0 + y1) / 2
-    top = sum(1 for y in right if y > mid)
-    return ("top", "bottom") if top <= len(right) - top else ("bottom", "top")
+def legend_lines(curve: Curve, width: int) -> list[str]:
+    """The legend as lines of text, wrapped to the width: "• train   + val   x test".
+
+    It is drawn above the plot, never inside it: inside, it sat on data points (a 1-2
+    epoch run's test point vanished under it)."""
+    entries = [f"{s.marker} {s.label}" for s in curve.series if s.label and s.xs]
+    lines: list[str] = []
+    for entry in entries:
+        if lines and len(lines[-1]) + 3 + len(entry) <= width:
+            lines[-1] += "   " + entry
+        else:
+            lines.append(entry)
+    return lines
 
 
 def plot(curve: Curve, *, width: int, height: int) -> str:
     """A curve as ANSI text: a glyph per series (told apart without colour), whole-number
-    ticks on the x axis, the legend in the right-hand corner the lines leave free."""
+    ticks on the x axis, the legend on its own lines under the title (it hides nothing)."""
     curve, dropped = _plottable(curve)
     if curve.empty:
-        return (
-            f"{curve.title}: no epochs yet"
-            if not dropped
-            else f"{curve.title}: no plottable values"
-        )
+        if dropped:
+            return f"{curve.title}: no plottable values"
+        return f"{curve.title}: {curve.empty_note or 'no epochs yet'}"
+    legend = legend_lines(curve, max(width, 20))
     fig = plt.figure
     fig.clear()
-    fig.plot_size(max(width, 20), max(height, 6))
+    fig.plot_size(max(width, 20), max(height - len(legend), 6))
     fig.theme("dark")
     fig.canvas("default")  # leave the terminal's own background showing
     fig.title(curve.title)
     xs_all: list[float] = []
-    ys_all: list[float] = []
     for s in curve.series:
         if not s.xs:
             continue
         xs_t, ys_t = thin(s.xs, s.ys, width)
         signal = fig.signal(xs_t, ys_t, marker=s.marker)
-        if s.label:  # an unlabelled series (a band's second edge) has no legend entry
-            signal.label(s.label)
-        signal.lines()
+        if s.lines:
+            signal.lines()
         fig.draw(signal)
         xs_all += xs_t
-        ys_all += ys_t
     lo, hi = min(xs_all), max(xs_all)
     fig.ruler(0).ticks(epoch_ticks(lo, hi, width - 8))
-    along, _ = _legend_corner(curve)
-    fig.legend(
-        x=hi, y=max(ys_all) if along == "top" else min(ys_all), relative=True, ha="right", va=along
-    )
-    fig._legend.frame(False)  # no public switch; the box costs 4 rows a small plot lacks
     fig.label(curve.xlabel)
     if dropped:  # said, not hidden: a stored figure beyond any axis is damage to look at
         fig.title(f"{curve.title} ({dropped} unplottable points left out)")
-    return str(fig.build().string())
+    title, *rest = str(fig.build().string()).split("\n")
+    return "\n".join([title, *(line.center(max(width, 20)).rstrip() for line in legend), *rest])
 
 
 PLOTTABLE = 1e12  # beyond this a tick label means nothing and plotext's ranges overflow

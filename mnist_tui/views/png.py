@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shlex
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -25,9 +27,10 @@ def save_run_png(
         matplotlib.use("Agg")  # no display needed
         import matplotlib.pyplot as plt
     except ImportError:
-        raise MnistTuiError(
-            "--png needs matplotlib: pip install 'mnist-tui[png]' (or pip install matplotlib)"
-        ) from None
+        # the exact command for the Python that runs this, whatever way it was installed
+        # (an extra name means nothing to an editable or a copied install)
+        command = f"{shlex.quote(sys.executable)} -m pip install 'matplotlib>=3.7'"
+        raise MnistTuiError(f"--png needs matplotlib, which is not installed: {command}") from None
     n_samples = len(samples.images) if samples is not None else 0
     sample_rows = (n_samples + 5) // 6
     fig = plt.figure(figsize=(13, 8 + 2.2 * sample_rows))

@@ -152,6 +152,11 @@ class FitTable(Table):
             for col, spec in zip(self.columns, self.data.columns, strict=True)
             if id(spec) in kept
         ]
+        # said, not silent: which columns this width left out
+        gone = ", ".join(c.header for c in self.data.columns if id(c) not in kept)
+        said = f"not shown at {options.max_width} columns: {gone} (a wider terminal shows them)"
+        narrow.caption = f"{self.caption}\n{said}" if self.caption else said
+        narrow.caption_justify = "left"
         yield from Table.__rich_console__(narrow, console, options)
 
 
@@ -172,6 +177,9 @@ def rich_table(data: TableData) -> Table:
             justify=col.justify,
             no_wrap=col.keep,
             min_width=w if col.keep else None,
+            # a long word (an override, a class name) folds onto the next line whole
+            # instead of ending in an ellipsis
+            overflow="fold",
         )
     for r in data.rows:
         t.add_row(*(Text(c.text, style=c.style) for c in r.cells))
@@ -231,13 +239,14 @@ def tune_summary(
     metric: str,
     width: int,
     completed: int | None = None,
+    direction: str | None = None,
 ) -> list[RenderableType]:
     """After `tune`: the objective per trial and the parameter importances (the console's
     searches view shows the same curve and table)."""
     # plotext costs 0.2 s to import: only where a picture is drawn
     from mnist_tui.views.pictures import plot
 
-    curve = tables.history_curve(trials, metric)
+    curve = tables.history_curve(trials, metric, direction)
     out: list[RenderableType] = [Text.from_ansi(plot(curve, width=width, height=12))]
     if importances:
         out.append(rich_table(tables.importances_table(importances, completed)))
@@ -251,6 +260,7 @@ def report_table(rows: list[ReportRow]) -> Table:
 
 def show_subject(console: Console, subject: Subject, store: RunStore) -> None:
     # plotext costs 0.2 s to import: only where a picture is drawn
+    from mnist_tui.studies.diagnose import chance_note
     from mnist_tui.views.pictures import confusion_heatmap
 
     spec = subject.spec
@@ -285,6 +295,9 @@ def show_subject(console: Console, subject: Subject, store: RunStore) -> None:
         f"{s.get('epochs_done', 0)}/{s.get('epochs', '?')} epochs  "
         f"{fmt.seconds(s.get('wall_seconds'))}",
     )
+    note = chance_note(spec, run)
+    if note:
+        console.print(f"[yellow]note:[/] {escape(note)}")
     context = tables.run_context(run)
     if context or s.get("group"):
         group = f"group {s['group']}  " if s.get("group") else ""

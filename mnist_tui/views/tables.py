@@ -175,9 +175,46 @@ def fit(data: TableData, width: int, padding: int = 2) -> TableData:
         if total() <= width:
             break
         cols.remove(i)
-    if len(cols) == len(data.columns):
+    out = data if len(cols) == len(data.columns) else select_columns(data, cols)
+    return _shorten_text(out, width, padding) if total() > width else out
+
+
+SHORTEST = 8  # a text column is never shortened below this
+
+
+def _shorten_text(data: TableData, width: int, padding: int) -> TableData:
+    """Still too wide with every droppable column gone: shorten the widest left-aligned
+    text columns (labels, keys, overrides) with an ellipsis. Numbers (right-aligned) and
+    kept columns are never cut: a cut number reads as another number."""
+    natural = widths(data)
+    over = sum(w + padding for w in natural) - width
+    text_cols = sorted(
+        (i for i, c in enumerate(data.columns) if not c.keep and c.justify == "left"),
+        key=lambda i: -natural[i],
+    )
+    limit = list(natural)
+    for i in text_cols:
+        if over <= 0:
+            break
+        cut = min(over, natural[i] - max(SHORTEST, len(data.columns[i].header)))
+        if cut > 0:
+            limit[i] -= cut
+            over -= cut
+    if limit == natural:
         return data
-    return select_columns(data, cols)
+    return replace(
+        data,
+        rows=[
+            replace(
+                r,
+                cells=tuple(
+                    replace(c, text=_abbreviate(c.text, limit[i])) if len(c.text) > limit[i] else c
+                    for i, c in enumerate(r.cells)
+                ),
+            )
+            for r in data.rows
+        ],
+    )
 
 
 def select_columns(data: TableData, keep: Sequence[int]) -> TableData:
@@ -198,18 +235,25 @@ def filtered(data: TableData, text: str) -> TableData:
     return replace(data, rows=[r for r in data.rows if r.matches(text)])
 
 
-def sorted_by(data: TableData, index: int) -> TableData:
-    """Numbers largest first, then text A-Z, empty cells last."""
+def sorted_by(data: TableData, index: int, reverse: bool = False) -> TableData:
+    """Numbers largest first, then text A-Z, empty cells last; `reverse`: numbers
+    smallest first, then text Z-A, empty cells still last."""
+    sign = 1.0 if reverse else -1.0
 
     def key(r: Row) -> tuple[int, float, str]:
         c = r.cells[index]
         if c.sort is not None:
-            return (0, -c.sort, "")
+            return (0, sign * c.sort, "")
         if not c.text or c.text == "—":
             return (2, 0.0, "")
         return (1, 0.0, c.text.lower())
 
-    return replace(data, rows=sorted(data.rows, key=key))
+    rows = sorted(data.rows, key=key)
+    if reverse:  # text Z-A within its block; numbers and empties keep their order
+        texts = [r for r in rows if key(r)[0] == 1]
+        texts.reverse()
+        rows = [r for r in rows if key(r)[0] == 0] + texts + [r for r in rows if key(r)[0] == 2]
+    return replace(data, rows=rows)
 
 
 def with_marks(data: TableData, marked: Collection[str]) -> TableData:
@@ -916,22 +960,28 @@ def trial_cells(trial: Mapping[str, Any], metric: str = "value") -> tuple[Cell, 
         Cell(str(trial.get("state") or ""), TRIAL_STYLE.get(str(trial.get("state")), "")),
         _num(value, metric_text(metric, value)),
         Cell(trial.get("run") or ""),
-        Cell("  ".join(f"{k}={fmt.value(v)}" for k, v in trial.get("params", {}).items())),
     )
 
 
 def trials_table(
     trials: Sequence[Mapping[str, Any]], title: str = "trials", metric: str = "value"
 ) -> TableData:
-    """A search's trials: number, state, objective value, its run, the sampled values."""
+    """A search's trials: number, state, objective value, its run, then one column per
+    sampled parameter (a value is never cut; a narrow screen drops whole columns,
+    rightmost first, and the console names them)."""
+    keys = sorted({k for t in trials for k in t.get("params", {})})
     columns = [
         Column("trial", "right"),
         Column("state"),
         Column(metric_label(metric), "right"),
         Column("run", keep=True),
-        Column("params"),
+        *(Column(k, "right", drop=i + 1) for i, k in enumerate(keys)),
     ]
-    rows = [Row(str(t["number"]), trial_cells(t, metric)) for t in trials]
+    rows = []
+    for t in trials:
+        params = t.get("params", {})
+        values = tuple(Cell(fmt.value(params[k]) if k in params else "") for k in keys)
+        rows.append(Row(str(t["number"]), trial_cells(t, metric) + values))
     notes = []
     if metric != "value":
         notes.append(
@@ -989,6 +1039,7 @@ class Series:
     xs: tuple[float, ...]
     ys: tuple[float, ...]
     marker: str
+    lines: bool = True  # joined by lines; False: points alone (pruned trials)
 
 
 @dataclass(frozen=True)
@@ -997,6 +1048,7 @@ class Curve:
     series: tuple[Series, ...]
     xlabel: str = "epoch"
     percent: bool = False  # ys are fractions shown as percent
+    empty_note: str = ""  # why there is nothing to draw, when known ("no epochs yet")
 
     @property
     def empty(self) -> bool:
@@ -1036,7 +1088,17 @@ def overlay_curve(
         for i, (label, rows) in enumerate(runs)
     )
     title = key.replace("_", " ") + (" %" if percent else "")
-    return Curve(title, series, percent=percent)
+    return Curve(title, series, percent=percent, empty_note=missing_note(runs, key))
+
+
+def missing_note(runs: Sequence[tuple[str, Sequence[Mapping[str, Any]]]], key: str) -> str:
+    """Why runs that have epochs have no `key`: a run without a validation split records
+    no val_* figures; anything else was simply not recorded."""
+    if not any(rows for _, rows in runs):
+        return ""  # no epochs at all: "no epochs yet" says it
+    if key.startswith("val_"):
+        return "these runs have no validation split (set data.val_split to get one)"
+    return f"these runs recorded no {key}"
 
 
 def group_band_curve(
@@ -1070,14 +1132,51 @@ def group_band_curve(
     return Curve(title, tuple(series), percent=percent)
 
 
-def history_curve(trials: Sequence[Mapping[str, Any]], metric: str) -> Curve:
-    """A search's objective per trial (trial numbers from 0, as Optuna counts them)."""
+def _pruned(t: Mapping[str, Any]) -> bool:
+    return "pruned" in (t.get("state"), t.get("status"))
+
+
+def history_curve(
+    trials: Sequence[Mapping[str, Any]], metric: str, direction: str | None = None
+) -> Curve:
+    """A search's progress (trial numbers from 0, as Optuna counts them): the best value
+    so far as a line, which only ever improves; each completed trial's value as a point;
+    pruned trials apart, as points of their own glyph (stopped early, their figure is
+    not comparable). `direction`: maximize or minimize (default from the metric)."""
     scale = 100.0 if metric.endswith("_acc") else 1.0
-    pts = [
+    if direction is None:
+        direction = "minimize" if metric.endswith("_loss") else "maximize"
+    better = max if direction == "maximize" else min
+    done = sorted(
+        (
+            (float(t["number"]), scale * float(t["value"]))
+            for t in trials
+            if t.get("value") is not None and not _pruned(t)
+        ),
+        key=lambda p: p[0],
+    )
+    best_xs: list[float] = []
+    best_ys: list[float] = []
+    for x, y in done:
+        best_ys.append(y if not best_ys else better(best_ys[-1], y))
+        best_xs.append(x)
+    pruned = [
         (float(t["number"]), scale * float(t["value"]))
         for t in trials
-        if t.get("value") is not None
+        if _pruned(t) and t.get("value") is not None
     ]
+    n_pruned = sum(1 for t in trials if _pruned(t))
     label = metric_label(metric) + (" %" if scale != 1.0 else "")
-    s = Series(label, tuple(p[0] for p in pts), tuple(p[1] for p in pts), MARKERS[0])
-    return Curve(f"search history ({label})", (s,), xlabel="trial", percent=scale != 1.0)
+    series = [
+        Series(f"best so far ({'highest' if direction == 'maximize' else 'lowest'})",
+               tuple(best_xs), tuple(best_ys), MARKERS[0]),
+        Series("trial", tuple(p[0] for p in done), tuple(p[1] for p in done), "+", lines=False),
+    ]  # fmt: skip
+    if pruned:
+        series.append(
+            Series("pruned", tuple(p[0] for p in pruned), tuple(p[1] for p in pruned), "x", False)
+        )
+    title = f"search history ({label})"
+    if n_pruned:
+        title += f", {n_pruned} pruned" + ("" if pruned else " (not drawn)")
+    return Curve(title, tuple(series), xlabel="trial", percent=scale != 1.0)

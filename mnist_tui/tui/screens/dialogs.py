@@ -29,16 +29,20 @@ class QueueDialog(ModalScreen[QueueChoice | None]):
 
     BINDINGS = [Binding("escape", "cancel", "Cancel", id="dialog.cancel")]
 
-    def __init__(self, names: list[str], experiments_dir: Path) -> None:
+    def __init__(
+        self, names: list[str], experiments_dir: Path, overrides: str = "", title: str = ""
+    ) -> None:
         super().__init__()
         self.names = names
         self.experiments_dir = experiments_dir
+        self.prefill = overrides  # a run queued again: its own overrides, to change
+        self.title_text = title or f"Queue {', '.join(names)}"
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog"):
-            yield Label(f"Queue {', '.join(self.names)}")
+            yield Label(self.title_text)
             yield Label("Overrides (e.g. train.epochs=3 model.hidden=[64, 32]):")
-            yield Input(placeholder="key=value ...", id="overrides")
+            yield LineInput(self.prefill, placeholder="key=value ...", id="overrides")
             yield Static("", id="dialog-error")
             with Horizontal(classes="dialog-buttons"):
                 yield Button("Queue", variant="primary", id="ok")
@@ -94,6 +98,62 @@ class QueueDialog(ModalScreen[QueueChoice | None]):
             self.post_message(notice)
 
 
+class LineInput(Input):
+    """An input line whose ctrl+a goes to the start (as in a shell), whatever the
+    terminal or Textual version makes of it; select-all stays on ctrl+shift+a."""
+
+    BINDINGS = [Binding("ctrl+a", "home", "Go to start", show=False)]
+
+
+class AskText(ModalScreen[str | None]):
+    """One line of text (a run's tags, its note), pre-filled; None when cancelled."""
+
+    BINDINGS = [Binding("escape", "cancel", "Cancel", id="ask.cancel")]
+
+    def __init__(self, title: str, hint: str, value: str = "") -> None:
+        super().__init__()
+        self.title_text, self.hint, self.value = title, hint, value
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="dialog"):
+            yield Label(Text(self.title_text, style="bold"))
+            yield Label(self.hint)
+            yield LineInput(self.value, id="ask-text")
+            yield Label("enter: save    esc: cancel")
+
+    def on_mount(self) -> None:
+        self.query_one(Input).focus()
+
+    @on(Input.Submitted)
+    def submitted(self, event: Input.Submitted) -> None:
+        self.dismiss(event.value)
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)
+
+
+class Confirm(ModalScreen[bool]):
+    """A yes / no question (deleting a run)."""
+
+    BINDINGS = [
+        Binding("y", "choose(True)", "Yes", id="confirm.yes"),
+        Binding("n,escape", "choose(False)", "No", id="confirm.no"),
+    ]
+
+    def __init__(self, question: str, detail: str) -> None:
+        super().__init__()
+        self.question, self.detail = question, detail
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="dialog"):
+            yield Label(Text(self.question, style="bold"))
+            yield Label(self.detail)
+            yield Label("y: yes    n / esc: no")
+
+    def action_choose(self, yes: bool) -> None:
+        self.dismiss(yes)
+
+
 class QuitDialog(ModalScreen[str]):
     """Runs are in flight: keep them going in the background, kill them, or stay."""
 
@@ -143,10 +203,16 @@ class ConfirmStop(ModalScreen[bool]):
         with Vertical(classes="dialog"):
             yield Label(Text(f"Stop {r.experiment}/{r.id}?", style="bold"))
             yield Label(f"It is running: epoch {done} of {total} done.")
-            yield Label(
-                "It ends as killed and keeps its last checkpoint: "
-                f"`mnist-tui resume {r.id}` goes on from there."
-            )
+            if done:
+                yield Label(
+                    f"It ends as killed and keeps its checkpoint of epoch {done}: "
+                    f"`mnist-tui resume {r.id}` goes on from there."
+                )
+            else:  # no epoch ended: there is no checkpoint to keep
+                yield Label(
+                    "No epoch has ended: nothing is saved yet. It ends as killed; "
+                    f"`mnist-tui resume {r.id}` trains it from the start."
+                )
             yield Label("y: stop it    n / esc: keep it running")
             with Horizontal(classes="dialog-buttons"):
                 yield Button("Stop", variant="error", id="yes")

@@ -18,7 +18,7 @@ from mnist_tui.runs.store import RunInfo, RunStore
 from mnist_tui.studies.catalog import compared, resolve_subject
 from mnist_tui.studies.diff import diff_definitions, result_deltas
 from mnist_tui.tui.grid import DataGrid
-from mnist_tui.tui.messages import DiffLoaded, OverlayLoaded
+from mnist_tui.tui.messages import DiffLoaded, OverlayLoaded, StoreChanged
 from mnist_tui.tui.screens.base import ConsoleScreen
 from mnist_tui.views import fmt, live, pictures, tables
 
@@ -117,6 +117,7 @@ class OverlayScreen(ConsoleScreen):
         self.by_group = False
         self.runs: list[tuple[RunInfo, list[dict[str, Any]]]] = []
         self.steps: dict[str, list[dict[str, Any]]] = {}  # run id -> step reports
+        self._active: set[str] = set()  # its runs still training at the last store read
 
     def compose(self) -> ComposeResult:
         yield Static(fmt.plural(len(self.run_ids), "run"), id="overlay-header")
@@ -126,6 +127,19 @@ class OverlayScreen(ConsoleScreen):
 
     def on_mount(self) -> None:
         self.load()
+
+    @on(StoreChanged)
+    def store_changed(self, event: StoreChanged) -> None:
+        """One of these runs moved on (an epoch, its end): its curves again."""
+        event.stop()
+        if event.read.runs is not None and any(
+            (r.id in self.run_ids and r.status in ("running", "queued")) or r.id in self._active
+            for r in event.read.runs
+        ):
+            self._active = {
+                r.id for r in event.read.runs if r.id in self.run_ids and r.status == "running"
+            }
+            self.load()
 
     @work(thread=True, exclusive=True, group="load", exit_on_error=False)
     def load(self) -> None:

@@ -12,9 +12,9 @@ from textual.widgets import DataTable, Footer, Static
 
 from mnist_tui.config.loading import load_experiment
 from mnist_tui.errors import MnistTuiError
-from mnist_tui.runs.store import RunStore
-from mnist_tui.tui.grid import DataGrid
-from mnist_tui.tui.messages import AskQueue, ExperimentLoaded, OpenRun
+from mnist_tui.runs.store import RunInfo, RunStore
+from mnist_tui.tui.grid import DataGrid, is_data_key
+from mnist_tui.tui.messages import AskQueue, ExperimentLoaded, OpenRun, StoreChanged
 from mnist_tui.tui.screens.base import ConsoleScreen
 from mnist_tui.views import tables
 from mnist_tui.views.provenance import provenance_lines
@@ -80,14 +80,23 @@ class ExperimentScreen(ConsoleScreen):
         lines += [(f"\n{line}", "dim") for line in provenance_lines(s)]
         header.update(Text.assemble(*lines))
         self.query_one("#spec-table", DataGrid).show(tables.spec_table(s))
-        self.query_one("#exp-runs", DataGrid).show(
-            tables.runs_table(event.runs, show_experiment=False)
-        )
+        self.show_runs(event.runs)
+
+    def show_runs(self, runs: list[RunInfo]) -> None:
+        self.query_one("#exp-runs", DataGrid).show(tables.runs_table(runs, show_experiment=False))
+
+    @on(StoreChanged)
+    def store_changed(self, event: StoreChanged) -> None:
+        """The store changed (a run queued, started, ended): this experiment's runs as
+        the app read them, so the screen never stays as it was when opened."""
+        event.stop()
+        if event.read.runs is not None:
+            self.show_runs([r for r in event.read.runs if r.experiment == self.experiment])
 
     @on(DataTable.RowSelected, "#exp-runs")
     def run_selected(self, event: DataTable.RowSelected) -> None:
         event.stop()
-        if event.row_key.value:
+        if is_data_key(event.row_key.value):
             self.post_message(OpenRun(str(event.row_key.value)))
 
     @on(DataTable.RowSelected, "#spec-table")

@@ -7,6 +7,7 @@ and refused (`check_action`).
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Literal
 
 from textual import events, on, work
@@ -18,12 +19,13 @@ from textual.widgets import DataTable, Footer, Header, Input, Static, TabbedCont
 from mnist_tui.runs.store import RunInfo
 from mnist_tui.studies.catalog import ExperimentRow
 from mnist_tui.tui.devices_strip import DevicesStrip
-from mnist_tui.tui.grid import DataGrid
+from mnist_tui.tui.grid import DataGrid, is_data_key
 from mnist_tui.tui.messages import (
     AskQueue,
     CancelRun,
     MainReady,
     MoveRun,
+    Notice,
     OpenDiff,
     OpenExperiment,
     OpenOverlay,
@@ -47,6 +49,7 @@ TABS: tuple[Tab, ...] = ("experiments", "runs", "queue", "report")
 ACTION_TABS: dict[str, set[str]] = {
     "filter": {"experiments", "runs", "report"},
     "mark": {"experiments", "runs"},
+    "clear_marks": {"experiments", "runs"},
     "queue": {"experiments"},
     "diff": {"experiments", "runs"},
     "overlay": {"runs"},
@@ -65,7 +68,9 @@ class MainScreen(ConsoleScreen):
         # handed to the focused table: `/fnn` typed ahead or pasted all reaches the filter
         Binding("slash", "filter", "Filter", id="main.filter", priority=True),
         Binding("escape", "clear_filter", "Clear filter", id="main.clear_filter"),
-        Binding("space", "mark", "Mark", id="main.mark"),
+        # not in the footer (no room at 80 columns): the status line says "esc clears"
+        Binding("escape", "clear_marks", "Clear marks", show=False, id="main.clear_marks"),
+        Binding("space", "mark", "Mark ↓", id="main.mark", tooltip="mark the row, move down"),
         Binding("a", "queue", "Queue", id="main.queue"),
         Binding("d", "diff", "Diff", id="main.diff"),
         Binding("o", "overlay", "Overlay", id="main.overlay"),
@@ -91,7 +96,13 @@ class MainScreen(ConsoleScreen):
         # marks in the order they were made (a diff goes from the first to the second)
         self.marked: dict[str, dict[str, None]] = {"experiments": {}, "runs": {}}
         self.filter_text = ""
-        self.sort_column: dict[str, int] = {"experiments": 0, "runs": 0, "report": 0}
+        # (header, reversed) of each tab's sort; None: the order as read
+        self.sort: dict[str, tuple[str, bool] | None] = {
+            "experiments": None,
+            "runs": None,
+            "report": None,
+        }
+        self.paused = False
         self.loaded = False  # the first read of the store arrived
         self.summary = "reading the run store…"
         self._report_stale = True
@@ -149,6 +160,11 @@ class MainScreen(ConsoleScreen):
             self.base["queue"] = read.queue_table
             self.redraw("queue")
         self.summary = read.summary
+        if read.paused != self.paused:
+            self.paused = read.paused
+            # the tab says it too, seen from every tab: what happens next changed
+            label = "Queue [3] ⏸ paused" if read.paused else "Queue [3]"
+            self.query_one("#tabs", TabbedContent).get_tab("queue").label = label
         self.show_status()
         self.loaded = True
 
@@ -161,9 +177,7 @@ class MainScreen(ConsoleScreen):
         if self.filter_text and tab in ACTION_TABS["filter"]:
             data = tables.filtered(data, self.filter_text)
             data.empty = f"nothing matches '{self.filter_text}'"
-        col = self.sort_column.get(tab, 0)
-        if col:
-            data = tables.sorted_by(data, col - 1 + (1 if tab in self.marked else 0))
+        data = self._sorted(tab, data)
         self.grid(tab).show(data)
         if tab == "report":
             # one paragraph: at 80x24 every line taken from the table counts
@@ -171,11 +185,48 @@ class MainScreen(ConsoleScreen):
         if tab == self.active_tab:
             self.show_status()
 
+    def _sorted(self, tab: str, data: TableData) -> TableData:
+        """The tab's sort applied, its column's header with the direction (▼ / ▲) and
+        kept whatever the width (the column sorted by stays on screen)."""
+        sort = self.sort.get(tab)
+        if sort is None:
+            return data
+        header, reverse = sort
+        try:
+            i = data.column_index(header)
+        except StopIteration:  # the column is gone (another table shape): unsorted
+            return data
+        data = tables.sorted_by(data, i, reverse=reverse)
+        columns = list(data.columns)
+        arrow = "▲" if reverse else "▼"
+        columns[i] = replace(columns[i], header=f"{header} {arrow}", keep=True)
+        return replace(data, columns=columns)
+
     def show_status(self) -> None:
-        """The store summary; and when the table shows only its first rows, how many more."""
-        hidden = self.grid(self.active_tab).hidden_rows
-        more = f" · {hidden:,} more rows: / filters" if hidden else ""
-        self.query_one("#status-line", Static).update(self.summary + more)
+        """The store summary, then what acts on the next key: marks (and how many the
+        filter hides), the filter, columns left out for width, rows beyond the cap."""
+        tab = self.active_tab
+        grid = self.grid(tab)
+        parts = [self.summary]
+        marks = self.marked.get(tab, {})
+        if marks:
+            shown = set(grid.row_keys())
+            hidden = sum(1 for k in marks if k not in shown)
+            text = f"{len(marks)} marked"
+            if hidden:
+                text += f" ({hidden} hidden by the filter, not acted on)"
+            parts.append(text + " · esc clears")
+        if self.filter_text:
+            where = "" if tab in ACTION_TABS["filter"] else " (not on this tab)"
+            parts.append(f"filter '{self.filter_text}'{where}")
+        if grid.dropped:
+            parts.append(f"not shown (narrow): {', '.join(grid.dropped)}")
+        if grid.hidden_rows:
+            parts.append(f"{grid.hidden_rows:,} more rows: / filters")
+        self.query_one("#status-line", Static).update(" · ".join(parts))
+
+    def on_resize(self) -> None:
+        self.call_after_refresh(self.show_status)  # columns left out change with the width
 
     @work(thread=True, exclusive=True, group="report", exit_on_error=False)
     def build_report(self, experiments: list[ExperimentRow]) -> None:
@@ -208,15 +259,18 @@ class MainScreen(ConsoleScreen):
         tabs = ACTION_TABS.get(action)
         if tabs is not None and self.active_tab not in tabs:
             return False
+        filtering = bool(self.filter_text) or self.query_one("#filter", Input).has_class("visible")
         if action == "clear_filter":
-            return bool(self.filter_text) or self.query_one("#filter", Input).has_class("visible")
+            return filtering
+        if action == "clear_marks":  # esc clears the filter first, then the marks
+            return not filtering and bool(self.marked.get(self.active_tab))
         return True
 
     @on(DataTable.RowSelected)
     def row_selected(self, event: DataTable.RowSelected) -> None:
         key = str(event.row_key.value or "")
-        if not key:
-            return  # the placeholder of an empty table
+        if not is_data_key(key):
+            return  # the message of an empty table
         if event.data_table.id in ("experiments-table", "report-table"):
             self.post_message(OpenExperiment(key))
         else:
@@ -247,6 +301,13 @@ class MainScreen(ConsoleScreen):
             self.redraw(tab)
         self.set_focus(self.grid(self.active_tab))
         self.refresh_bindings()
+        self.show_status()
+
+    def action_clear_marks(self) -> None:
+        tab = self.active_tab
+        if tab in self.marked:
+            self.clear_marks(tab)
+            self.refresh_bindings()
 
     @on(Input.Changed, "#filter")
     def filter_changed(self, event: Input.Changed) -> None:
@@ -260,6 +321,7 @@ class MainScreen(ConsoleScreen):
         self._filter_timer = None
         for tab in ACTION_TABS["filter"]:
             self.redraw(tab)
+        self.show_status()
 
     def on_paste(self, event: events.Paste) -> None:
         """`/text` pasted over a table filters by `text` (the table ignores pastes)."""
@@ -283,9 +345,18 @@ class MainScreen(ConsoleScreen):
             marks[key] = None
         self.redraw(tab)
         self.grid(tab).action_cursor_down()
+        self.refresh_bindings()
+
+    def _visible_marks(self, tab: str) -> list[str]:
+        """The marks an action acts on: those on rows shown now, not those the filter
+        hides (the status line says how many it hides)."""
+        if tab not in self.marked:
+            return []
+        shown = set(self.grid(tab).row_keys())
+        return [k for k in self.marked[tab] if k in shown]
 
     def _marked_or_current(self, tab: str) -> list[str]:
-        marks = list(self.marked.get(tab, {}))
+        marks = self._visible_marks(tab)
         if not marks and self.current_key:
             marks = [self.current_key]
         return marks
@@ -303,18 +374,21 @@ class MainScreen(ConsoleScreen):
         """Two marked experiments, two marked runs, or one of each (the experiment's
         definition and reported figures against the run's)."""
         tab = self.active_tab
-        marks = list(self.marked.get(tab, {}))
+        marks = self._visible_marks(tab)
         if tab == "runs":
             marks = self._older_first(marks)
         experiments, runs = list(self.marked["experiments"]), list(self.marked["runs"])
         if len(marks) != 2 and len(experiments) == 1 and len(runs) == 1:
             marks = [experiments[0], runs[0]]
         if len(marks) != 2:
-            self.notify(
-                "mark two experiments, two runs, or an experiment and a run with space, "
-                "then press d",
-                severity="warning",
+            what = "runs" if tab == "runs" else "experiments"
+            have = (
+                f"{len(marks)} {what} marked: diff compares exactly two (esc clears marks)"
+                if len(marks) > 2
+                else "mark two experiments, two runs, or an experiment and a run with space, "
+                "then press d"
             )
+            self.post_message(Notice(have, "warning", subject="diff"))
             return
         self.post_message(OpenDiff(marks[0], marks[1]))
 
@@ -341,13 +415,45 @@ class MainScreen(ConsoleScreen):
             self.notify(f"copied {key}")
 
     def action_sort(self) -> None:
+        """Next sort of the columns on screen: each one largest first, a second press
+        reverses it, then the next column; after the last, the order as read."""
         tab = self.active_tab
-        data = self.base.get(tab)
-        if data is None:
+        if self.base.get(tab) is None:
             return
-        self.sort_column[tab] = (self.sort_column[tab] + 1) % (len(data.columns) + 1)
-        col = self.sort_column[tab]
-        self.notify(f"sorted by {data.columns[col - 1].header}" if col else "unsorted")
+        headers = [
+            h.removesuffix(" ▼").removesuffix(" ▲")
+            for h in self.grid(tab).shown_headers
+            if h.strip() and h != "#"  # the mark column; # is the order as read
+        ]
+        if not headers:
+            return
+        current = self.sort.get(tab)
+        if current is None or current[0] not in headers:
+            new: tuple[str, bool] | None = (headers[0], False)
+        elif not current[1]:
+            new = (current[0], True)
+        else:
+            at = headers.index(current[0]) + 1
+            new = (headers[at], False) if at < len(headers) else None
+        self.sort[tab] = new
+        if new is None:
+            text = "in the order read (newest first)" if tab == "runs" else "unsorted"
+        else:
+            order = "smallest (Z-A) first" if new[1] else "largest (A-Z) first"
+            text = f"sorted by {new[0]}, {order}: s again {'goes on' if new[1] else 'reverses'}"
+        self.post_message(Notice(text, subject=f"sort {tab}"))
+        self.redraw(tab)
+
+    @on(DataTable.HeaderSelected)
+    def header_selected(self, event: DataTable.HeaderSelected) -> None:
+        """A click on a header sorts by it; a second click reverses."""
+        tab = self.active_tab
+        header = str(event.label.plain).removesuffix(" ▼").removesuffix(" ▲")
+        if not header.strip() or header == "#":
+            return
+        current = self.sort.get(tab)
+        reverse = current is not None and current[0] == header and not current[1]
+        self.sort[tab] = (header, reverse)
         self.redraw(tab)
 
     def action_searches(self) -> None:

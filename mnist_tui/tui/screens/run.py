@@ -17,16 +17,35 @@ from textual.containers import Horizontal, VerticalScroll
 from textual.widgets import Footer, Static, TabbedContent, TabPane
 from textual.worker import get_current_worker
 
+from mnist_tui.config.loading import load_spec_file
+from mnist_tui.config.spec import ExperimentSpec
 from mnist_tui.errors import MnistTuiError
+from mnist_tui.runs import schema
 from mnist_tui.runs.io import read_json
 from mnist_tui.runs.steps import STEPS
 from mnist_tui.runs.store import RunInfo, RunStore
+from mnist_tui.studies.diagnose import chance_note
 from mnist_tui.tui.grid import DataGrid
-from mnist_tui.tui.messages import CancelRun, Notice, OpenDiff, OpenSamples, RunTailed
+from mnist_tui.tui.messages import (
+    CancelRun,
+    Notice,
+    OpenDiff,
+    OpenSamples,
+    RunAction,
+    RunTailed,
+)
 from mnist_tui.tui.screens.base import ConsoleScreen
 from mnist_tui.tui.workers import LogTail, MetricsTail
 from mnist_tui.views import live, pictures, tables
 from mnist_tui.views.visible import visible
+
+
+def _spec_of(run: RunInfo) -> ExperimentSpec | None:
+    """The run's frozen definition, or None where it no longer loads (said elsewhere)."""
+    try:
+        return load_spec_file(run.spec_path())
+    except (MnistTuiError, OSError):
+        return None
 
 
 class RunScreen(ConsoleScreen):
@@ -38,7 +57,16 @@ class RunScreen(ConsoleScreen):
         Binding("d", "diff", "Diff vs exp", id="run.diff"),
         Binding("p", "samples", "Pictures", id="run.samples"),
         Binding("y", "copy_id", "Copy id", id="run.copy_id"),
+        Binding("r", "act('resume')", "Resume", id="run.resume"),
+        Binding("a", "act('again')", "Again…", id="run.again"),
+        # shown in the header's hint line and in help (? ): the footer has no room at 80
+        Binding("t", "act('tag')", "Tag", show=False, id="run.tag"),
+        Binding("n", "act('note')", "Note", show=False, id="run.note"),
+        Binding("A", "act('archive')", "Archive / unarchive", show=False, id="run.archive"),
+        Binding("D", "act('delete')", "Delete (to the trash)", show=False, id="run.delete"),
     ]
+
+    RESUMABLE = ("killed", "failed", "interrupted")
 
     def __init__(self, run_id: str, store: RunStore, poll_interval: float = 1.0) -> None:
         super().__init__()
@@ -50,6 +78,7 @@ class RunScreen(ConsoleScreen):
         self.steps: list[dict[str, Any]] = []  # step reports (steps.jsonl)
         # epochs, step reports, width, height last plotted
         self._drawn: tuple[int, int, int, int] = (-1, 0, 0, 0)
+        self.note = ""  # why its result looks as it does (chance level), when known
 
     def compose(self) -> ComposeResult:
         yield Static(Text(self.run_id, style="bold"), id="run-header")
@@ -83,6 +112,8 @@ class RunScreen(ConsoleScreen):
         steps = MetricsTail(run.path / STEPS)  # the same JSON lines, a report each
         log = LogTail(run.path / "log.txt", keep=200)
         last: dict[str, Any] | None = None
+        last_meta: Any = run.meta
+        spec = _spec_of(run)
         while not worker.is_cancelled:
             rows, reset = metrics.read()
             step_rows, steps_reset = steps.read()
@@ -91,18 +122,23 @@ class RunScreen(ConsoleScreen):
                 summary = read_json(run.path / "summary.json")
             except (OSError, ValueError):
                 summary = last if last is not None else run.summary
+            try:  # tags, note: changed from here or from the shell; checked as on read
+                meta = schema.check_meta(read_json(run.path / schema.META))[0]
+            except (OSError, ValueError):
+                meta = last_meta
             changed = rows or reset or step_rows or steps_reset or log_changed
-            if changed or summary != last or last is None:
-                last = summary
-                run = RunInfo(run.id, run.experiment, run.path, summary)
+            if changed or summary != last or last is None or meta != last_meta:
+                last, last_meta = summary, meta
+                run = RunInfo(run.id, run.experiment, run.path, summary, meta=meta)
                 self.post_message(
                     RunTailed(
                         run,
                         rows,
                         reset,
                         list(log.lines) if log_changed else None,
-                        step_rows,
-                        steps_reset,
+                        steps=step_rows,
+                        steps_reset=steps_reset,
+                        note=chance_note(spec, run),
                     )
                 )
             end = time.monotonic() + self.poll_interval
@@ -114,6 +150,7 @@ class RunScreen(ConsoleScreen):
         event.stop()
         self.run = event.run
         self.run_id = event.run.id
+        self.note = event.note
         if event.reset:
             self.rows = []
         self.rows += event.rows
@@ -124,15 +161,29 @@ class RunScreen(ConsoleScreen):
         if event.rows or event.reset or event.steps or event.steps_reset or self._drawn[0] < 0:
             self.draw_curves()
             self.draw_details()
+        # the header may have grown (a reason, tags, a note): the plots' room changed,
+        # and a plot drawn for the old room would lose its axis at the bottom
+        self.call_after_refresh(self.draw_curves)
         if event.log is not None:
             self.query_one("#run-log", Static).update(
                 Text("log (last lines)\n", style="bold") + Text("\n".join(event.log[-12:]))
             )
 
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """Stop only an active run, resume only a stopped one: other keys are hidden."""
+        status = self.run.status if self.run is not None else None
+        if action == "cancel":
+            return status in ("running", "queued")
+        if action == "act" and parameters == ("resume",):
+            return status in self.RESUMABLE
+        return True
+
     def draw_header(self) -> None:
         assert self.run is not None
         run = self.run
         reason = run.summary.get("reason")
+        tags = "  ".join(f"#{t}" for t in run.tags)
+        note = run.note.replace("\n", " ")
         self.query_one("#run-header", Static).update(
             Text.assemble(
                 (visible(f"{run.experiment}/{run.id}"), "bold"),
@@ -142,8 +193,13 @@ class RunScreen(ConsoleScreen):
                 tables.run_header(run, self.rows, live.latest_train_loss(self.rows, self.steps)),
                 (f"\n{visible(reason, multiline=True)}" if reason else "", "red"),
                 ("\n" + "\n".join(system) if (system := self.system_lines()) else "", "dim"),
+                (f"\n{self.note}" if self.note else "", "yellow"),
+                (f"\n{visible(tags)}" if tags else "", "cyan"),
+                (f"{'  ' if tags else chr(10)}note: {visible(note)}" if note else "", "italic"),
+                ("\nt tag · n note · A archive · D delete · a again with changes", "dim"),
             )
         )
+        self.refresh_bindings()
 
     def system_lines(self) -> list[str]:
         """What the run costs the machine: one line on the curves tab, all on details."""
@@ -203,6 +259,9 @@ class RunScreen(ConsoleScreen):
     def action_samples(self) -> None:
         if self.run is not None:
             self.post_message(OpenSamples(self.run))
+
+    def action_act(self, action: str) -> None:
+        self.post_message(RunAction(self.run_id, action))  # type: ignore[arg-type]
 
     def action_copy_id(self) -> None:
         self.app.copy_to_clipboard(self.run_id)

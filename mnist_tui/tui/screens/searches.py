@@ -14,7 +14,7 @@ from textual.widgets import Footer, Static
 
 from mnist_tui.runs.store import RunStore
 from mnist_tui.tui.grid import DataGrid
-from mnist_tui.tui.messages import StudiesRead
+from mnist_tui.tui.messages import StoreChanged, StudiesRead
 from mnist_tui.tui.screens.base import ConsoleScreen
 from mnist_tui.views import pictures, tables
 
@@ -25,6 +25,7 @@ class SearchScreen(ConsoleScreen):
     def __init__(self, store: RunStore) -> None:
         super().__init__()
         self.store = store
+        self._notes: dict[DataGrid, tuple[Static, list[str]]] = {}  # trials -> its notes
 
     def compose(self) -> ComposeResult:
         with VerticalScroll(id="search-body"):
@@ -33,6 +34,22 @@ class SearchScreen(ConsoleScreen):
 
     def on_mount(self) -> None:
         self.query_one("#search-body", VerticalScroll).focus()
+        self.read()
+
+    @on(DataGrid.Dropped)
+    def name_dropped(self, event: DataGrid.Dropped) -> None:
+        """The parameters a narrow screen leaves out are named under the trials."""
+        if event.grid not in self._notes:
+            return
+        notes, lines = self._notes[event.grid]
+        if event.grid.dropped:
+            lines = [*lines, f"not shown (narrow): {', '.join(event.grid.dropped)}"]
+        notes.update(Text("\n".join(lines), style="dim"))
+
+    @on(StoreChanged)
+    def store_changed(self, event: StoreChanged) -> None:
+        """A run started or ended (a trial among them): the searches again."""
+        event.stop()
         self.read()
 
     @work(thread=True, exclusive=True, group="read", exit_on_error=False)
@@ -51,6 +68,10 @@ class SearchScreen(ConsoleScreen):
         n = len(event.studies)
         status.update(f"{n} search{'' if n == 1 else 'es'} in {self.store.root}")
         body = self.query_one("#search-body", VerticalScroll)
+        self._notes.clear()
+        for child in list(body.children):  # a new read replaces the last one
+            if child is not status:
+                child.remove()
         width = max((self.size.width or 100) - 4, 40)
         for st in event.studies:
             best = tables.metric_text(st.metric, st.best_value)
@@ -61,8 +82,10 @@ class SearchScreen(ConsoleScreen):
             body.mount(trials)
             data = tables.trials_table(st.trials, metric=st.metric)
             trials.show(data)
-            body.mount(Static(Text("\n".join(data.notes), style="dim"), classes="pane-title"))
-            curve = tables.history_curve(st.trials, st.metric)
+            notes = Static(Text("\n".join(data.notes), style="dim"), classes="pane-title")
+            body.mount(notes)
+            self._notes[trials] = (notes, data.notes)
+            curve = tables.history_curve(st.trials, st.metric, st.direction)
             body.mount(Static(Text.from_ansi(pictures.plot(curve, width=width, height=10))))
             if st.importances:
                 importances = DataGrid(classes="auto")
