@@ -220,12 +220,20 @@ async def test_stopping_a_running_run_asks_first_and_shows_at_once(tmp_path: Pat
         "signal.signal(signal.SIGTERM, lambda *_: open(sys.argv[1], 'w').close())\n"
         "time.sleep(60)\n"
     )
-    stand_in = subprocess.Popen([sys.executable, "-c", code, str(signalled)])
+    from mnist_tui.runs.io import process_start_time
+
+    app = make_app(tmp_path)
+    run_dir = tmp_path / "runs" / "fnn1" / "f0000003"
+    # only a verified trainer is signalled: its command line names the tool and the run,
+    # and the summary gives its start time
+    stand_in = subprocess.Popen(
+        [sys.executable, "-c", code, str(signalled), "mnist_tui", "train-run", str(run_dir)]
+    )
     try:
-        app = make_app(tmp_path)
-        run_dir = tmp_path / "runs" / "fnn1" / "f0000003"
         summary = json.loads((run_dir / "summary.json").read_text())
+        time.sleep(0.2)  # its exec done: the command line is its own
         summary.update(status="running", host=socket.gethostname(), pid=stand_in.pid)
+        summary.update(pid_start=process_start_time(stand_in.pid))
         summary.pop("final", None)
         (run_dir / "summary.json").write_text(json.dumps(summary))
         async with app.run_test(size=SIZE) as pilot:
