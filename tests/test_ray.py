@@ -283,7 +283,7 @@ def test_backend_ray_without_ray_says_how_to_install(tmp_path: Path) -> None:
 
 def test_a_runs_resources_come_from_its_spec(tmp_path: Path) -> None:
     from mnist_tui.config.loading import load_experiment
-    from mnist_tui.runs.ray_backend import Need, run_need
+    from mnist_tui.runs.ray_launcher import Need, run_need
 
     store = RunStore(tmp_path / "runs")
 

@@ -176,7 +176,7 @@ def train_run(
     sigterm = stop_on_sigterm()
     visible = os.environ.get("CUDA_VISIBLE_DEVICES", "")
     label = f"cuda:{visible}" if device.startswith("cuda") and visible.isdigit() else None
-    # a Ray task names the node it runs on (runs/ray_backend.py); views show it, and the
+    # a Ray task names the node it runs on (runs/ray_tasks.py); views show it, and the
     # host is this node's, so only this node judges the pid
     node, node_id = os.environ.get("MNIST_TUI_NODE"), os.environ.get("MNIST_TUI_NODE_ID")
     if node:
@@ -347,16 +347,13 @@ def tune(
 
     worker = None
     if parallel is not None or backend != "local" or address:
+        from mnist_tui.runs import backends
         from mnist_tui.runs.worker import WorkerOptions
 
-        if backend not in ("local", "ray"):
-            raise MnistTuiError(f"--backend: expected local or ray, got '{backend}'")
+        backends.backend(backend)  # a wrong name first, with the names there are
         if parallel is None:
             raise MnistTuiError("--backend and --address go with --parallel K")
-        if backend == "ray":
-            from mnist_tui.runs.ray_backend import import_ray
-
-            import_ray()
+        backends.check(backend, address)
         worker = WorkerOptions(
             data_dir=global_option(ctx, "data_dir", data_dir), backend=backend, address=address
         )

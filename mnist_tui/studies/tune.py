@@ -307,8 +307,9 @@ class _QueuedTrials:
         """A worker with room for `parallel` runs at once, unless one serves the store."""
         import dataclasses
 
+        from mnist_tui.runs.local_launcher import detect_devices
         from mnist_tui.runs.scheduler import normalize_device
-        from mnist_tui.runs.worker import WorkerOptions, detect_devices, ensure_worker
+        from mnist_tui.runs.worker import WorkerOptions, ensure_worker
 
         opts = options or WorkerOptions()
         if opts.backend == "local":

@@ -23,7 +23,6 @@ from textual.worker import Worker, get_current_worker
 
 from mnist_tui.config.loading import default_experiments_dir
 from mnist_tui.config.spec import ExperimentSpec
-from mnist_tui.errors import MnistTuiError
 from mnist_tui.runs import scheduler
 from mnist_tui.runs.store import ACTIVE, RunInfo, RunStore, default_runs_dir
 from mnist_tui.runs.worker import WorkerOptions, ensure_worker, worker_info
@@ -384,12 +383,9 @@ def run_app(
     address: str | None = None,
 ) -> None:
     scheduler.normalize_device(device)  # a bad --device is an error now, not per queued run
-    if backend not in ("local", "ray"):
-        raise MnistTuiError(f"--backend: expected local or ray, got '{backend}'")
-    if backend == "ray":
-        from mnist_tui.runs.ray_backend import import_ray
+    from mnist_tui.runs import backends
 
-        import_ray()  # without Ray installed: one line saying how to install it
+    backends.check(backend, address)  # e.g. without Ray installed: one line saying how
     app = MnistTuiApp(
         data_dir=data_dir,
         runs_dir=runs_dir,
