@@ -38,7 +38,7 @@ def list_(
 ) -> None:
     """Experiments: dataset, model, parameters, epochs, reported and best reproduced accuracy."""
     from mnist_tui.studies.catalog import experiment_rows
-    from mnist_tui.views import tables
+    from mnist_tui.views import run_tables
     from mnist_tui.views.render import print_table
 
     exp_dir, store = context_stores(ctx, experiments_dir, runs_dir)
@@ -64,7 +64,7 @@ def list_(
             ]
         )
         return
-    print_table(console, tables.experiments_table(rows))  # or what to do when there are none
+    print_table(console, run_tables.experiments_table(rows))  # or what to do when there are none
     broken = [r for r in rows if r.error]
     for r in broken:
         err.print(f"[red]{r.name}[/]: {escape(r.error or '')}")
@@ -269,8 +269,9 @@ def plot(
     rows = run.metrics()
     from rich.columns import Columns
 
+    from mnist_tui.views.curves import run_curves
     from mnist_tui.views.render import per_class_table
-    from mnist_tui.views.tables import class_names, run_curves
+    from mnist_tui.views.run_tables import class_names
 
     width = max(40, min(console.width, 160) // 2 - 1)
     curves = run_curves(rows, f"{run.experiment}/{run.id}")
@@ -328,8 +329,9 @@ def report(
 ) -> None:
     """Reported vs reproduced for each experiment: mean ± std over seeds, Δ in pp."""
     from mnist_tui.config.loading import find_experiment
-    from mnist_tui.studies.report import build_report, markdown
+    from mnist_tui.studies.report import build_report
     from mnist_tui.views.render import report_table
+    from mnist_tui.views.report_tables import markdown
 
     exp_dir, store = context_stores(ctx, experiments_dir, runs_dir)
     for name in experiments or []:

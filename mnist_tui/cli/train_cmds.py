@@ -334,7 +334,7 @@ def tune(
     """
     from mnist_tui.config.loading import load_experiment
     from mnist_tui.studies.tune import tune as run_tune
-    from mnist_tui.views import render, tables
+    from mnist_tui.views import render, search_tables
 
     exp_dir, store = context_stores(ctx, experiments_dir, runs_dir)
     spec = load_experiment(experiment, exp_dir, list(set_ or []))
@@ -343,7 +343,9 @@ def tune(
         if json_out:
             return
         state = {"state": row.get("status")} if row.get("value") is None else {}
-        console.print(tables.trial_line({**row, **state}, spec.search.metric), highlight=False)
+        console.print(
+            search_tables.trial_line({**row, **state}, spec.search.metric), highlight=False
+        )
 
     worker = None
     if parallel is not None or backend != "local" or address:
@@ -388,7 +390,7 @@ def tune(
     metric = spec.search.metric
     console.print(
         f"best trial by {metric} (at each run's best epoch): "
-        f"{tables.metric_text(metric, result.best_value)} (run {result.best_run}): "
+        f"{search_tables.metric_text(metric, result.best_value)} (run {result.best_run}): "
         + ", ".join(f"{k}={fmt.value(v)}" for k, v in result.best_params.items()),
         highlight=False,
     )

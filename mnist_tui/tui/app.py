@@ -59,7 +59,7 @@ from mnist_tui.tui.screens.base import failure_notice
 from mnist_tui.tui.screens.dialogs import QueueChoice
 from mnist_tui.tui.screens.help import key_rows
 from mnist_tui.tui.workers import StoreReader
-from mnist_tui.views.tables import QueuedRun
+from mnist_tui.views.run_tables import QueuedRun
 
 Job = Callable[[], str | None]  # runs on the store thread; returns what to tell the user
 _STOP: Job = lambda: None  # noqa: E731 - a sentinel the store thread recognises by identity

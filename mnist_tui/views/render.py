@@ -26,7 +26,15 @@ from mnist_tui.studies.catalog import Subject
 from mnist_tui.studies.diff import Change, FigureDelta
 from mnist_tui.studies.report import ReportRow
 from mnist_tui.train.events import BatchProgress, EpochEnded, Event, RunEnded, RunStarted
-from mnist_tui.views import fmt, tables
+from mnist_tui.views import (
+    curves,
+    diff_tables,
+    fmt,
+    report_tables,
+    run_tables,
+    search_tables,
+    tables,
+)
 from mnist_tui.views.provenance import provenance_lines
 from mnist_tui.views.tables import DATASET_SHORT, STATUS_STYLE, TableData
 
@@ -179,25 +187,25 @@ def markdown_table(data: TableData, code_first: bool = False) -> str:
 
 def run_summary_table(results: list[tuple[ExperimentSpec, RunInfo]]) -> Table:
     """Reported vs reproduced, compact enough for an 80-column terminal."""
-    return rich_table(tables.run_summary_table(results))
+    return rich_table(run_tables.run_summary_table(results))
 
 
 def runs_table(infos: list[RunInfo], *, start: int = 1) -> Table:
     """Runs, numbered by recency from `start` (pass the offset + 1 of a later page)."""
-    return rich_table(tables.runs_table(infos, start=start))
+    return rich_table(run_tables.runs_table(infos, start=start))
 
 
 def spec_table(spec: ExperimentSpec) -> Table:
     """The resolved definition; keys inherited through `extends` are dimmed and marked."""
-    return rich_table(tables.spec_table(spec))
+    return rich_table(run_tables.spec_table(spec))
 
 
 def per_class_table(classes: list[str], acc: list[float]) -> Table:
-    return rich_table(tables.per_class_table(classes, acc))
+    return rich_table(run_tables.per_class_table(classes, acc))
 
 
 def epochs_table(rows: list[dict[str, Any]]) -> Table:
-    return rich_table(tables.epochs_table(rows))
+    return rich_table(run_tables.epochs_table(rows))
 
 
 def tune_summary(
@@ -212,16 +220,16 @@ def tune_summary(
     # plotext costs 0.2 s to import: only where a picture is drawn
     from mnist_tui.views.pictures import plot
 
-    curve = tables.history_curve(trials, metric)
+    curve = curves.history_curve(trials, metric)
     out: list[RenderableType] = [Text.from_ansi(plot(curve, width=width, height=12))]
     if importances:
-        out.append(rich_table(tables.importances_table(importances, completed)))
+        out.append(rich_table(search_tables.importances_table(importances, completed)))
     return out
 
 
 def report_table(rows: list[ReportRow]) -> Table:
     """`mnist-tui report`: reported vs reproduced, mean ± std over seeds."""
-    return rich_table(tables.report_table(rows))
+    return rich_table(report_tables.report_table(rows))
 
 
 def show_subject(console: Console, subject: Subject, store: RunStore) -> None:
@@ -234,7 +242,7 @@ def show_subject(console: Console, subject: Subject, store: RunStore) -> None:
         if spec.lineage:
             console.print(f"extends: {' → '.join(spec.lineage)}")
         console.print(spec_table(spec))
-        reported = tables.reported_line(spec)
+        reported = run_tables.reported_line(spec)
         if reported:
             source = f"  [dim]{escape(spec.reference.source)}[/]" if spec.reference.source else ""
             console.print(escape(reported) + source)
@@ -253,7 +261,7 @@ def show_subject(console: Console, subject: Subject, store: RunStore) -> None:
         f"{s.get('epochs_done', 0)}/{s.get('epochs', '?')} epochs  "
         f"{fmt.seconds(s.get('wall_seconds'))}",
     )
-    context = tables.run_context(run)
+    context = run_tables.run_context(run)
     if context or s.get("group"):
         group = f"group {s['group']}  " if s.get("group") else ""
         console.print(f"[dim]{escape(group + context)}[/]")
@@ -274,7 +282,7 @@ def show_subject(console: Console, subject: Subject, store: RunStore) -> None:
             f"best epoch {s['best_epoch']} by {s.get('best_metric')}: test acc "
             f"{fmt.pct(run.best('test_acc'))}, loss {fmt.num(run.best('test_loss'))}"
         )
-    classes = tables.class_names(s, rows)
+    classes = run_tables.class_names(s, rows)
     if s.get("per_class_acc"):
         console.print(per_class_table(classes, s["per_class_acc"]))
     if s.get("confusion"):
@@ -285,7 +293,7 @@ def print_diff(
     console: Console, a: Subject, b: Subject, changes: list[Change], deltas: list[FigureDelta]
 ) -> None:
     console.print(f"[bold]diff[/] {escape(a.label)} ({a.kind}) → {escape(b.label)} ({b.kind})")
-    keys, figures = tables.diff_tables(a, b, changes, deltas)
+    keys, figures = diff_tables.diff_tables(a, b, changes, deltas)
     if keys.rows:
         console.print(rich_table(keys))
     if not any(c.changed for c in changes):
@@ -295,7 +303,7 @@ def print_diff(
 
 
 def diff_markdown(a: Subject, b: Subject, changes: list[Change], deltas: list[FigureDelta]) -> str:
-    keys, figures = tables.diff_tables(a, b, changes, deltas)
+    keys, figures = diff_tables.diff_tables(a, b, changes, deltas)
     parts = [f"### {a.label} → {b.label}", ""]
     parts += [markdown_table(keys, code_first=True)] if keys.rows else [keys.empty]
     parts += ["", *keys.notes] if keys.notes else []

@@ -16,7 +16,7 @@ from mnist_tui.runs.store import RunStore
 from mnist_tui.tui.grid import DataGrid
 from mnist_tui.tui.messages import AskQueue, ExperimentLoaded, OpenRun
 from mnist_tui.tui.screens.base import ConsoleScreen
-from mnist_tui.views import tables
+from mnist_tui.views import run_tables
 from mnist_tui.views.provenance import provenance_lines
 
 
@@ -63,14 +63,14 @@ class ExperimentScreen(ConsoleScreen):
         lines: list[str | tuple[str, str]] = [(s.name, "bold"), f"  {s.description}"]
         if s.lineage:
             lines.append(f"\nextends {' → '.join(s.lineage)}")
-        reported = tables.reported_line(s)
+        reported = run_tables.reported_line(s)
         if reported:
             lines.append(f"\n{reported}")
         lines += [(f"\n{line}", "dim") for line in provenance_lines(s)]
         header.update(Text.assemble(*lines))
-        self.query_one("#spec-table", DataGrid).show(tables.spec_table(s))
+        self.query_one("#spec-table", DataGrid).show(run_tables.spec_table(s))
         self.query_one("#exp-runs", DataGrid).show(
-            tables.runs_table(event.runs, show_experiment=False)
+            run_tables.runs_table(event.runs, show_experiment=False)
         )
 
     @on(DataTable.RowSelected, "#exp-runs")

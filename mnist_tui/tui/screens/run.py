@@ -24,7 +24,7 @@ from mnist_tui.tui.grid import DataGrid
 from mnist_tui.tui.messages import CancelRun, Notice, OpenDiff, OpenSamples, RunTailed
 from mnist_tui.tui.screens.base import ConsoleScreen
 from mnist_tui.tui.workers import LogTail, MetricsTail
-from mnist_tui.views import pictures, tables
+from mnist_tui.views import curves, pictures, run_tables, tables
 
 
 class RunScreen(ConsoleScreen):
@@ -121,7 +121,7 @@ class RunScreen(ConsoleScreen):
                 "  ",
                 (run.status, tables.STATUS_STYLE.get(run.status, "")),
                 "  ",
-                tables.run_header(run, self.rows),
+                run_tables.run_header(run, self.rows),
                 (f"\n{reason}" if reason else "", "red"),
             )
         )
@@ -138,7 +138,7 @@ class RunScreen(ConsoleScreen):
         if self._drawn == (len(self.rows), w, h):
             return  # nothing new: no redraw, no flicker
         self._drawn = (len(self.rows), w, h)
-        loss, acc = tables.run_curves(self.rows, self.run.experiment)
+        loss, acc = curves.run_curves(self.rows, self.run.experiment)
         loss_w.update(Text.from_ansi(pictures.plot(loss, width=w, height=h)))
         self.query_one("#acc-plot", Static).update(
             Text.from_ansi(pictures.plot(acc, width=w, height=h))
@@ -147,11 +147,13 @@ class RunScreen(ConsoleScreen):
     def draw_details(self) -> None:
         assert self.run is not None
         s = self.run.summary
-        self.query_one("#epochs-table", DataGrid).show(tables.epochs_table(self.rows))
-        classes = tables.class_names(s, self.rows)
+        self.query_one("#epochs-table", DataGrid).show(run_tables.epochs_table(self.rows))
+        classes = run_tables.class_names(s, self.rows)
         last = self.rows[-1] if self.rows else {}
         per_class = s.get("per_class_acc") or last.get("test_per_class") or []
-        self.query_one("#class-table", DataGrid).show(tables.per_class_table(classes, per_class))
+        self.query_one("#class-table", DataGrid).show(
+            run_tables.per_class_table(classes, per_class)
+        )
         confusion = s.get("confusion") or last.get("test_confusion")
         self.query_one("#confusion", Static).update(
             pictures.confusion_heatmap(classes, confusion) if confusion else ""
