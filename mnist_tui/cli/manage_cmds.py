@@ -16,7 +16,8 @@ from mnist_tui.cli.options import RunsDir, app, console, context_stores, err
 from mnist_tui.errors import MnistTuiError
 
 if TYPE_CHECKING:
-    from mnist_tui.runs.store import RunInfo, RunStore
+    from mnist_tui.runs.record import RunInfo
+    from mnist_tui.runs.store import RunStore
 
 Refs = Annotated[
     list[str] | None,

@@ -40,7 +40,7 @@ from mnist_tui.views import fmt
 if TYPE_CHECKING:  # the core is imported inside commands, so --help stays fast
     from contextlib import AbstractContextManager
 
-    from mnist_tui.runs.store import RunInfo
+    from mnist_tui.runs.record import RunInfo
     from mnist_tui.studies.batch import EventSink, PlannedRun
 
 

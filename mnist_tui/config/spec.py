@@ -21,7 +21,7 @@ dotted key and what was expected.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal
 
@@ -348,19 +348,6 @@ class ExperimentSpec:
         return models.build_model(
             self.model.name, self.model.params, self.input_shape(), pool_first=pool_first
         )
-
-    def with_overrides(self, overrides: Iterable[str]) -> ExperimentSpec:
-        """A copy with `-S key=value` overrides applied and validated."""
-        overrides = list(overrides)
-        if not overrides:
-            return self
-        from mnist_tui.config.loading import apply_overrides
-        from mnist_tui.config.validate import validate_raw
-
-        raw = self.to_dict()
-        origins = {k: self.source for k in flatten(raw)}
-        apply_overrides(raw, origins, overrides)
-        return validate_raw(raw, origins, self.source, self.lineage, self.inherited)
 
 
 def _drop_none(d: dict[str, Any]) -> dict[str, Any]:

@@ -24,7 +24,8 @@ from mnist_tui.errors import StoreError
 from mnist_tui.runs.io import pid_alive, process_start_time
 
 if TYPE_CHECKING:
-    from mnist_tui.runs.store import RunInfo, RunStore
+    from mnist_tui.runs.record import RunInfo
+    from mnist_tui.runs.store import RunStore
 
 CLAIM = ".claim"
 HISTORY = "claims.jsonl"

@@ -19,7 +19,8 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from mnist_tui.runs import claim as claims
-from mnist_tui.runs.store import RunInfo, RunStore
+from mnist_tui.runs.record import RunInfo
+from mnist_tui.runs.store import RunStore
 
 DEFAULT_IDLE_EXIT = 60.0
 PR_SET_PDEATHSIG = 1

@@ -32,7 +32,8 @@ from mnist_tui.runs.launcher import (
     WorkerOptions,
     die_with_parent,
 )
-from mnist_tui.runs.store import RunInfo, RunStore
+from mnist_tui.runs.record import RunInfo
+from mnist_tui.runs.store import RunStore
 
 STOP_WAIT = 30.0
 

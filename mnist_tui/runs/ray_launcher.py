@@ -57,7 +57,8 @@ from mnist_tui.runs.launcher import (
 )
 from mnist_tui.runs.ray_connect import first_line
 from mnist_tui.runs.ray_tasks import remote_alive, train_task
-from mnist_tui.runs.store import RunInfo, RunStore
+from mnist_tui.runs.record import RunInfo
+from mnist_tui.runs.store import RunStore
 
 CANCEL_GRACE = float(os.environ.get("MNIST_TUI_RAY_CANCEL_GRACE", "10"))
 CAPACITY_EVERY = 5.0  # seconds between looks at the cluster's resources (nodes come and go)

@@ -21,8 +21,9 @@ from typing import Any, Literal
 from mnist_tui.config.spec import ExperimentSpec
 from mnist_tui.errors import StoreError
 from mnist_tui.runs import claim as claims
-from mnist_tui.runs.store import CANCEL_FLAG as CANCEL_FLAG
-from mnist_tui.runs.store import RunInfo, RunStore
+from mnist_tui.runs.record import CANCEL_FLAG as CANCEL_FLAG
+from mnist_tui.runs.record import RunInfo
+from mnist_tui.runs.store import RunStore
 
 PAUSE_FLAG = ".queue-paused"
 Where = Literal["up", "down", "top", "bottom"]

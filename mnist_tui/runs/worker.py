@@ -42,7 +42,8 @@ from mnist_tui.runs.launcher import (
     WorkerOptions,
     failure_reason,
 )
-from mnist_tui.runs.store import RunInfo, RunStore
+from mnist_tui.runs.record import RunInfo
+from mnist_tui.runs.store import RunStore
 
 __all__ = ["Worker", "WorkerInfo", "WorkerOptions", "ensure_worker", "stop_worker", "worker_info"]
 

@@ -13,7 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from mnist_tui.config.spec import ExperimentSpec
-from mnist_tui.runs.store import RunInfo, RunStore
+from mnist_tui.runs.record import RunInfo
+from mnist_tui.runs.store import RunStore
 from mnist_tui.studies.catalog import ExperimentRow, experiment_rows, split_by_definition
 
 SEED_KEYS = ("seed", "repeats")

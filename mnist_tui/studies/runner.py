@@ -19,7 +19,8 @@ from mnist_tui.errors import MnistTuiError, StoreError, TrainingError
 from mnist_tui.runs.claim import claim, holder_of, release
 from mnist_tui.runs.io import process_start_time, write_json_atomic
 from mnist_tui.runs.provenance import environment
-from mnist_tui.runs.store import RunHandle, RunInfo, RunStore
+from mnist_tui.runs.record import RunInfo
+from mnist_tui.runs.store import RunHandle, RunStore
 from mnist_tui.train.events import BatchProgress, EpochEnded, Event, RunEnded
 from mnist_tui.train.setup import device_name, resolve_device
 from mnist_tui.train.trainer import PER_EPOCH_ONLY, EventSink, Trainer

@@ -35,9 +35,11 @@ from typing import TYPE_CHECKING, Any
 
 import tomli_w
 
+from mnist_tui.config.overrides import with_overrides
 from mnist_tui.config.spec import ExperimentSpec, SearchParam
 from mnist_tui.errors import MnistTuiError
-from mnist_tui.runs.store import RunInfo, RunStore
+from mnist_tui.runs.record import RunInfo
+from mnist_tui.runs.store import RunStore
 from mnist_tui.train.events import EpochEnded, Event
 
 if TYPE_CHECKING:
@@ -166,7 +168,7 @@ def tune(
     if spec.data.val_split == 0 and spec.data.folds < 2:
         # trials are judged on held-out training images, never on the test set
         extra.append(f"data.val_split={search.val_split}")
-        spec.with_overrides(extra)  # validate before any trial
+        with_overrides(spec, extra)  # validate before any trial
     direction = "minimize" if search.metric.endswith("loss") else "maximize"
     name = study_name or f"{spec.name}-tune"
     if not re.fullmatch(r"[A-Za-z0-9_.-]{1,100}", name):
@@ -191,7 +193,7 @@ def tune(
 
         values = {p.key: suggest(trial, p) for p in search.params}
         overrides = [*extra, *(f"{k}={_toml_value(v)}" for k, v in values.items())]
-        trial_spec = spec.with_overrides(overrides)
+        trial_spec = with_overrides(spec, overrides)
         pruned = {"flag": False}
 
         def events(event: Event) -> None:
@@ -367,7 +369,7 @@ class _QueuedTrials:
         search = self.spec.search
         values = {p.key: suggest(trial, p) for p in search.params}
         overrides = [*self.extra, *(f"{k}={_toml_value(v)}" for k, v in values.items())]
-        trial_spec = self.spec.with_overrides(overrides)
+        trial_spec = with_overrides(self.spec, overrides)
         if self.stop.is_set():
             raise _Stopped("the search was interrupted")
         info = enqueue(
@@ -478,7 +480,7 @@ def write_best(
     Only the searched values are written: a validation split that the search added to
     judge trials (`extra`) is not, so the tuned experiment trains on the same images as
     the one it extends."""
-    from mnist_tui.config.loading import parse_override
+    from mnist_tui.config.overrides import parse_override
 
     doc: dict[str, Any] = {
         "description": f"{spec.name} tuned by mnist-tui tune (study {study}, "

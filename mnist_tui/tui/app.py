@@ -24,7 +24,8 @@ from textual.worker import Worker, get_current_worker
 from mnist_tui.config.loading import default_experiments_dir
 from mnist_tui.config.spec import ExperimentSpec
 from mnist_tui.runs import scheduler
-from mnist_tui.runs.store import ACTIVE, RunInfo, RunStore, default_runs_dir
+from mnist_tui.runs.record import ACTIVE, RunInfo
+from mnist_tui.runs.store import RunStore, default_runs_dir
 from mnist_tui.runs.worker import WorkerOptions, ensure_worker, worker_info
 from mnist_tui.tui.messages import (
     AskQueue,

@@ -17,7 +17,8 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from mnist_tui.runs.store import ACTIVE, RunInfo, RunStore
+from mnist_tui.runs.record import ACTIVE, RunInfo
+from mnist_tui.runs.store import RunStore
 from mnist_tui.studies.catalog import ExperimentRow, experiment_rows
 from mnist_tui.tui.messages import StoreRead
 from mnist_tui.views import fmt, run_tables, tables

@@ -21,7 +21,8 @@ from rich.table import Table
 from rich.text import Text
 
 from mnist_tui.config.spec import ExperimentSpec
-from mnist_tui.runs.store import RunInfo, RunStore
+from mnist_tui.runs.record import RunInfo
+from mnist_tui.runs.store import RunStore
 from mnist_tui.studies.catalog import Subject
 from mnist_tui.studies.diff import Change, FigureDelta
 from mnist_tui.studies.report import ReportRow

@@ -24,7 +24,7 @@ from mnist_tui.views.tables import (
 
 if TYPE_CHECKING:
     from mnist_tui.config.spec import ExperimentSpec
-    from mnist_tui.runs.store import RunInfo
+    from mnist_tui.runs.record import RunInfo
     from mnist_tui.studies.catalog import ExperimentRow
 
 

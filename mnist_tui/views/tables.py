@@ -16,7 +16,7 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Literal
 
 if TYPE_CHECKING:
-    from mnist_tui.runs.store import RunInfo
+    from mnist_tui.runs.record import RunInfo
 
 Justify = Literal["left", "center", "right"]
 

@@ -13,7 +13,8 @@ from textual.containers import VerticalScroll
 from textual.widgets import Footer, Static
 
 from mnist_tui.errors import MnistTuiError
-from mnist_tui.runs.store import RunInfo, RunStore
+from mnist_tui.runs.record import RunInfo
+from mnist_tui.runs.store import RunStore
 from mnist_tui.studies.catalog import resolve_subject
 from mnist_tui.studies.diff import diff_definitions, result_deltas
 from mnist_tui.tui.grid import DataGrid

@@ -15,7 +15,7 @@ from textual.binding import Binding
 from textual.timer import Timer
 from textual.widgets import DataTable, Footer, Header, Input, Static, TabbedContent, TabPane
 
-from mnist_tui.runs.store import RunInfo
+from mnist_tui.runs.record import RunInfo
 from mnist_tui.studies.catalog import ExperimentRow
 from mnist_tui.tui.grid import DataGrid
 from mnist_tui.tui.messages import (

@@ -19,7 +19,8 @@ from textual.worker import get_current_worker
 
 from mnist_tui.errors import MnistTuiError
 from mnist_tui.runs.io import read_json
-from mnist_tui.runs.store import RunInfo, RunStore
+from mnist_tui.runs.record import RunInfo
+from mnist_tui.runs.store import RunStore
 from mnist_tui.tui.grid import DataGrid
 from mnist_tui.tui.messages import CancelRun, Notice, OpenDiff, OpenSamples, RunTailed
 from mnist_tui.tui.screens.base import ConsoleScreen
