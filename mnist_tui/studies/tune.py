@@ -9,10 +9,10 @@ hopeless trials are pruned. The best trial is written as a new experiment that
 
 Two ways to run trials:
 - in this process, one after another (the default);
-- through the scheduler (`parallel=K`, studies/tune_parallel.py): K threads, each asking
-  Optuna for a trial,
-  queueing it as a run and following that run's metrics.jsonl until it ends; the worker
-  (local slots or the Ray backend) trains up to K of them at once in its own processes.
+- through the scheduler (`parallel=K`, studies/tune_parallel.py): K threads, each
+  asking Optuna for a trial, queueing it as a run and following that run's metrics.jsonl
+  until it ends; the worker (local slots or the Ray backend) trains up to K of them at
+  once in its own processes.
   Threads are enough here because they only wait on files: the training happens in the
   worker's children, so the overlap is real, while one study object, one storage handle
   and Optuna's own `n_jobs` bookkeeping (trial counting, constant-liar TPE) are shared.
