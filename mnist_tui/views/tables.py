@@ -1,12 +1,14 @@
-"""Every table and curve the two faces show, built once as plain data.
+"""The table model every table the two faces show is built in, and its shaping.
 
 A `TableData` is column specs plus rows of `Cell`s (text, a Rich style string, a sort
-key); a `Curve` is labelled series of numbers with a marker each. Neither needs Rich or
-Textual: `views.render` turns them into Rich tables for the CLI, `tui.grid` into
-DataTables for the console, and `views.pictures.plot` draws curves for both.
+key); a `Curve` (views/curves.py) is labelled series of numbers with a marker each.
+Neither needs Rich or Textual: `views.render` turns them into Rich tables for the CLI,
+`tui.grid` into DataTables for the console, and `views.pictures.plot` draws curves for
+both. The tables themselves are built by subject: views/run_tables.py (experiments, runs,
+the queue), diff_tables.py, report_tables.py, search_tables.py.
 
-How a cell looks is decided here from the data's own fields (a change's `changed`, a
-figure's kind, a run's status), never from the text of a label.
+How a cell looks is decided from the data's own fields (a change's `changed`, a figure's
+kind, a run's status), never from the text of a label.
 """
 
 from __future__ import annotations
