@@ -42,6 +42,7 @@ from torch.utils.data import ConcatDataset, DataLoader, Subset
 from torchvision import datasets, transforms
 
 from mnist_tui.config.loading import load_experiment
+from mnist_tui.config.overrides import with_overrides
 from mnist_tui.config.spec import ExperimentSpec
 from mnist_tui.data import device as data_device
 from mnist_tui.data import files as data_files
@@ -111,7 +112,8 @@ def baseline(spec: ExperimentSpec, root: Path, device: torch.device, workers: in
         mirror = cls(str(root), train=True, transform=flipped)
         train = ConcatDataset([train, mirror if keep is None else Subset(mirror, keep.tolist())])
     eval_tf = study_transforms(
-        spec.with_overrides(
+        with_overrides(
+            spec,
             [
                 "augment.rotation=0",
                 "augment.translate=0",
@@ -119,7 +121,7 @@ def baseline(spec: ExperimentSpec, root: Path, device: torch.device, workers: in
                 "augment.scale=[1.0, 1.0]",
                 "augment.hflip=0",
                 "augment.noise_std=0",
-            ]
+            ],
         ),
         info,
     )

@@ -3,9 +3,10 @@
 Layers, lowest first; a layer imports only from layers above it in this list:
 
     errors             error types and "did you mean" (imports nothing of ours)
-    config             experiment files: schema, loading, `extends`, overrides, validation
+    fields             field constraints (Range, Length, Help) shared by models and config
     models             the model registry (builders import torch when called), and
                        user_models: a user's model files, described without running them
+    config             experiment files: schema, loading, `extends`, overrides, validation
     data, train        datasets on the device; the training loop       (torch)
     runs               the run store, its index, the queue and worker   (no torch)
     studies            what people do with runs: run, repeat, cv, tune, report, diff
@@ -13,7 +14,9 @@ Layers, lowest first; a layer imports only from layers above it in this list:
     cli, tui           the two faces: parse/print, and the Textual console
 
 Only `mnist_tui.tui` imports Textual, and `config`, `runs` and `views` never import torch
-(tests/test_layers.py checks both), so read-only commands start fast.
+(tests/test_layers.py checks both), so read-only commands start fast. The order is also
+an import-linter contract in pyproject.toml (`lint-imports`), with no import cycle
+inside a package.
 """
 
 from __future__ import annotations

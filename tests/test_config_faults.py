@@ -19,12 +19,13 @@ from hypothesis import strategies as st
 
 from mnist_tui.config import loading
 from mnist_tui.config.loading import (
-    MAX_DEPTH,
     experiment_names,
     experiment_sources,
     find_experiment,
     load_experiment,
 )
+from mnist_tui.config.overrides import with_overrides
+from mnist_tui.config.toml_layers import MAX_DEPTH
 from mnist_tui.errors import SpecError
 
 from .conftest import EXPERIMENTS, FIXTURES
@@ -87,7 +88,7 @@ def test_an_override_that_cannot_take_effect_is_an_error(override: str) -> None:
     assert "cannot be overridden" in problem.message
     spec = load_experiment("fnn1", EXPERIMENTS)
     with pytest.raises(SpecError, match="cannot be overridden"):
-        spec.with_overrides([override])
+        with_overrides(spec, [override])
 
 
 def test_description_and_other_overrides_are_stored_as_given(tmp_path: Path) -> None:
@@ -177,7 +178,7 @@ def test_override_values_may_hold_spaces(override: str) -> None:
 
 
 def test_a_line_of_overrides_splits_at_keys_not_at_spaces() -> None:
-    from mnist_tui.config.loading import split_overrides
+    from mnist_tui.config.overrides import split_overrides
 
     assert split_overrides("model.hidden=[8, 8] optim.lr=0.1") == [
         "model.hidden=[8, 8]",
@@ -341,7 +342,7 @@ def test_a_name_no_run_directory_can_have_is_shown_but_not_trained(
 @given(st.text(min_size=1, max_size=140))
 @settings(max_examples=200)
 def test_the_name_rule_is_the_run_stores(name: str) -> None:
-    from mnist_tui.config.loading import name_problem
+    from mnist_tui.config.names import name_problem
 
     ok = re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}", name) is not None
     assert (name_problem(name) is None) == ok

@@ -175,7 +175,7 @@ async def test_stop_dialog_shows_the_whole_resume_command_at_80_columns(
         await loaded(pilot)
         run = app.store.resolve("f0000003")
         summary = dict(run.summary, status="running", epochs_done=0)
-        from mnist_tui.runs.store import RunInfo
+        from mnist_tui.runs.record import RunInfo
 
         app.push_screen(ConfirmStop(RunInfo(run.id, run.experiment, run.path, summary)))
         await pilot.pause()
@@ -268,13 +268,13 @@ async def test_ctrl_a_in_the_overrides_box_goes_to_the_start(tmp_path: Path) -> 
 def test_the_legend_sits_above_the_plot_and_hides_no_point() -> None:
     from plotext import uncolorize
 
-    from mnist_tui.views import pictures, tables
+    from mnist_tui.views import curves, pictures
 
     rows = [
         {"epoch": 1, "train_acc": 0.5, "val_acc": 0.55, "test_acc": 0.6},
         {"epoch": 2, "train_acc": 0.7, "val_acc": 0.72, "test_acc": 0.74},
     ]
-    _, acc = tables.run_curves(rows, "run")
+    _, acc = curves.run_curves(rows, "run")
     text = uncolorize(pictures.plot(acc, width=38, height=14))
     legend = [line for line in text.splitlines() if "x test" in line]
     assert legend, text
@@ -286,7 +286,7 @@ def test_the_legend_sits_above_the_plot_and_hides_no_point() -> None:
 
 
 def test_search_history_plots_best_so_far_and_pruned_trials_apart() -> None:
-    from mnist_tui.views import tables
+    from mnist_tui.views import curves
 
     trials = [
         {"number": 0, "state": "complete", "value": 0.90},
@@ -294,7 +294,7 @@ def test_search_history_plots_best_so_far_and_pruned_trials_apart() -> None:
         {"number": 2, "state": "pruned", "value": 0.30},
         {"number": 3, "state": "complete", "value": 0.95},
     ]
-    curve = tables.history_curve(trials, "val_acc")
+    curve = curves.history_curve(trials, "val_acc")
     best = curve.series[0]
     assert best.label.startswith("best so far")
     assert best.ys == (90.0, 90.0, 95.0)  # never falls
@@ -302,7 +302,7 @@ def test_search_history_plots_best_so_far_and_pruned_trials_apart() -> None:
     pruned = [s for s in curve.series if s.label == "pruned"]
     assert pruned and pruned[0].xs == (2.0,) and 2.0 not in best.xs
     assert "1 pruned" in curve.title
-    loss = tables.history_curve(
+    loss = curves.history_curve(
         [{"number": i, "state": "complete", "value": v} for i, v in enumerate([0.5, 0.7, 0.4])],
         "val_loss",
     )
@@ -436,7 +436,7 @@ def test_tune_epochs_is_an_override(tmp_path: Path) -> None:
 
 def test_a_run_at_chance_level_says_why_when_the_cause_is_known() -> None:
     from mnist_tui.config.loading import load_experiment
-    from mnist_tui.runs.store import RunInfo
+    from mnist_tui.runs.record import RunInfo
     from mnist_tui.studies.diagnose import chance_note
 
     from .conftest import EXPERIMENTS
@@ -551,7 +551,8 @@ def test_shell_completion_of_experiments_run_ids_and_keys(tmp_path: Path) -> Non
 
 
 def test_search_parameters_are_columns_whose_values_are_never_cut() -> None:
-    from mnist_tui.views.tables import fit, trials_table
+    from mnist_tui.views.search_tables import trials_table
+    from mnist_tui.views.tables import fit
 
     trials = [
         {

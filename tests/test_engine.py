@@ -9,6 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from mnist_tui.config.loading import load_experiment
+from mnist_tui.config.overrides import with_overrides
 from mnist_tui.data import device as data_device
 from mnist_tui.data.device import batch_indices
 from mnist_tui.train.setup import make_optimizer, prefers_channels_last
@@ -72,9 +73,9 @@ def test_cuda_graph_matches_eager(name: str, real_data: Path) -> None:
         ],
     )
     if "dropout" in spec.model.params:
-        spec = spec.with_overrides(["model.dropout=0"])
+        spec = with_overrides(spec, ["model.dropout=0"])
     if "conv_dropout" in spec.model.params:
-        spec = spec.with_overrides(["model.conv_dropout=0"])
+        spec = with_overrides(spec, ["model.conv_dropout=0"])
     device = torch.device("cuda")
     data = data_device.prepare(spec.data, spec.augment, device, real_data, download=False)
     runs = {}

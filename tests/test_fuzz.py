@@ -141,7 +141,8 @@ VALID = {
 def test_what_is_stored_is_what_the_overrides_said(
     chosen: list[tuple[str, str, object]], form: str
 ) -> None:
-    from mnist_tui.config.loading import load_spec_file, split_overrides
+    from mnist_tui.config.loading import load_spec_file
+    from mnist_tui.config.overrides import split_overrides
     from mnist_tui.config.spec import flatten
 
     overrides = [form.format(k=k, v=text) for k, text, _ in chosen]

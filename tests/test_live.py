@@ -378,6 +378,7 @@ def test_worker_holds_back_a_run_no_gpu_has_room_for(
     two_gpus: list[FakeGpu], tmp_path: Path
 ) -> None:
     from mnist_tui.runs import scheduler
+    from mnist_tui.runs.local_launcher import LocalLauncher
     from mnist_tui.runs.worker import Worker, WorkerOptions
 
     store = RunStore(tmp_path)
@@ -386,7 +387,8 @@ def test_worker_holds_back_a_run_no_gpu_has_room_for(
     done.update(status="completed", system={"device_mem_peak_mb": 65 * 1024})
     queued = scheduler.enqueue(store, spec, scheduler.QueueRequest())
     admission._needs.clear()
-    worker = Worker(store, WorkerOptions(devices=("0", "1"), per_device=2), log=lambda _: None)
+    options = WorkerOptions(devices=("0", "1"), per_device=2)
+    worker = Worker(store, options, LocalLauncher, log=lambda _: None)
     assert worker.fill_slots() == 0  # never started: no child, no CUDA out-of-memory
     assert store.resolve(queued.id).status == "queued"
     assert "waits for GPU memory" in admission.waiting(store)[queued.id]

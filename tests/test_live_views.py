@@ -14,7 +14,7 @@ from mnist_tui.config.loading import load_experiment
 from mnist_tui.runs import scheduler
 from mnist_tui.runs.store import RunHandle, RunStore
 from mnist_tui.tui.workers import live_summary
-from mnist_tui.views import tables
+from mnist_tui.views import run_tables, tables
 
 from .conftest import EXPERIMENTS
 
@@ -40,8 +40,8 @@ def test_a_running_run_shows_its_latest_epoch_through_the_index(tmp_path: Path) 
     (brief,) = store.runs(brief=True)  # what listings read: the index's columns
     assert brief.id == h.id and brief.status == "running"
     assert brief.latest("test_acc") == pytest.approx(0.8123)
-    row = tables.run_row(brief)
-    headers = [c.header for c in tables.RUN_COLUMNS[1:]]
+    row = run_tables.run_row(brief)
+    headers = [c.header for c in run_tables.RUN_COLUMNS[1:]]
     cells = dict(zip(headers, (c.text for c in row.cells), strict=True))
     assert cells["test acc"] == "81.23%" and cells["best acc"] == "82.01%"
     # a finished run's final figure wins over its last epoch
@@ -58,7 +58,7 @@ def test_a_stop_request_shows_at_once(tmp_path: Path) -> None:
     (h.path / scheduler.CANCEL_FLAG).write_text(str(time.time()))
     (info,) = store.runs()
     assert tables.shown_status(info) == "stopping"
-    assert tables.run_row(info).cells[2].text == "stopping"
+    assert run_tables.run_row(info).cells[2].text == "stopping"
 
 
 def test_started_is_when_training_started_not_when_queued(tmp_path: Path) -> None:
@@ -66,16 +66,16 @@ def test_started_is_when_training_started_not_when_queued(tmp_path: Path) -> Non
     spec = load_experiment("fnn1", EXPERIMENTS)
     store.create("fnn1", spec.to_toml(), status="queued")
     (queued,) = store.runs(brief=True)
-    started_at = tables.RUN_COLUMNS.index(
-        next(c for c in tables.RUN_COLUMNS if c.header == "started")
+    started_at = run_tables.RUN_COLUMNS.index(
+        next(c for c in run_tables.RUN_COLUMNS if c.header == "started")
     )
-    assert tables.run_row(queued).cells[started_at - 1].text == "—"
+    assert run_tables.run_row(queued).cells[started_at - 1].text == "—"
     h = store.handle(queued)
     h.update(
         status="running", host=socket.gethostname(), pid=os.getpid(), started=time.time() - 125
     )
     (running,) = store.runs(brief=True)
-    assert tables.run_row(running).cells[started_at - 1].text == "2m ago"
+    assert run_tables.run_row(running).cells[started_at - 1].text == "2m ago"
 
 
 def test_eta_moves_with_every_step() -> None:
@@ -129,8 +129,8 @@ def test_relative_times_tick_without_rebuilding_every_row(
         built += 1
         return real(r)  # type: ignore[arg-type]
 
-    real = tables.run_row
-    monkeypatch.setattr(tables, "run_row", counting)
+    real = run_tables.run_row
+    monkeypatch.setattr(run_tables, "run_row", counting)
     time.sleep(1.3)
     later = reader.read([])
     assert later is not None and later.runs_table is not None  # the table moved on

@@ -12,7 +12,7 @@ from mnist_tui.runs.store import RunStore
 from mnist_tui.studies.diff import Change, FigureDelta
 from mnist_tui.studies.predictions import predict_samples
 from mnist_tui.studies.runner import run_experiment
-from mnist_tui.views import pictures, render, tables
+from mnist_tui.views import curves, diff_tables, pictures, render, run_tables, tables
 
 from .conftest import EXPERIMENTS
 
@@ -97,14 +97,14 @@ def _rows(n: int) -> list[dict[str, float]]:
 def test_series_are_told_apart_without_colour() -> None:
     from plotext import uncolorize
 
-    loss, acc = tables.run_curves(_rows(7), "run")
+    loss, acc = curves.run_curves(_rows(7), "run")
     assert [s.marker for s in loss.series] == ["•", "+", "x"]
     assert [s.label for s in acc.series] == ["train", "val", "test"] and acc.percent
     text = uncolorize(pictures.plot(loss, width=60, height=14))
     for marker, label in (("•", "train"), ("+", "val"), ("x", "test")):
         assert f"{marker} {label}" in text  # the legend names each glyph
         assert text.count(marker) > 5  # and the line is drawn with it
-    overlay = tables.overlay_curve([(f"r{i}", _rows(3)) for i in range(12)])
+    overlay = curves.overlay_curve([(f"r{i}", _rows(3)) for i in range(12)])
     markers = [s.marker for s in overlay.series]
     assert len(set(markers[:10])) == 10  # ten runs, ten glyphs
 
@@ -116,7 +116,7 @@ def test_epoch_ticks_are_whole_numbers() -> None:
         ticks = pictures.int_ticks(1, n, 50)
         assert ticks == sorted(set(ticks)) and all(isinstance(t, int) for t in ticks)
         assert ticks[0] >= 1 and ticks[-1] <= n and len(ticks) <= 50 // 8
-        loss, _ = tables.run_curves(_rows(n), "run")
+        loss, _ = curves.run_curves(_rows(n), "run")
         axis = uncolorize(pictures.plot(loss, width=58, height=12)).splitlines()[-2]
         assert [int(t) for t in axis.split()] == pictures.int_ticks(1, n, 50)
 
@@ -167,23 +167,23 @@ def test_diff_figures_are_shown_by_their_kind() -> None:
         FigureDelta("final test loss", 0.3, 0.25, False),
         FigureDelta("best val loss", 0.3, 0.35, False),
     ]
-    classified = tables.deltas_of(deltas, (3, 5))
+    classified = diff_tables.deltas_of(deltas, (3, 5))
     assert [d.kind for d in classified] == ["accuracy", "loss", "number", "epoch"]
-    table = tables.delta_table("a", "b", classified, "Results")
+    table = diff_tables.delta_table("a", "b", classified, "Results")
     cells = {r.key: r.cells for r in table.rows}
     assert [c.text for c in cells["final test acc"][1:]] == ["90.00%", "91.00%", "+1.00 pp"]
     assert cells["final test acc"][3].style == "green"  # higher accuracy is better
     assert [c.text for c in cells["final test loss"][1:]] == ["0.3000", "0.2500", "-0.0500"]
     assert cells["final test loss"][3].style == "green"  # lower loss is better
     assert cells["best epoch"][3].text == "+2" and not cells["best epoch"][3].style
-    keys = tables.diff_keys_table("a", "b", [Change("x", 1, 2), Change("y", 3, 3)])
+    keys = diff_tables.diff_keys_table("a", "b", [Change("x", 1, 2), Change("y", 3, 3)])
     styles = {r.key: r.cells[1].style for r in keys.rows}
     assert styles == {"x": "bold", "y": "dim"}  # from `changed`, not from the text
     assert [r.cells[0].text for r in keys.rows] == ["≠", "="]  # told apart without colour
 
 
 def test_per_class_bars_span_the_data_so_a_3_point_gap_shows() -> None:
-    table = tables.per_class_table(["a", "b", "c"], [0.95, 0.98, 0.90])
+    table = run_tables.per_class_table(["a", "b", "c"], [0.95, 0.98, 0.90])
     bars = {r.key: r.cells[2].text.count("█") for r in table.rows}
     assert bars["b"] - bars["a"] >= 5  # on a 0-100% scale it would be one character
     assert table.columns[2].header == "bar: 90% to 98%"
@@ -195,6 +195,6 @@ def test_a_damaged_but_finite_figure_is_left_out_of_a_plot_not_a_crash() -> None
         {"epoch": 1, "train_acc": 0.5, "val_acc": 1.7976931264911547e308, "test_acc": 0.6},
         {"epoch": 2, "train_acc": 0.6, "val_acc": 0.7, "test_acc": 0.7},
     ]
-    _loss, acc = tables.run_curves(rows, "x")  # 100 x the huge value is inf
+    _loss, acc = curves.run_curves(rows, "x")  # 100 x the huge value is inf
     text = pictures.plot(acc, width=60, height=10)
     assert "1 unplottable points left out" in text

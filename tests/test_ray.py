@@ -24,7 +24,8 @@ import pytest
 from mnist_tui.errors import StoreError
 from mnist_tui.runs import claim as claims
 from mnist_tui.runs import scheduler
-from mnist_tui.runs.store import RunInfo, RunStore
+from mnist_tui.runs.record import RunInfo
+from mnist_tui.runs.store import RunStore
 from mnist_tui.runs.worker import stop_worker, worker_info
 
 from .conftest import EXPERIMENTS
@@ -283,7 +284,7 @@ def test_backend_ray_without_ray_says_how_to_install(tmp_path: Path) -> None:
 
 def test_a_runs_resources_come_from_its_spec(tmp_path: Path) -> None:
     from mnist_tui.config.loading import load_experiment
-    from mnist_tui.runs.ray_backend import Need, run_need
+    from mnist_tui.runs.ray_launcher import Need, run_need
 
     store = RunStore(tmp_path / "runs")
 

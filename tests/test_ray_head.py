@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from mnist_tui.runs import ray_watch
+from mnist_tui.runs.local_launcher import LocalLauncher
 from mnist_tui.runs.store import RunStore
 from mnist_tui.runs.worker import Worker, WorkerOptions
 
@@ -18,7 +19,7 @@ from .test_ray_address import tcp_server
 
 
 def _worker(store: RunStore, n: int) -> Any:
-    worker = Worker(store, WorkerOptions(devices=("cpu",)), log=lambda line: None)
+    worker = Worker(store, WorkerOptions(devices=("cpu",)), LocalLauncher, log=lambda line: None)
     runs = [store.create("fnn1", "") for _ in range(n)]
     worker.inflight = {h.id: SimpleNamespace(info=h.info()) for h in runs}  # type: ignore[attr-defined]
     return worker

@@ -11,7 +11,8 @@ import pytest
 from mnist_tui.cli import main
 from mnist_tui.config.loading import load_experiment
 from mnist_tui.runs.store import RunStore
-from mnist_tui.studies.report import Stat, build_report, markdown
+from mnist_tui.studies.report import Stat, build_report
+from mnist_tui.views.report_tables import markdown, stat_text
 
 from .conftest import EXPERIMENTS
 
@@ -81,7 +82,7 @@ def test_delta_agrees_with_the_rounded_figures_shown(tmp_path: Path, accs: list[
         fake_run(store, "fnn1", seed, acc, acc)
     (row,) = build_report(EXPERIMENTS, store, ["fnn1"])
     assert row.final_acc is not None and row.reported_acc is not None
-    shown = float(row.final_acc.pct().split()[0].rstrip("%"))
+    shown = float(stat_text(row.final_acc).split()[0].rstrip("%"))
     reported = float(f"{100 * row.reported_acc:.2f}")
     assert f"{row.delta_pp:+.2f}" == f"{shown - reported:+.2f}"
 

@@ -13,7 +13,8 @@ import torch
 
 from mnist_tui.config.loading import load_experiment
 from mnist_tui.errors import StoreError, TrainingError
-from mnist_tui.runs.store import RunInfo, RunStore
+from mnist_tui.runs.record import RunInfo
+from mnist_tui.runs.store import RunStore
 from mnist_tui.studies.runner import resume_run, run_experiment
 from mnist_tui.train.trainer import Trainer
 

@@ -20,7 +20,8 @@ import pytest
 
 from mnist_tui.runs import claim as claims
 from mnist_tui.runs import scheduler
-from mnist_tui.runs.store import RunInfo, RunStore
+from mnist_tui.runs.record import RunInfo
+from mnist_tui.runs.store import RunStore
 from mnist_tui.runs.worker import stop_worker, worker_info
 
 from .conftest import EXPERIMENTS

@@ -19,7 +19,8 @@ import pytest
 from mnist_tui.runs import claim as claims
 from mnist_tui.runs import scheduler
 from mnist_tui.runs.io import process_start_time
-from mnist_tui.runs.store import CANCEL_FLAG, RunStore
+from mnist_tui.runs.record import CANCEL_FLAG
+from mnist_tui.runs.store import RunStore
 from mnist_tui.runs.trainer_check import names_run, verify_trainer
 
 from .test_cli import cli

@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from mnist_tui.config.loading import load_experiment
+from mnist_tui.config.overrides import with_overrides
 from mnist_tui.runs.store import RunStore
 from mnist_tui.studies.runner import run_experiment
 from mnist_tui.train.events import BatchProgress, EpochEnded, RunEnded, RunStarted
@@ -56,7 +57,7 @@ def test_same_seed_same_numbers(real_data: Path, tmp_path: Path) -> None:
     rows_b = [{k: r[k] for k in keys} for r in b.metrics()]
     assert rows_a == rows_b and len(rows_a) == 2
     other = run_experiment(
-        spec.with_overrides(["train.seed=1"]),
+        with_overrides(spec, ["train.seed=1"]),
         store,
         device="cpu",
         data_dir=real_data,

@@ -20,7 +20,8 @@ from textual.widgets._footer import FooterKey
 
 from mnist_tui.config import loading
 from mnist_tui.runs import scheduler
-from mnist_tui.runs.store import RunInfo, RunStore
+from mnist_tui.runs.record import RunInfo
+from mnist_tui.runs.store import RunStore
 from mnist_tui.runs.worker import stop_worker
 from mnist_tui.tui.app import MnistTuiApp
 from mnist_tui.tui.grid import DataGrid

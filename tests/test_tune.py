@@ -135,19 +135,19 @@ async def test_console_shows_searches(fake_data: Path, tmp_path: Path) -> None:
 
 
 def test_trial_figures_in_percent_and_importances_carry_a_caveat() -> None:
-    from mnist_tui.views import tables
+    from mnist_tui.views import curves, search_tables
 
     trials = [
         {"number": 0, "state": "complete", "value": 0.9731, "params": {"optim.lr": 0.1}},
         {"number": 1, "state": "complete", "value": 0.9512, "params": {"optim.lr": 0.01}},
     ]
-    table = tables.trials_table(trials, metric="val_acc")
+    table = search_tables.trials_table(trials, metric="val_acc")
     assert table.columns[2].header == "best val acc"  # says what it is best by
     assert [r.cells[2].text for r in table.rows] == ["97.31%", "95.12%"]
     assert "at the epoch its run judged best" in table.notes[0]
-    curve = tables.history_curve(trials, "val_acc")
+    curve = curves.history_curve(trials, "val_acc")
     assert curve.series[0].xs == (0.0, 1.0) and curve.series[0].ys[0] == pytest.approx(97.31)
-    few = tables.importances_table({"optim.lr": 0.7, "model.hidden": 0.3}, completed=4)
+    few = search_tables.importances_table({"optim.lr": 0.7, "model.hidden": 0.3}, completed=4)
     assert "from 4 completed trials only" in few.notes[0]
-    assert not tables.importances_table({"optim.lr": 1.0}, completed=12).notes
-    assert tables.trial_line(trials[0], "val_loss").split()[4] == "0.9731"
+    assert not search_tables.importances_table({"optim.lr": 1.0}, completed=12).notes
+    assert search_tables.trial_line(trials[0], "val_loss").split()[4] == "0.9731"

@@ -142,7 +142,7 @@ class FakeTrial:
 def test_a_queued_trial_is_pruned_through_its_cancel_flag(tmp_path: Path) -> None:
     import optuna
 
-    from mnist_tui.studies.tune import _QueuedTrials
+    from mnist_tui.studies.tune_parallel import QueuedTrials as _QueuedTrials
 
     spec = load_experiment("logreg", EXPERIMENTS, ["data.val_split=0.1"])
     store = RunStore(tmp_path / "runs")

@@ -17,7 +17,8 @@ from mnist_tui.errors import MnistTuiError
 from mnist_tui.views.visible import visible
 
 if TYPE_CHECKING:
-    from mnist_tui.runs.store import RunInfo, RunStore
+    from mnist_tui.runs.record import RunInfo
+    from mnist_tui.runs.store import RunStore
 
 Refs = Annotated[
     list[str] | None,

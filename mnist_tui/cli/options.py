@@ -78,7 +78,7 @@ def overrides_with(
 ) -> list[str]:
     """The `-S` overrides with the shortcuts added; a shortcut that a `-S` contradicts is
     an error (config/override_conflicts.py), not silently the winner."""
-    from mnist_tui.config.override_conflicts import check_shortcut
+    from mnist_tui.config.overrides import check_shortcut
 
     out = list(set_ or [])
     if epochs is not None:

@@ -88,19 +88,11 @@ def _worker_options(
     backend: str = "local",
     address: str | None = None,
 ) -> object:
-    from mnist_tui.errors import did_you_mean
+    from mnist_tui.runs import backends
     from mnist_tui.runs.scheduler import normalize_device
     from mnist_tui.runs.worker import WorkerOptions
 
-    if backend not in ("local", "ray"):
-        hint = did_you_mean(backend, ["local", "ray"])
-        raise MnistTuiError(f"--backend: expected local or ray, got '{backend}'.{hint}")
-    if address and backend != "ray":
-        raise MnistTuiError("--address names a Ray cluster: use it with --backend ray")
-    if backend == "ray":
-        from mnist_tui.runs.ray_backend import import_ray
-
-        import_ray()  # a missing Ray is said here, not in a detached worker's log
+    backends.check(backend, address)
     devices: tuple[str, ...] = ()
     if gpus:
         devices = tuple(d for d in (normalize_device(x) for x in gpus.split(",") if x.strip()) if d)
@@ -439,7 +431,8 @@ def worker(
     """Train queued runs, several at once per device; one worker per run store."""
     if ctx.invoked_subcommand is not None:
         return
-    from mnist_tui.runs.worker import Worker, WorkerOptions
+    from mnist_tui.runs.backends import make_worker
+    from mnist_tui.runs.worker import WorkerOptions
 
     _, store = context_stores(ctx, None, runs_dir)
     options = _worker_options(
@@ -453,11 +446,7 @@ def worker(
         address,
     )
     assert isinstance(options, WorkerOptions)
-    if options.backend == "ray":
-        from mnist_tui.runs.ray_backend import RayWorker
-
-        raise typer.Exit(RayWorker(store, options).run())
-    raise typer.Exit(Worker(store, options).run())
+    raise typer.Exit(make_worker(store, options).run())
 
 
 @worker_app.command("status")

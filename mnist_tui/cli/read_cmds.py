@@ -39,7 +39,7 @@ def list_(
 ) -> None:
     """Experiments: dataset, model, parameters, epochs, reported and best reproduced accuracy."""
     from mnist_tui.studies.catalog import experiment_rows
-    from mnist_tui.views import tables
+    from mnist_tui.views import run_tables
     from mnist_tui.views.render import print_table
 
     exp_dir, store = context_stores(ctx, experiments_dir, runs_dir)
@@ -65,7 +65,7 @@ def list_(
             ]
         )
         return
-    print_table(console, tables.experiments_table(rows))  # or what to do when there are none
+    print_table(console, run_tables.experiments_table(rows))  # or what to do when there are none
     broken = [r for r in rows if r.error]
     for r in broken:
         err.print(f"[red]{r.name}[/]: {escape(r.error or '')}")
@@ -157,11 +157,11 @@ def runs(
             ]
         )
     elif keys:
-        from mnist_tui.views import tables
+        from mnist_tui.views import run_tables
         from mnist_tui.views.render import rich_table
         from mnist_tui.views.variant_tables import run_config_columns
 
-        data = run_config_columns(tables.runs_table(infos), infos, keys, run_row)
+        data = run_config_columns(run_tables.runs_table(infos), infos, keys, run_row)
         console.print(rich_table(data))
     else:
         console.print(runs_table(infos))
@@ -304,7 +304,7 @@ def plot(
     from mnist_tui.runs.steps import read_steps
     from mnist_tui.views.live import run_curves_live
     from mnist_tui.views.render import per_class_table
-    from mnist_tui.views.tables import class_names
+    from mnist_tui.views.run_tables import class_names
 
     width = max(40, min(console.width, 160) // 2 - 1)
     curves = run_curves_live(rows, read_steps(run.path), f"{run.experiment}/{run.id}")
@@ -365,9 +365,10 @@ def report(
     95% interval of the mean; then each experiment against the one it extends."""
     from mnist_tui.config.loading import find_experiment
     from mnist_tui.studies.catalog import experiment_rows
-    from mnist_tui.studies.report import build_steps, markdown, report_rows
-    from mnist_tui.views import tables
+    from mnist_tui.studies.report import build_steps, report_rows
+    from mnist_tui.views import report_tables
     from mnist_tui.views.render import markdown_table, print_table, report_table
+    from mnist_tui.views.report_tables import markdown
     from mnist_tui.views.variant_tables import latex_table, steps_table
 
     exp_dir, store = context_stores(ctx, experiments_dir, runs_dir)
@@ -399,7 +400,7 @@ def report(
         if steps:
             sys.stdout.write("\n" + markdown_table(steps_table(steps)) + "\n")
     elif latex:
-        sys.stdout.write(latex_table(tables.report_table(rows)))
+        sys.stdout.write(latex_table(report_tables.report_table(rows)))
         if steps:
             sys.stdout.write("\n" + latex_table(steps_table(steps)))
     else:

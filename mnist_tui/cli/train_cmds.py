@@ -40,7 +40,7 @@ from mnist_tui.views.safe_console import SafeConsole
 if TYPE_CHECKING:  # the core is imported inside commands, so --help stays fast
     from contextlib import AbstractContextManager
 
-    from mnist_tui.runs.store import RunInfo
+    from mnist_tui.runs.record import RunInfo
     from mnist_tui.studies.batch import EventSink, PlannedRun
 
 
@@ -182,7 +182,7 @@ def train_run(
     sigterm = stop_on_sigterm()
     visible = os.environ.get("CUDA_VISIBLE_DEVICES", "")
     label = f"cuda:{visible}" if device.startswith("cuda") and visible.isdigit() else None
-    # a Ray task names the node it runs on (runs/ray_backend.py); views show it, and the
+    # a Ray task names the node it runs on (runs/ray_tasks.py); views show it, and the
     # host is this node's, so only this node judges the pid
     node, node_id = os.environ.get("MNIST_TUI_NODE"), os.environ.get("MNIST_TUI_NODE_ID")
     if node:
@@ -350,7 +350,7 @@ def tune(
     """
     from mnist_tui.config.loading import load_experiment
     from mnist_tui.studies.tune import tune as run_tune
-    from mnist_tui.views import render, tables
+    from mnist_tui.views import render, search_tables
 
     exp_dir, store = context_stores(ctx, experiments_dir, runs_dir)
     spec = load_experiment(experiment, exp_dir, overrides_with(set_, epochs, seed))
@@ -363,20 +363,19 @@ def tune(
         if json_out or quiet:
             return
         state = {"state": row.get("status")} if row.get("value") is None else {}
-        console.print(tables.trial_line({**row, **state}, spec.search.metric), highlight=False)
+        console.print(
+            search_tables.trial_line({**row, **state}, spec.search.metric), highlight=False
+        )
 
     worker = None
     if parallel is not None or backend != "local" or address:
+        from mnist_tui.runs import backends
         from mnist_tui.runs.worker import WorkerOptions
 
-        if backend not in ("local", "ray"):
-            raise MnistTuiError(f"--backend: expected local or ray, got '{backend}'")
+        backends.backend(backend)  # a wrong name first, with the names there are
         if parallel is None:
             raise MnistTuiError("--backend and --address go with --parallel K")
-        if backend == "ray":
-            from mnist_tui.runs.ray_backend import import_ray
-
-            import_ray()
+        backends.check(backend, address)
         worker = WorkerOptions(
             data_dir=global_option(ctx, "data_dir", data_dir),
             backend=backend,
@@ -418,7 +417,7 @@ def tune(
     metric = spec.search.metric
     console.print(
         f"best trial by {metric} (at each run's best epoch): "
-        f"{tables.metric_text(metric, result.best_value)} (run {result.best_run}): "
+        f"{search_tables.metric_text(metric, result.best_value)} (run {result.best_run}): "
         + ", ".join(f"{k}={fmt.value(v)}" for k, v in result.best_params.items()),
         highlight=False,
     )

@@ -5,24 +5,22 @@ from __future__ import annotations
 import dataclasses
 import errno
 import os
-import re
 import stat
-import tomllib
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from mnist_tui.config.override_conflicts import Setting, check_overrides, leaves
+from mnist_tui.config.names import name_problem
+from mnist_tui.config.overrides import apply_overrides
 from mnist_tui.config.schema import brief, show
 from mnist_tui.config.spec import NOT_INHERITED, ExperimentSpec, flatten
+from mnist_tui.config.toml_layers import merge, parse_toml
 from mnist_tui.config.validate import validate_raw
-from mnist_tui.errors import Problems, SpecError, SpecProblem, did_you_mean
+from mnist_tui.errors import SpecError, SpecProblem, did_you_mean, natural_key
 from mnist_tui.user_models import model_catalog, snapshot_catalog, snapshot_source
 
 PACKAGE_DIR = Path(__file__).resolve().parent.parent
-EXPERIMENT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
-NAME_RULE = "use letters, digits, '_', '.', '-' (at most 128, starting with a letter or digit)"
 
 
 def shipped_experiments_dir() -> Path | None:
@@ -68,18 +66,6 @@ class ExperimentSource:
     def shadowed(self) -> bool:
         """Whether this file hides a shipped experiment of the same name."""
         return self.shadows is not None
-
-
-def name_problem(name: str) -> str | None:
-    """Why `name` cannot name its runs' directory, or None.
-
-    Only training needs that: an experiment file of any name (Hangul, accents, 200
-    characters) is listed, shown, diffed and extended; `check_runnable` refuses to train
-    it, naming this rule."""
-    if EXPERIMENT_NAME.fullmatch(name):
-        return None
-    shown = name if len(name) <= 60 else name[:60] + "…"
-    return f"'{shown}' cannot name a run directory: {NAME_RULE}"
 
 
 def check_runnable(spec: ExperimentSpec) -> None:
@@ -171,11 +157,6 @@ def experiment_names(experiments_dir: Path | None = None) -> list[str]:
     return list(experiment_sources(experiments_dir))
 
 
-def natural_key(name: str) -> list[Any]:
-    """Sort task2 before task10."""
-    return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", name)]
-
-
 def _display(path: Path) -> str:
     """The path as the user would write it: relative to here when below it, symlinks kept."""
     absolute = os.path.abspath(path)
@@ -237,10 +218,6 @@ def find_experiment(
     )
 
 
-MAX_DEPTH = 32  # tables and lists inside one another; experiment files need about 6
-MAX_DOTS_PER_LINE = 2 * MAX_DEPTH  # key dots on one line; a real file's longest key has 3
-
-
 def _read_toml(path: Path) -> dict[str, Any]:
     where = _display(path)
     try:
@@ -252,114 +229,6 @@ def _read_toml(path: Path) -> dict[str, Any]:
     except UnicodeDecodeError:
         raise SpecError([SpecProblem(where, "", "not a UTF-8 text file")]) from None
     return parse_toml(text, where)
-
-
-# What can hide a dot: strings (multi-line first), comments, numbers; then newlines, dots.
-_TOKENS = re.compile(
-    "|".join(
-        [
-            r'"""(?:[^"\\]|\\.|"(?!""))*"""',
-            r"'''.*?'''",
-            r'"(?:[^"\\\n]|\\.)*"',
-            r"'[^'\n]*'",
-            r"#[^\n]*",
-            r"\d[\d_]*\.\d",  # a decimal point (floats, seconds of a time) is no key's dot
-            r"\n",
-            r"\.",
-        ]
-    ),
-    re.DOTALL,
-)
-
-
-def _dots_per_line(text: str) -> tuple[int, int]:
-    """The most dots outside strings, comments and numbers on one line, and that line.
-
-    A dotted key of n parts costs tomllib time and memory in n squared (20,000 parts:
-    gigabytes), so a line with more key dots than that is refused before parsing;
-    what one line can cost is then bounded, and parsing stays linear in the file."""
-    most, most_line, line, count = 0, 0, 1, 0
-    for m in _TOKENS.finditer(text):
-        token = m.group()
-        if token == ".":
-            count += 1
-            if count > most:
-                most, most_line = count, line
-        elif token == "\n":
-            line, count = line + 1, 0
-        else:
-            line += token.count("\n")
-    return most, most_line
-
-
-def _too_deep(value: Any, limit: int = MAX_DEPTH) -> bool:
-    """Whether tables/lists nest deeper than `limit` (without recursion)."""
-    stack = [(value, 0)]
-    while stack:
-        v, depth = stack.pop()
-        if depth > limit:
-            return True
-        if isinstance(v, dict):
-            stack.extend((x, depth + 1) for x in v.values())
-        elif isinstance(v, list):
-            stack.extend((x, depth + 1) for x in v)
-    return False
-
-
-def parse_toml(text: str, where: str) -> dict[str, Any]:
-    """TOML text to a table, or a SpecError naming `where`; nothing in it can make this
-    recurse without bound or take more than linear time."""
-    deep = f"tables and lists nested more than {MAX_DEPTH} levels deep (experiments need about 6)"
-    if text.count(".") > MAX_DOTS_PER_LINE:
-        most, line = _dots_per_line(text)
-        if most > MAX_DOTS_PER_LINE:
-            raise SpecError(
-                [SpecProblem(where, "", f"line {line}: more than {MAX_DOTS_PER_LINE} dots in keys")]
-            )
-    try:
-        doc = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise SpecError([SpecProblem(where, "", f"not valid TOML: {exc}")]) from None
-    except RecursionError:
-        raise SpecError([SpecProblem(where, "", deep)]) from None
-    if _too_deep(doc):
-        raise SpecError([SpecProblem(where, "", deep)])
-    return doc
-
-
-def _merge(
-    base: dict[str, Any],
-    top: Mapping[str, Any],
-    origins: dict[str, str],
-    source: str,
-    prefix: str = "",
-) -> None:
-    """Deep-merge `top` into `base` in place, recording which file set each key."""
-    for k, v in top.items():
-        key = f"{prefix}{k}"
-        replaces_model = (
-            key == "model"
-            and isinstance(v, Mapping)
-            and isinstance(base.get(k), dict)
-            and "name" in v
-            and v["name"] != base[k].get("name")
-        )
-        if replaces_model:
-            # another architecture: the parent's model parameters do not carry over
-            for old in [o for o in origins if o.startswith("model.")]:
-                del origins[old]
-            base[k] = {}
-        if isinstance(v, Mapping) and isinstance(base.get(k), dict):
-            _merge(base[k], v, origins, source, key + ".")
-        else:
-            if k in base:  # what this replaces was set elsewhere: forget where
-                origins.pop(key, None)
-                if isinstance(base[k], dict):
-                    for old in flatten(base[k], key + "."):
-                        origins.pop(old, None)
-            base[k] = dict(v) if isinstance(v, Mapping) else v
-            for sub in flatten({k: v}, prefix) if isinstance(v, Mapping) else [key]:
-                origins[sub] = source
 
 
 def load_experiment(
@@ -432,7 +301,7 @@ def load_experiment(
     for i, (file, raw) in enumerate(reversed(chain)):
         own = i == len(chain) - 1
         layer = {k: v for k, v in raw.items() if own or k not in NOT_INHERITED}
-        _merge(merged, layer, origins, _display(file))
+        merge(merged, layer, origins, _display(file))
     merged.pop("extends", None)
     if chain[0][1].get("extends") is not None:
         merged["extends"] = chain[0][1]["extends"]
@@ -466,144 +335,3 @@ def load_spec_file(path: Path) -> ExperimentSpec:
         catalog = snapshot_catalog(snapshot_source(path.parent, recorded, _display(path)))
     origins = {k: _display(path) for k in flatten(raw)}
     return validate_raw(raw, origins, _display(path), (), frozenset(), catalog=catalog)
-
-
-# Keys an override cannot change: they are settled before overrides apply.
-NOT_OVERRIDABLE = {
-    "extends": "the parent is read before overrides apply; write a file that extends "
-    "it, or run the parent with your changes as -S",
-    "name": "an experiment is named by its file; copy the file to make another",
-}
-
-
-def override_source(text: str) -> str:
-    """How messages name an override: `-S optim.lr=0.1` (a pasted novel cut short)."""
-    return f"-S {text}" if len(text) <= 120 else f"-S {text[:100]}… ({len(text):,} characters)"
-
-
-def override_leaves(text: str) -> list[Setting]:
-    """The keys one `-S KEY=VALUE` sets (a table sets each of its keys); SpecError if it
-    is not an override."""
-    parts, value = _override_path(text)
-    return leaves(parts, value, override_source(text))
-
-
-def _override_path(text: str) -> tuple[list[str], Any]:
-    """`optim.lr=0.01` -> (["optim", "lr"], 0.01). Keys and values are TOML (quoted keys
-    included); a value that is not TOML is a string, so `optim.name=sgd` works."""
-    source = override_source(text)
-    key, sep, value = text.partition("=")
-    key, value = key.strip(), value.strip()
-    if not sep or not key:
-        raise SpecError([SpecProblem(source, "", "expected KEY=VALUE, e.g. -S optim.lr=0.01")])
-    if key.count(".") > MAX_DEPTH:
-        raise SpecError([SpecProblem(source, "", f"a key nested more than {MAX_DEPTH} deep")])
-    try:
-        doc: Any = tomllib.loads(f"{key} = 0")
-    except tomllib.TOMLDecodeError:
-        raise SpecError(
-            [SpecProblem(source, "", f"{brief(key)} is not a key such as optim.lr")]
-        ) from None
-    parts: list[str] = []
-    while isinstance(doc, dict):
-        part, doc = next(iter(doc.items()))
-        parts.append(part)
-    try:
-        parsed = parse_toml(f"v = {value}", source)
-    except SpecError as exc:
-        if "nested" in str(exc) or "dots in keys" in str(exc):
-            raise
-        return parts, value
-    if list(parsed) != ["v"]:  # `1\n[train]\nepochs = 5` smuggles in more keys
-        raise SpecError([SpecProblem(source, "", "expected one value, not more lines of TOML")])
-    return parts, parsed["v"]
-
-
-def parse_override(text: str) -> tuple[str, Any]:
-    """`optim.lr=0.01` -> ("optim.lr", 0.01); values are TOML, bare words are strings."""
-    parts, value = _override_path(text)
-    return ".".join(parts), value
-
-
-def _sets_model_name(parts: list[str], value: Any) -> bool:
-    return parts == ["model", "name"] or (
-        parts == ["model"] and isinstance(value, dict) and "name" in value
-    )
-
-
-def apply_overrides(raw: dict[str, Any], origins: dict[str, str], overrides: list[str]) -> None:
-    """Apply `-S KEY=VALUE` overrides as one more layer over the files.
-
-    They merge the way a child file does: a table merges key by key, and another model
-    name drops the model parameters the files set (an override's own model keys stay,
-    in whatever order they were given)."""
-    problems = Problems()
-    parsed = []
-    for text in overrides:
-        try:
-            parts, value = _override_path(text)
-        except SpecError as exc:
-            problems.extend(exc.problems)
-            continue
-        if parts[0] in NOT_OVERRIDABLE:
-            problems.at(parts[0], override_source(text)).add(
-                f"cannot be overridden: {NOT_OVERRIDABLE[parts[0]]}"
-            )
-            continue
-        parsed.append((text, parts, value))
-    problems.raise_if_any()
-    # before merging: a later override would hide an earlier one it contradicts
-    check_overrides([s for t, p, v in parsed for s in leaves(p, v, override_source(t))])
-    parsed.sort(key=lambda t: not _sets_model_name(t[1], t[2]))  # stable: a new model first
-    for text, parts, value in parsed:
-        layer: Any = value
-        for part in reversed(parts):
-            layer = {part: layer}
-        _merge(raw, layer, origins, override_source(text))
-
-
-# a dotted TOML key: bare or quoted parts (`search.params."optim.lr".low`)
-_OVERRIDE_KEY = re.compile(r"""(?:[\w-]+|"[^"]*"|'[^']*')(?:\s*\.\s*(?:[\w-]+|"[^"]*"|'[^']*'))*""")
-_OVERRIDE_START = re.compile(_OVERRIDE_KEY.pattern + r"\s*=")
-
-
-def split_overrides(line: str) -> list[str]:
-    """A line of overrides as typed in one text box, split into `KEY=VALUE` items.
-
-    Values may hold spaces: `model.hidden=[8, 8] optim.lr=0.1` is two items, and so is
-    `description=two words train.epochs=3`; a new item starts only at `key=`, outside
-    brackets and quotes."""
-    chunks: list[str] = []
-    current, depth, quote = "", 0, ""
-    for ch in line:
-        if quote:
-            current += ch
-            if ch == quote:
-                quote = ""
-        elif ch in "\"'":
-            quote, current = ch, current + ch
-        elif ch in "[{":
-            depth, current = depth + 1, current + ch
-        elif ch in "]}":
-            depth, current = max(depth - 1, 0), current + ch
-        elif ch.isspace() and depth == 0:
-            if current:
-                chunks.append(current)
-            current = ""
-        else:
-            current += ch
-    if current:
-        chunks.append(current)
-    items: list[str] = []
-    for i, chunk in enumerate(chunks):
-        followed_by_equals = i + 1 < len(chunks) and chunks[i + 1].startswith("=")
-        starts_item = _OVERRIDE_START.match(chunk) is not None or (
-            followed_by_equals and _OVERRIDE_KEY.fullmatch(chunk) is not None
-        )
-        if items and (chunk.startswith("=") or (items[-1].endswith("=") and not starts_item)):
-            items[-1] += chunk  # `key = value` typed with spaces
-        elif items and not starts_item:
-            items[-1] += " " + chunk  # more of the value: `description=two words`
-        else:
-            items.append(chunk)
-    return items

@@ -13,7 +13,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from mnist_tui.errors import MnistTuiError, SpecError, SpecProblem
+from mnist_tui.errors import SpecError, SpecProblem
 
 
 @dataclass(frozen=True)
@@ -46,6 +46,11 @@ def _same(a: Setting, b: Setting) -> bool:
     return a.parts == b.parts and type(a.value) is type(b.value) and a.value == b.value
 
 
+def disagree(a: Setting, b: Setting) -> bool:
+    """Whether two settings touch one key (or a key and a table above it) differently."""
+    return _overlap(a.parts, b.parts) and not _same(a, b)
+
+
 def conflicts(settings: list[Setting]) -> list[tuple[Setting, Setting]]:
     """Pairs of settings from different overrides that overlap and disagree."""
     out: list[tuple[Setting, Setting]] = []
@@ -74,22 +79,3 @@ def check_overrides(settings: list[Setting]) -> None:
         )
     if problems:
         raise SpecError(problems)
-
-
-def check_shortcut(flag: str, key: str, value: Any, set_: Iterable[str]) -> None:
-    """`--epochs N` against the `-S` overrides: one that sets the same key (or a key below
-    it, or a table above it) to something else is an error naming both."""
-    from mnist_tui.config.loading import override_leaves
-
-    mine = Setting(tuple(key.split(".")), value, f"{flag} {value}")
-    for text in set_:
-        try:
-            theirs = override_leaves(text)
-        except MnistTuiError:
-            continue  # not an override at all: loading the experiment says why
-        for other in theirs:
-            if _overlap(mine.parts, other.parts) and not _same(mine, other):
-                raise MnistTuiError(
-                    f"{mine.source} and {other.source} both set {min(key, _key(other), key=len)}"
-                    f" to different values; give only one of them"
-                )

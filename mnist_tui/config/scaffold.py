@@ -16,8 +16,8 @@ from mnist_tui.config.loading import (
     experiment_layers,
     find_experiment,
     load_experiment,
-    name_problem,
 )
+from mnist_tui.config.names import name_problem
 from mnist_tui.errors import SpecError, SpecProblem
 from mnist_tui.user_models import model_catalog
 

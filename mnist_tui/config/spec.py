@@ -24,7 +24,7 @@ dotted key and what was expected.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal
 
@@ -386,22 +386,6 @@ class ExperimentSpec:
             self.num_classes(),
             pool_first=pool_first,
             entry=entry_for(source, self.model.name) if source is not None else None,
-        )
-
-    def with_overrides(self, overrides: Iterable[str]) -> ExperimentSpec:
-        """A copy with `-S key=value` overrides applied and validated."""
-        overrides = list(overrides)
-        if not overrides:
-            return self
-        from mnist_tui.config.loading import apply_overrides
-        from mnist_tui.config.validate import validate_raw
-
-        raw = self.to_dict()
-        raw.pop("model_source", None)  # the catalog knows where the model comes from
-        origins = {k: self.source for k in flatten(raw)}
-        apply_overrides(raw, origins, overrides)
-        return validate_raw(
-            raw, origins, self.source, self.lineage, self.inherited, catalog=self.catalog
         )
 
 

@@ -21,7 +21,8 @@ from typing import Any, Protocol, TypeVar
 
 from mnist_tui.runs import nvml
 from mnist_tui.runs.io import read_json, write_json_atomic
-from mnist_tui.runs.store import RunInfo, RunStore
+from mnist_tui.runs.record import RunInfo
+from mnist_tui.runs.store import RunStore
 
 MIB = 1 << 20
 GIB = 1 << 30

@@ -18,10 +18,14 @@ import socket
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mnist_tui.errors import StoreError
 from mnist_tui.runs.io import pid_alive, process_start_time
+
+if TYPE_CHECKING:
+    from mnist_tui.runs.record import RunInfo
+    from mnist_tui.runs.store import RunStore
 
 CLAIM = ".claim"
 HISTORY = "claims.jsonl"
@@ -145,6 +149,23 @@ def claim(run: Path, purpose: str, command: str = "") -> Holder:
     if _write_new(run / CLAIM, me):
         return me
     raise ClaimedError(run, holder_of(run))
+
+
+def claim_queued(store: RunStore, info: RunInfo, purpose: str) -> tuple[RunInfo, Holder] | None:
+    """Take a queued run to start it: the claim, then the run read again under it.
+
+    None when another process took it first, or when it stopped being queued between the
+    queue listing and the claim (cancelled, moved): then the claim is given back at once.
+    """
+    try:
+        holder = claim(info.path, purpose)
+    except ClaimedError:
+        return None  # another worker or a console took it first
+    fresh = store.read_run(info.experiment, info.id)
+    if fresh is None or fresh.summary.get("status") != "queued":
+        release(info.path, holder, ended="no longer queued")
+        return None
+    return fresh, holder
 
 
 def hand_over(run: Path, holder: Holder, pid: int, purpose: str, command: str = "") -> Holder:

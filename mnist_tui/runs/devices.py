@@ -14,7 +14,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from mnist_tui.runs import nvml
-from mnist_tui.runs.store import RunInfo, RunStore
+from mnist_tui.runs.record import RunInfo
+from mnist_tui.runs.store import RunStore
 
 
 @dataclass(frozen=True)

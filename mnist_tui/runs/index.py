@@ -34,8 +34,9 @@ import threading
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from mnist_tui.runs.record import RUN_ID, SAFE_NAME, RunInfo
 from mnist_tui.runs.schema import (
     DAMAGED,
     LoadedRun,
@@ -44,16 +45,8 @@ from mnist_tui.runs.schema import (
     load_run,
 )
 
-if TYPE_CHECKING:
-    from mnist_tui.runs.store import RunInfo
-
 INDEX_FILE = ".index.sqlite"
 SCHEMA_VERSION = 11  # 11: fingerprints cover meta.json, env.json, spec.toml
-RUN_ID = re.compile(r"^[0-9a-f]{8}$")
-# config.loading.EXPERIMENT_NAME, the one rule for experiment files and run directories
-# (fullmatch); repeated here because importing the config layer costs listings 0.1 s
-# (pydantic). tests/test_index.py checks the two are the same.
-SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
 # What listings, the report and the experiments table read of a summary: kept in columns,
 # so listing 10,000 runs builds small dictionaries instead of parsing 10,000 summaries.
 BRIEF_SCALARS = (
@@ -687,8 +680,6 @@ class RunIndex:
         self._best_effort(write)
 
     def _info(self, row: Any, brief: bool) -> RunInfo:
-        from mnist_tui.runs.store import RunInfo
-
         run_id, experiment, _, _, _, damaged, definition, meta = row[:8]
         summary = _brief(row[8:], damaged is None) if brief else json.loads(row[8])
         return RunInfo(

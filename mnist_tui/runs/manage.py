@@ -29,7 +29,8 @@ from mnist_tui.runs import schema
 from mnist_tui.runs.contained import check_path, check_runs, check_tree
 from mnist_tui.runs.index import RunQuery
 from mnist_tui.runs.io import write_json_atomic
-from mnist_tui.runs.store import STATUSES, RunInfo, RunStore
+from mnist_tui.runs.record import STATUSES, RunInfo
+from mnist_tui.runs.store import RunStore
 
 TRASH = ".trash"
 SHOWN_STATUSES = (*STATUSES, schema.DAMAGED)

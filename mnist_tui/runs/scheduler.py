@@ -21,8 +21,9 @@ from mnist_tui.config.loading import check_runnable
 from mnist_tui.config.spec import ExperimentSpec
 from mnist_tui.errors import StoreError
 from mnist_tui.runs import claim as claims
-from mnist_tui.runs.store import CANCEL_FLAG as CANCEL_FLAG
-from mnist_tui.runs.store import RunInfo, RunStore
+from mnist_tui.runs.record import CANCEL_FLAG as CANCEL_FLAG
+from mnist_tui.runs.record import RunInfo
+from mnist_tui.runs.store import RunStore
 from mnist_tui.runs.trainer_check import held_note, verify_trainer
 
 PAUSE_FLAG = ".queue-paused"

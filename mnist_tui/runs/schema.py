@@ -32,6 +32,8 @@ ENV = "env.json"
 SPEC = "spec.toml"
 METRICS = "metrics.jsonl"
 DAMAGED = "damaged"
+STATUSES = ("queued", "running", "completed", "failed", "killed", "interrupted")
+ACTIVE = ("queued", "running")
 # What training depends on (as ExperimentSpec.definition()); train.seed and
 # train.repeats are left out: runs of one definition differ only in those.
 DEFINITION_SECTIONS = ("data", "model", "optim", "schedule", "train", "augment")
@@ -162,8 +164,6 @@ def pid(v: Any) -> str | None:
 
 
 def status(v: Any) -> str | None:
-    from mnist_tui.runs.store import STATUSES  # the store owns the list
-
     if isinstance(v, str) and v in STATUSES:
         return None
     return f"expected one of {', '.join(STATUSES)}; got {_show(v)}"

@@ -26,19 +26,14 @@ import shutil
 import socket
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from mnist_tui.errors import StoreError, did_you_mean
 from mnist_tui.runs import schema
-from mnist_tui.runs.index import SAFE_NAME, RunIndex, RunQuery, index_for
+from mnist_tui.runs.index import RunIndex, RunQuery, index_for
 from mnist_tui.runs.io import write_json_atomic
-
-STATUSES = ("queued", "running", "completed", "failed", "killed", "interrupted")
-ACTIVE = ("queued", "running")
-CANCEL_FLAG = ".cancel"  # in a run directory: asks whoever trains it to stop
-RUN_ID = re.compile(r"^[0-9a-f]{8}$")
+from mnist_tui.runs.record import RUN_ID, SAFE_NAME, RunInfo, read_run_dir
 
 
 def default_runs_dir(explicit: str | Path | None = None) -> Path:
@@ -46,99 +41,6 @@ def default_runs_dir(explicit: str | Path | None = None) -> Path:
     if explicit:
         return Path(explicit).expanduser()
     return Path(os.environ.get("MNIST_TUI_RUNS") or "runs")
-
-
-@dataclass
-class RunInfo:
-    """A run as read from disk (or from the index, which holds the same checked fields)."""
-
-    id: str
-    experiment: str
-    path: Path
-    summary: dict[str, Any]  # only fields that passed the checks of runs/schema.py
-    damaged: str | None = None  # what is wrong with the run's files, if anything
-    meta: dict[str, Any] = field(default_factory=dict)  # tags, note, archived (meta.json)
-    definition: str | None = None  # schema.definition_hash of spec.toml, when known
-    brief: bool = False  # summary cut to what listings show (from the index)
-    notes: list[str] = field(default_factory=list)  # metrics rows dropped by `metrics()`
-
-    @property
-    def status(self) -> str:
-        s = self.summary
-        return schema.effective_status(
-            s.get("status", "interrupted"), s.get("host"), s.get("pid"), self.damaged
-        )
-
-    @property
-    def stop_requested(self) -> bool:
-        """Someone asked this run to stop (`scheduler.cancel`); its trainer has not yet
-        necessarily seen it."""
-        return (self.path / CANCEL_FLAG).exists()
-
-    @property
-    def tags(self) -> list[str]:
-        return list(self.meta.get("tags") or [])
-
-    @property
-    def note(self) -> str:
-        return str(self.meta.get("note") or "")
-
-    @property
-    def archived(self) -> bool:
-        return bool(self.meta.get("archived"))
-
-    @property
-    def created(self) -> float:
-        return float(self.summary.get("created", 0.0))
-
-    @property
-    def group(self) -> str | None:
-        return self.summary.get("group")
-
-    @property
-    def seed(self) -> int | None:
-        return self.summary.get("seed")
-
-    def final(self, key: str) -> float | None:
-        return (self.summary.get("final") or {}).get(key)
-
-    def best(self, key: str) -> float | None:
-        return (self.summary.get("best") or {}).get(key)
-
-    def latest(self, key: str) -> float | None:
-        """The final figure of a finished run, else the newest epoch's (a running run, or
-        one stopped before its summary was written)."""
-        value = self.final(key)
-        return value if value is not None else (self.summary.get("last") or {}).get(key)
-
-    def metrics(self) -> list[dict[str, Any]]:
-        """Epoch rows that pass the checks; each dropped row leaves a line in `notes`."""
-        rows, self.notes = schema.read_metrics(self.path / "metrics.jsonl")
-        return rows
-
-    def env(self) -> dict[str, Any]:
-        """env.json's fields that pass the checks."""
-        return schema.read_env(self.path)[0]
-
-    def definition_hash(self) -> str | None:
-        """What the run trained, seed aside (equal hashes: equal definitions)."""
-        if self.definition is None:
-            with contextlib.suppress(OSError, UnicodeDecodeError):
-                text = self.spec_path().read_text(encoding="utf-8")
-                self.definition = schema.spec_text_hash(text)
-        return self.definition
-
-    def full(self) -> RunInfo:
-        """This run with its whole summary read from disk (listings carry a brief one)."""
-        if not self.brief:
-            return self
-        return RunStore._read(self.path) or self
-
-    def spec_path(self) -> Path:
-        return self.path / "spec.toml"
-
-    def duration(self) -> float | None:
-        return self.summary.get("wall_seconds")
 
 
 class RunHandle:
@@ -300,18 +202,7 @@ class RunStore:
 
     @staticmethod
     def _read(run_dir: Path) -> RunInfo | None:
-        if not RUN_ID.match(run_dir.name) or not run_dir.is_dir():
-            return None
-        loaded = schema.load_run(run_dir)
-        return RunInfo(
-            run_dir.name,
-            run_dir.parent.name,
-            run_dir,
-            loaded.summary,
-            damaged=loaded.damaged,
-            meta=loaded.meta,
-            definition=loaded.definition,
-        )
+        return read_run_dir(run_dir)
 
     def read_run(self, experiment: str, run_id: str) -> RunInfo | None:
         if not SAFE_NAME.fullmatch(experiment) or not RUN_ID.match(run_id):

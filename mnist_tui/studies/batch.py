@@ -18,10 +18,12 @@ from pathlib import Path
 from typing import Any
 
 from mnist_tui.config.loading import check_runnable
+from mnist_tui.config.overrides import with_overrides
 from mnist_tui.config.spec import ExperimentSpec
 from mnist_tui.errors import MnistTuiError
 from mnist_tui.runs import scheduler
-from mnist_tui.runs.store import RunInfo, RunStore
+from mnist_tui.runs.record import RunInfo
+from mnist_tui.runs.store import RunStore
 from mnist_tui.train.events import Event
 
 EventSink = Callable[[Event], None]
@@ -91,7 +93,7 @@ def plan_seeds(
                 out.append(PlannedRun(spec, base, group))
             else:
                 seeded = (*base, f"train.seed={s}")
-                out.append(PlannedRun(spec.with_overrides([f"train.seed={s}"]), seeded, group))
+                out.append(PlannedRun(with_overrides(spec, [f"train.seed={s}"]), seeded, group))
     return out
 
 
@@ -109,7 +111,7 @@ def plan_folds(
         extra = [f"data.folds={k}", f"data.fold={i}"]
         out.append(
             PlannedRun(
-                spec.with_overrides(extra),
+                with_overrides(spec, extra),
                 (*overrides, *extra),
                 group,
                 {"fold": i, "folds": k},

@@ -15,8 +15,9 @@ from mnist_tui.config.loading import (
 from mnist_tui.config.spec import ExperimentSpec
 from mnist_tui.errors import SpecError, StoreError
 from mnist_tui.runs.index import index_for
+from mnist_tui.runs.record import RunInfo
 from mnist_tui.runs.schema import definition_hash
-from mnist_tui.runs.store import RunInfo, RunStore
+from mnist_tui.runs.store import RunStore
 
 
 @dataclass

@@ -5,7 +5,7 @@ torch, no user code)."""
 from __future__ import annotations
 
 from mnist_tui.config.spec import ExperimentSpec
-from mnist_tui.runs.store import RunInfo
+from mnist_tui.runs.record import RunInfo
 
 CHANCE_FACTOR = 1.5  # at most 1.5x the accuracy of guessing counts as chance level
 

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from mnist_tui.errors import MnistTuiError
-from mnist_tui.runs.store import RunInfo
+from mnist_tui.runs.record import RunInfo
 
 RUN_COLUMNS = ("run", "experiment", "status", "seed", "group", "tags", "overrides")
 # per-epoch figures in this order; other scalar keys a newer trainer writes follow, sorted

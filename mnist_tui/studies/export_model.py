@@ -21,7 +21,7 @@ import torch
 from mnist_tui.config.loading import load_spec_file
 from mnist_tui.config.spec import ExperimentSpec
 from mnist_tui.errors import MnistTuiError, StoreError
-from mnist_tui.runs.store import RunInfo
+from mnist_tui.runs.record import RunInfo
 
 FORMATS = {"torchscript": ".pt", "exported": ".pt2"}
 

@@ -12,7 +12,7 @@ from mnist_tui.data import device as data_device
 from mnist_tui.data import files as data_files
 from mnist_tui.data import splits as data_splits
 from mnist_tui.errors import StoreError
-from mnist_tui.runs.store import RunInfo
+from mnist_tui.runs.record import RunInfo
 
 
 @dataclass

@@ -9,7 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from mnist_tui.runs.store import RunInfo, RunStore
+from mnist_tui.runs.record import RunInfo
+from mnist_tui.runs.store import RunStore
 
 
 def start_resume(

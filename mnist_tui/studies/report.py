@@ -14,14 +14,14 @@ from typing import Any
 
 from mnist_tui.config.spec import ExperimentSpec
 from mnist_tui.data.sources import display_name
-from mnist_tui.runs.store import RunInfo, RunStore
+from mnist_tui.runs.record import RunInfo
+from mnist_tui.runs.store import RunStore
 from mnist_tui.studies.catalog import (
     ExperimentRow,
     count_variants,
     experiment_rows,
     split_by_definition,
 )
-from mnist_tui.views import fmt
 
 SEED_KEYS = ("seed", "repeats")
 
@@ -51,11 +51,6 @@ class Stat:
         """Inside mean ± 2 std (about 95% of seeds), or equal to a single run's value."""
         half = 2 * self.std
         return self.mean - half - 1e-12 <= x <= self.mean + half + 1e-12
-
-    def pct(self) -> str:
-        if self.n == 1:
-            return fmt.pct(self.mean)
-        return f"{100 * self.mean:.2f} ± {100 * self.std:.2f}%"
 
 
 @dataclass
@@ -199,80 +194,6 @@ def _interval(stat: Stat | None, runs: list[RunInfo], at: str) -> tuple[float | 
     values = [v for r in runs if (v := (r.summary.get(at) or {}).get("test_acc")) is not None]
     got = mean_interval(values)
     return (None, None) if got is None else (got.low, got.high)
-
-
-def _cell_stat(s: Stat | None) -> str:
-    return "—" if s is None else s.pct()
-
-
-def runs_text(r: ReportRow) -> str:
-    """`3`, or `0 (+2 variants)` when runs of other definitions were left out."""
-    return variants_text(r.runs, r.other_variants)
-
-
-def variants_text(runs: int, other_variants: int) -> str:
-    if not other_variants:
-        return str(runs)
-    return f"{runs} (+{other_variants} variant{'s' if other_variants > 1 else ''})"
-
-
-OTHER_DEFINITION_NOTE = (
-    "+N variants: runs of other definitions (-S overrides, or an earlier version of the "
-    "file) are not counted here; `mnist-tui variants EXP` lists them and `mnist-tui "
-    "compare` tells them apart."
-)
-
-
-DELTA_NOTE = (
-    "Δ pp: reproduced mean − reported, from the rounded figures shown, at the epoch "
-    "the study reported (final; best where ᵇ)."
-)
-BEST_NOTE = "ᵇ reported at the study's best epoch: compared with each run's best epoch."
-INSIDE_NOTE = (
-    "95% CI: the interval of the reproduced mean at the reported epoch (Student's t over "
-    "the seeds; — below 2 runs); inside: the reported figure lies within it."
-)
-BEST_COLUMN_NOTE = (
-    "best: test accuracy at each run's best epoch (lowest validation loss; highest test "
-    "accuracy without a validation split)."
-)
-
-
-def report_notes(rows: list[ReportRow]) -> list[str]:
-    """The footnotes of the markers and columns that appear in these rows."""
-    notes = [DELTA_NOTE]
-    if any(r.reported_at == "best" for r in rows):
-        notes.append(BEST_NOTE)
-    notes += [INSIDE_NOTE, BEST_COLUMN_NOTE]
-    if any(r.other_definition_runs for r in rows):
-        notes.append(OTHER_DEFINITION_NOTE)
-    return notes
-
-
-def markdown(rows: list[ReportRow]) -> str:
-    lines = [
-        "| experiment | data | params | epochs | reported acc | reproduced final "
-        "| reproduced best | Δ pp | 95% CI | inside | reported loss | reproduced loss "
-        "| hardest (rep / ours) | runs | train time |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|:-:|---:|---:|---|---:|---:|",
-    ]
-    for r in rows:
-        at = "ᵇ" if r.reported_at == "best" else ""
-        loss = r.best_loss if r.reported_at == "best" else r.final_loss
-        inside = {True: "yes", False: "no", None: "—"}[r.inside]
-        hardest = f"{r.reported_hardest} / {r.hardest or '—'}" if r.reported_hardest else "—"
-        delta = "—" if r.delta_pp is None else f"{r.delta_pp:+.2f}"
-        loss_text = "—" if loss is None else f"{loss.mean:.4f}"
-        time_text = fmt.seconds(r.train_seconds.mean) if r.train_seconds else "—"
-        lines.append(
-            f"| {r.name} | {r.dataset} | {fmt.count(r.parameters)} | {r.epochs} "
-            f"| {fmt.pct(r.reported_acc)}{at} | {_cell_stat(r.final_acc)} "
-            f"| {_cell_stat(r.best_acc)} | {delta} | {r.ci_text()} | {inside} "
-            f"| {fmt.num(r.reported_loss)} "
-            f"| {loss_text} | {hardest} | {runs_text(r)} | {time_text} |"
-        )
-    lines += ["", *(f"- {note}" for note in report_notes(rows))]
-    return "\n".join(lines) + "\n"
 
 
 # ----------------------------------------------------------------------------- steps

@@ -20,8 +20,9 @@ from mnist_tui.errors import MnistTuiError, StoreError, TrainingError
 from mnist_tui.runs.claim import claim, holder_of, release
 from mnist_tui.runs.io import process_start_time, write_json_atomic
 from mnist_tui.runs.provenance import environment
+from mnist_tui.runs.record import CANCEL_FLAG, RunInfo
 from mnist_tui.runs.steps import StepWriter, keep_epochs, step_row
-from mnist_tui.runs.store import CANCEL_FLAG, RunHandle, RunInfo, RunStore
+from mnist_tui.runs.store import RunHandle, RunStore
 from mnist_tui.train.events import BatchProgress, EpochEnded, Event, RunEnded, StepReport
 from mnist_tui.train.setup import device_name, resolve_device
 from mnist_tui.train.sysmon import SystemMonitor

@@ -9,9 +9,10 @@ hopeless trials are pruned. The best trial is written as a new experiment that
 
 Two ways to run trials:
 - in this process, one after another (the default);
-- through the scheduler (`parallel=K`): K threads, each asking Optuna for a trial,
-  queueing it as a run and following that run's metrics.jsonl until it ends; the worker
-  (local slots or the Ray backend) trains up to K of them at once in its own processes.
+- through the scheduler (`parallel=K`, studies/tune_parallel.py): K threads, each
+  asking Optuna for a trial, queueing it as a run and following that run's metrics.jsonl
+  until it ends; the worker (local slots or the Ray backend) trains up to K of them at
+  once in its own processes.
   Threads are enough here because they only wait on files: the training happens in the
   worker's children, so the overlap is real, while one study object, one storage handle
   and Optuna's own `n_jobs` bookkeeping (trial counting, constant-liar TPE) are shared.
@@ -22,12 +23,7 @@ SQLite, the old default, locks up under parallel writers (optuna #820); a store'
 
 from __future__ import annotations
 
-import contextlib
-import math
 import re
-import signal
-import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,9 +31,12 @@ from typing import TYPE_CHECKING, Any
 
 import tomli_w
 
-from mnist_tui.config.spec import ExperimentSpec, SearchParam
+from mnist_tui.config.overrides import with_overrides
+from mnist_tui.config.spec import ExperimentSpec
 from mnist_tui.errors import MnistTuiError
-from mnist_tui.runs.store import RunInfo, RunStore
+from mnist_tui.runs.store import RunStore
+from mnist_tui.studies.search_space import decode, suggest, toml_value
+from mnist_tui.studies.tune_parallel import QueuedTrials
 from mnist_tui.train.events import EpochEnded, Event
 
 if TYPE_CHECKING:
@@ -45,8 +44,6 @@ if TYPE_CHECKING:
 
 JOURNAL = "tune.journal"
 LEGACY_DB = "tune.db"
-POLL = 0.5  # seconds between looks at a queued trial's run
-ORPHAN_WAIT = 10.0  # a running trial with no trainer and no worker is given up after this
 
 
 def _optuna() -> Any:
@@ -91,23 +88,6 @@ def open_storage(optuna: Any, store: RunStore, url: str | None) -> tuple[Any, st
     return open_journal(optuna, path), str(path)  # a damaged journal: a clear error
 
 
-def _labels(p: SearchParam) -> dict[Any, Any]:
-    """Optuna stores scalar choices; list choices (model.hidden) go by their TOML text."""
-    return {(_toml_value(c) if isinstance(c, list) else c): c for c in p.choices}
-
-
-def decode(p: SearchParam, raw: Any) -> Any:
-    return _labels(p).get(raw, raw) if p.choices else raw
-
-
-def suggest(trial: Any, p: SearchParam) -> Any:
-    if p.choices:
-        return decode(p, trial.suggest_categorical(p.key, list(_labels(p))))
-    if p.integer:
-        return trial.suggest_int(p.key, int(p.low), int(p.high), log=p.log)  # type: ignore[arg-type]
-    return trial.suggest_float(p.key, float(p.low), float(p.high), log=p.log)  # type: ignore[arg-type]
-
-
 def _trial_rows(study: Any) -> list[dict[str, Any]]:
     return [
         {
@@ -129,10 +109,6 @@ def _importances(optuna: Any, study: Any, completed: int) -> dict[str, float]:
         return dict(optuna.importance.get_param_importances(study))
     except (RuntimeError, ValueError, ImportError):
         return {}
-
-
-def _toml_value(v: Any) -> str:
-    return tomli_w.dumps({"v": v}).split("=", 1)[1].strip()
 
 
 def tune(
@@ -167,7 +143,7 @@ def tune(
     if spec.data.val_split == 0 and spec.data.folds < 2:
         # trials are judged on held-out training images, never on the test set
         extra.append(f"data.val_split={search.val_split}")
-        spec.with_overrides(extra)  # validate before any trial
+        with_overrides(spec, extra)  # validate before any trial
     direction = "minimize" if search.metric.endswith("loss") else "maximize"
     name = study_name or f"{spec.name}-tune"
     if not re.fullmatch(r"[A-Za-z0-9_.-]{1,100}", name):
@@ -191,8 +167,8 @@ def tune(
         from mnist_tui.studies.runner import run_experiment
 
         values = {p.key: suggest(trial, p) for p in search.params}
-        overrides = [*extra, *(f"{k}={_toml_value(v)}" for k, v in values.items())]
-        trial_spec = spec.with_overrides(overrides)
+        overrides = [*extra, *(f"{k}={toml_value(v)}" for k, v in values.items())]
+        trial_spec = with_overrides(spec, overrides)
         pruned = {"flag": False}
 
         def events(event: Event) -> None:
@@ -245,7 +221,7 @@ def tune(
     if parallel is None:
         study.optimize(objective, n_trials=n_trials)
     else:
-        queued = _QueuedTrials(optuna, spec, store, extra, name, device, data_dir, on_trial)
+        queued = QueuedTrials(optuna, spec, store, extra, name, device, data_dir, on_trial)
         notes += queued.start_worker(parallel, worker)
         queued.optimize(study, n_trials, parallel)
     completed = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
@@ -272,200 +248,6 @@ def tune(
     )
 
 
-class _Stopped(Exception):
-    """The search was interrupted: a thread's trial gives up waiting."""
-
-
-class _QueuedTrials:
-    """Trials as queued runs: enqueue, follow metrics.jsonl, prune by cancel flag."""
-
-    def __init__(
-        self,
-        optuna: Any,
-        spec: ExperimentSpec,
-        store: RunStore,
-        extra: list[str],
-        study: str,
-        device: str,
-        data_dir: Path | None,
-        on_trial: Callable[[dict[str, Any]], None] | None,
-    ) -> None:
-        self.optuna = optuna
-        self.spec = spec
-        self.store = store
-        self.extra = extra
-        self.study = study
-        self.device = device
-        self.data_dir = data_dir
-        self.on_trial = on_trial
-        self.stop = threading.Event()
-        self.inflight: dict[str, RunInfo] = {}
-        self.lock = threading.Lock()
-        self.options: WorkerOptions | None = None
-        self.last_check = 0.0
-
-    def start_worker(self, parallel: int, options: WorkerOptions | None) -> list[str]:
-        """A worker with room for `parallel` runs at once, unless one serves the store."""
-        import dataclasses
-
-        from mnist_tui.runs.scheduler import normalize_device
-        from mnist_tui.runs.worker import WorkerOptions, detect_devices, ensure_worker
-
-        opts = options or WorkerOptions()
-        if opts.backend == "local":
-            pin = normalize_device(self.device)
-            devices = opts.devices or ((pin,) if pin else detect_devices())
-            per_device = max(opts.per_device, math.ceil(parallel / len(devices)))
-            opts = dataclasses.replace(opts, devices=devices, per_device=per_device)
-        if opts.data_dir is None and self.data_dir is not None:
-            opts = dataclasses.replace(opts, data_dir=self.data_dir)
-        self.options = opts
-        self.last_check = time.monotonic()  # give the new worker time to take its lock
-        live = ensure_worker(self.store, opts)
-        if live is None:
-            return []
-        slots = len(live.devices) * live.per_device
-        if opts.backend == "local" and slots < parallel:
-            return [
-                f"a worker (pid {live.pid}) already serves {self.store.root} with {slots} "
-                f"slot(s): trials run {slots} at a time, not {parallel}"
-            ]
-        return []
-
-    def optimize(self, study: Any, n_trials: int, parallel: int) -> None:
-        """Optuna's n_jobs threads; Ctrl-C cancels the trials' runs before it propagates."""
-        main = threading.current_thread() is threading.main_thread()
-        previous = signal.getsignal(signal.SIGINT) if main else None
-
-        def interrupt(*_: Any) -> None:
-            self.interrupt()
-            raise KeyboardInterrupt
-
-        if main:
-            signal.signal(signal.SIGINT, interrupt)
-        try:
-            study.optimize(self.objective, n_trials=n_trials, n_jobs=parallel)
-        finally:
-            if main:
-                signal.signal(signal.SIGINT, previous)
-
-    def interrupt(self) -> None:
-        from mnist_tui.runs.scheduler import cancel
-
-        self.stop.set()
-        # each trial in flight now fails: one line from the caller, not Optuna's traceback
-        self.optuna.logging.set_verbosity(self.optuna.logging.ERROR)
-        with self.lock:
-            runs = list(self.inflight.values())
-        for info in runs:
-            fresh = self.store.read_run(info.experiment, info.id)
-            if fresh is not None and fresh.status in ("queued", "running"):
-                with contextlib.suppress(MnistTuiError):  # it ended meanwhile
-                    cancel(self.store, fresh)
-
-    def objective(self, trial: Any) -> float:
-        from mnist_tui.runs.scheduler import QueueRequest, enqueue
-
-        search = self.spec.search
-        values = {p.key: suggest(trial, p) for p in search.params}
-        overrides = [*self.extra, *(f"{k}={_toml_value(v)}" for k, v in values.items())]
-        trial_spec = self.spec.with_overrides(overrides)
-        if self.stop.is_set():
-            raise _Stopped("the search was interrupted")
-        info = enqueue(
-            self.store,
-            trial_spec,
-            QueueRequest(
-                tuple(overrides),
-                self.study,
-                None if self.device == "auto" else self.device,
-                {"trial": trial.number, "study": self.study},
-            ),
-        )
-        trial.set_user_attr("run", info.id)
-        with self.lock:
-            self.inflight[info.id] = info
-        try:
-            done, pruned = self.follow(info, trial)
-        finally:
-            with self.lock:
-                self.inflight.pop(info.id, None)
-        row: dict[str, Any] = {
-            "number": trial.number,
-            "run": info.id,
-            "params": values,
-            "status": "pruned" if pruned else done.status,
-        }
-        if pruned:
-            self.store.handle(done).update(reason="pruned by the search")
-            if self.on_trial:
-                self.on_trial(row)
-            raise self.optuna.TrialPruned()
-        if done.status != "completed":
-            raise MnistTuiError(f"trial {trial.number} {done.status}: {done.summary.get('reason')}")
-        value = (done.summary.get("best") or {}).get(search.metric)
-        if value is None:
-            raise MnistTuiError(f"trial {trial.number}: no {search.metric} was recorded")
-        row["value"] = value
-        if self.on_trial:
-            self.on_trial(row)
-        return float(value)
-
-    def follow(self, info: RunInfo, trial: Any) -> tuple[RunInfo, bool]:
-        """Report each new epoch to Optuna until the run has ended and been released."""
-        from mnist_tui.runs import claim as claims
-        from mnist_tui.runs.scheduler import cancel
-
-        metric = self.spec.search.metric
-        reported, pruned, orphaned = 0, False, 0.0
-        while True:
-            fresh = self.store.read_run(info.experiment, info.id)
-            if fresh is None:
-                raise MnistTuiError(f"trial {trial.number}: its run {info.id} disappeared")
-            rows = fresh.metrics()
-            for row in rows[reported:]:
-                value = row.get(metric)
-                if value is not None and not pruned:
-                    trial.report(float(value), int(row["epoch"]))
-                    # a run that already ended saves nothing by pruning: it keeps its value
-                    if fresh.status in ("queued", "running") and trial.should_prune():
-                        with contextlib.suppress(MnistTuiError):  # it ended meanwhile
-                            cancel(self.store, fresh)
-                            pruned = True
-            reported = len(rows)
-            stored = fresh.summary.get("status")
-            held = (fresh.path / claims.CLAIM).exists()
-            if stored not in ("queued", "running") and not held:
-                return fresh, pruned
-            if self.stop.is_set():
-                raise _Stopped("the search was interrupted")
-            self.keep_worker(fresh)
-            if stored == "running" and fresh.status == "interrupted" and self.no_worker():
-                # its trainer and its worker are both gone (give a worker time to reap it)
-                orphaned = orphaned or time.monotonic()
-                if time.monotonic() - orphaned > ORPHAN_WAIT:
-                    return fresh, pruned
-            else:
-                orphaned = 0.0
-            time.sleep(POLL)
-
-    def no_worker(self) -> bool:
-        from mnist_tui.runs.worker import worker_info
-
-        return worker_info(self.store) is None
-
-    def keep_worker(self, info: RunInfo) -> None:
-        """A worker that exited or died is started again while trials wait for it."""
-        from mnist_tui.runs.worker import ensure_worker
-
-        now = time.monotonic()
-        if info.summary.get("status") != "queued" or now - self.last_check < 10:
-            return
-        self.last_check = now
-        if self.no_worker() and self.options is not None:
-            ensure_worker(self.store, self.options)
-
-
 def write_best(
     spec: ExperimentSpec,
     params: dict[str, Any],
@@ -480,14 +262,14 @@ def write_best(
     Only the searched values are written: a validation split that the search added to
     judge trials (`extra`) is not, so the tuned experiment trains on the same images as
     the one it extends."""
-    from mnist_tui.config.loading import parse_override
+    from mnist_tui.config.overrides import parse_override
 
     doc: dict[str, Any] = {
         "description": f"{spec.name} tuned by mnist-tui tune (study {study}, "
         f"best {spec.search.metric} {value:.4f})",
         "extends": spec.name,
     }
-    for text in (f"{k}={_toml_value(v)}" for k, v in params.items()):
+    for text in (f"{k}={toml_value(v)}" for k, v in params.items()):
         key, v = parse_override(text)
         section, _, leaf = key.partition(".")
         doc.setdefault(section, {})[leaf] = v

@@ -28,8 +28,9 @@ from mnist_tui.config.loading import experiment_names, load_experiment, load_spe
 from mnist_tui.config.spec import ExperimentSpec, flatten
 from mnist_tui.errors import SpecError, StoreError, did_you_mean
 from mnist_tui.runs.index import RunQuery
+from mnist_tui.runs.record import RunInfo
 from mnist_tui.runs.schema import DEFINITION_SECTIONS, SEED_KEYS, definition_hash
-from mnist_tui.runs.store import RunInfo, RunStore
+from mnist_tui.runs.store import RunStore
 from mnist_tui.studies.catalog import _validated_hash
 
 ID_DIGITS = 6

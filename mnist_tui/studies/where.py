@@ -23,8 +23,8 @@ from typing import Any
 
 from mnist_tui.config.spec import flatten
 from mnist_tui.errors import MnistTuiError, did_you_mean
+from mnist_tui.runs.record import RunInfo
 from mnist_tui.runs.schema import DEFINITION_SECTIONS
-from mnist_tui.runs.store import RunInfo
 
 RESULT_FIELDS = (
     "test_acc",

@@ -24,9 +24,9 @@ from textual.worker import Worker, get_current_worker
 
 from mnist_tui.config.loading import default_experiments_dir
 from mnist_tui.config.spec import ExperimentSpec
-from mnist_tui.errors import MnistTuiError
 from mnist_tui.runs import scheduler
-from mnist_tui.runs.store import ACTIVE, RunInfo, RunStore, default_runs_dir
+from mnist_tui.runs.record import ACTIVE, RunInfo
+from mnist_tui.runs.store import RunStore, default_runs_dir
 from mnist_tui.runs.worker import WorkerOptions, ensure_worker, worker_info
 from mnist_tui.tui.messages import (
     AskQueue,
@@ -63,7 +63,7 @@ from mnist_tui.tui.screens.base import failure_notice
 from mnist_tui.tui.screens.dialogs import AskText, Confirm, QueueChoice
 from mnist_tui.tui.screens.help import key_rows
 from mnist_tui.tui.workers import StoreReader
-from mnist_tui.views.tables import QueuedRun
+from mnist_tui.views.run_tables import QueuedRun
 from mnist_tui.views.visible import visible
 
 Job = Callable[[], str | None]  # runs on the store thread; returns what to tell the user
@@ -483,12 +483,9 @@ def run_app(
     address: str | None = None,
 ) -> None:
     scheduler.normalize_device(device)  # a bad --device is an error now, not per queued run
-    if backend not in ("local", "ray"):
-        raise MnistTuiError(f"--backend: expected local or ray, got '{backend}'")
-    if backend == "ray":
-        from mnist_tui.runs.ray_backend import import_ray
+    from mnist_tui.runs import backends
 
-        import_ray()  # without Ray installed: one line saying how to install it
+    backends.check(backend, address)  # e.g. without Ray installed: one line saying how
     app = MnistTuiApp(
         data_dir=data_dir,
         runs_dir=runs_dir,

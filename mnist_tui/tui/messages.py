@@ -14,7 +14,7 @@ from textual.message import Message
 
 if TYPE_CHECKING:
     from mnist_tui.config.spec import ExperimentSpec
-    from mnist_tui.runs.store import RunInfo
+    from mnist_tui.runs.record import RunInfo
     from mnist_tui.studies.catalog import ExperimentRow, Subject
     from mnist_tui.studies.diff import Change, FigureDelta
     from mnist_tui.studies.predictions import Samples

@@ -17,10 +17,11 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from mnist_tui.runs.store import ACTIVE, RunInfo, RunStore
+from mnist_tui.runs.record import ACTIVE, RunInfo
+from mnist_tui.runs.store import RunStore
 from mnist_tui.studies.catalog import ExperimentRow, experiment_rows
 from mnist_tui.tui.messages import StoreRead
-from mnist_tui.views import fmt, tables
+from mnist_tui.views import fmt, run_tables, tables
 from mnist_tui.views.visible import visible
 
 
@@ -190,7 +191,7 @@ class StoreReader:
         kept = self._rows.get(key)
         if kept is not None and kept[1] > time.time() and kept[2] == r.summary:
             return kept[0]
-        row = tables.run_row(r)
+        row = run_tables.run_row(r)
         if r.summary.get("status") not in ACTIVE:
             self._rows[key] = (row, fmt.ago_changes_at(r.summary.get("started")), r.summary)
         return row
@@ -203,7 +204,7 @@ class StoreReader:
             del self._rows[k]
         return bool(stale)
 
-    def read(self, queue: list[tables.QueuedRun], paused: bool = False) -> StoreRead | None:
+    def read(self, queue: list[run_tables.QueuedRun], paused: bool = False) -> StoreRead | None:
         """A snapshot with the parts that changed since the last call, or None if none did.
 
         `paused`: the queue starts nothing new; it changes what happens next, so a change
@@ -268,16 +269,16 @@ class StoreReader:
             for r in runs:
                 by_exp.setdefault(r.experiment, []).append(r)
             experiments = [replace(row, runs=by_exp.get(row.name, [])) for row in self._experiments]
-            exp_table = tables.experiments_table(experiments)
+            exp_table = run_tables.experiments_table(experiments)
             run_list = runs
-            runs_table = tables.runs_table(runs, row_of=self._row)
+            runs_table = run_tables.runs_table(runs, row_of=self._row)
         summary, title = live_summary(runs, paused)
         return StoreRead(
             experiments=experiments,
             experiments_table=exp_table,
             runs=run_list,
             runs_table=runs_table,
-            queue_table=tables.queue_table(queue) if changed_queue else None,
+            queue_table=run_tables.queue_table(queue) if changed_queue else None,
             summary=summary,
             title=title,
             in_flight=len(queue),

@@ -8,7 +8,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from mnist_tui.views import fmt
-from mnist_tui.views.tables import Curve, Series
+from mnist_tui.views.curves import Curve, Series
 
 # a step report in a run's log.txt starts with this; `logs` leaves them out unless --steps
 STEP_PREFIX = "  step "
@@ -50,7 +50,7 @@ def run_curves_live(
     rows: Sequence[Mapping[str, Any]], steps: Sequence[Mapping[str, Any]], label: str
 ) -> tuple[Curve, Curve]:
     """A run's loss and accuracy curves, with its step reports under the epochs."""
-    from mnist_tui.views.tables import run_curves
+    from mnist_tui.views.curves import run_curves
 
     loss, acc = run_curves(rows, label)
     return with_steps(loss, steps, "train_loss"), with_steps(acc, steps, "train_acc")

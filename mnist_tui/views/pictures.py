@@ -19,7 +19,7 @@ from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 
-from mnist_tui.views.tables import MARKERS, Curve, series_of
+from mnist_tui.views.curves import MARKERS, Curve, series_of
 
 
 def thin(xs: Sequence[float], ys: Sequence[float], width: int) -> tuple[list[float], list[float]]:

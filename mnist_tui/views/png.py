@@ -37,7 +37,7 @@ def save_run_png(
     grid = fig.add_gridspec(2 + sample_rows, 6, height_ratios=[3, 3.5] + [1.8] * sample_rows)
     from matplotlib.ticker import MaxNLocator
 
-    from mnist_tui.views.tables import run_curves
+    from mnist_tui.views.curves import run_curves
 
     # the same series as the terminal plots; matplotlib's own glyphs, one per split
     glyph = {"•": "o", "+": "s", "x": "^"}

@@ -21,7 +21,8 @@ from rich.table import Table
 from rich.text import Text
 
 from mnist_tui.config.spec import ExperimentSpec
-from mnist_tui.runs.store import RunInfo, RunStore
+from mnist_tui.runs.record import RunInfo
+from mnist_tui.runs.store import RunStore
 from mnist_tui.studies.catalog import Subject
 from mnist_tui.studies.diff import Change, FigureDelta
 from mnist_tui.studies.report import ReportRow
@@ -33,7 +34,15 @@ from mnist_tui.train.events import (
     RunStarted,
     StepReport,
 )
-from mnist_tui.views import fmt, tables
+from mnist_tui.views import (
+    curves,
+    diff_tables,
+    fmt,
+    report_tables,
+    run_tables,
+    search_tables,
+    tables,
+)
 from mnist_tui.views.live import step_line, system_lines
 from mnist_tui.views.provenance import provenance_lines
 from mnist_tui.views.tables import DATASET_SHORT, STATUS_STYLE, TableData
@@ -212,25 +221,25 @@ def markdown_table(data: TableData, code_first: bool = False) -> str:
 
 def run_summary_table(results: list[tuple[ExperimentSpec, RunInfo]]) -> Table:
     """Reported vs reproduced, compact enough for an 80-column terminal."""
-    return rich_table(tables.run_summary_table(results))
+    return rich_table(run_tables.run_summary_table(results))
 
 
 def runs_table(infos: list[RunInfo], *, start: int = 1) -> Table:
     """Runs, numbered by recency from `start` (pass the offset + 1 of a later page)."""
-    return rich_table(tables.runs_table(infos, start=start))
+    return rich_table(run_tables.runs_table(infos, start=start))
 
 
 def spec_table(spec: ExperimentSpec) -> Table:
     """The resolved definition; keys inherited through `extends` are dimmed and marked."""
-    return rich_table(tables.spec_table(spec))
+    return rich_table(run_tables.spec_table(spec))
 
 
 def per_class_table(classes: list[str], acc: list[float]) -> Table:
-    return rich_table(tables.per_class_table(classes, acc))
+    return rich_table(run_tables.per_class_table(classes, acc))
 
 
 def epochs_table(rows: list[dict[str, Any]]) -> Table:
-    return rich_table(tables.epochs_table(rows))
+    return rich_table(run_tables.epochs_table(rows))
 
 
 def tune_summary(
@@ -246,16 +255,16 @@ def tune_summary(
     # plotext costs 0.2 s to import: only where a picture is drawn
     from mnist_tui.views.pictures import plot
 
-    curve = tables.history_curve(trials, metric, direction)
+    curve = curves.history_curve(trials, metric, direction)
     out: list[RenderableType] = [Text.from_ansi(plot(curve, width=width, height=12))]
     if importances:
-        out.append(rich_table(tables.importances_table(importances, completed)))
+        out.append(rich_table(search_tables.importances_table(importances, completed)))
     return out
 
 
 def report_table(rows: list[ReportRow]) -> Table:
     """`mnist-tui report`: reported vs reproduced, mean ± std over seeds."""
-    return rich_table(tables.report_table(rows))
+    return rich_table(report_tables.report_table(rows))
 
 
 def show_subject(console: Console, subject: Subject, store: RunStore) -> None:
@@ -272,7 +281,7 @@ def show_subject(console: Console, subject: Subject, store: RunStore) -> None:
         if spec.lineage:
             console.print(escape(visible(f"extends: {' → '.join(spec.lineage)}")))
         console.print(spec_table(spec))
-        reported = tables.reported_line(spec)
+        reported = run_tables.reported_line(spec)
         if reported:
             source = (
                 f"  [dim]{escape(visible(spec.reference.source))}[/]"
@@ -298,7 +307,7 @@ def show_subject(console: Console, subject: Subject, store: RunStore) -> None:
     note = chance_note(spec, run)
     if note:
         console.print(f"[yellow]note:[/] {escape(note)}")
-    context = tables.run_context(run)
+    context = run_tables.run_context(run)
     if context or s.get("group"):
         group = f"group {s['group']}  " if s.get("group") else ""
         console.print(f"[dim]{escape(visible(group + context))}[/]")
@@ -328,7 +337,7 @@ def show_subject(console: Console, subject: Subject, store: RunStore) -> None:
         )
     for line in system_lines(s.get("system")):
         console.print(f"[dim]{escape(line)}[/]", soft_wrap=True)
-    classes = tables.class_names(s, rows)
+    classes = run_tables.class_names(s, rows)
     if s.get("per_class_acc"):
         console.print(per_class_table(classes, s["per_class_acc"]))
     if s.get("confusion"):
@@ -342,7 +351,7 @@ def print_diff(
         f"[bold]diff[/] {escape(visible(a.label))} ({a.kind}) → "
         f"{escape(visible(b.label))} ({b.kind})"
     )
-    keys, figures = tables.diff_tables(a, b, changes, deltas)
+    keys, figures = diff_tables.diff_tables(a, b, changes, deltas)
     if keys.rows:
         console.print(rich_table(keys))
     if not any(c.changed for c in changes):
@@ -368,7 +377,7 @@ def print_source_diff(
 
 
 def diff_markdown(a: Subject, b: Subject, changes: list[Change], deltas: list[FigureDelta]) -> str:
-    keys, figures = tables.diff_tables(a, b, changes, deltas)
+    keys, figures = diff_tables.diff_tables(a, b, changes, deltas)
     parts = [visible(f"### {a.label} → {b.label}"), ""]
     parts += [markdown_table(keys, code_first=True)] if keys.rows else [keys.empty]
     parts += ["", *keys.notes] if keys.notes else []

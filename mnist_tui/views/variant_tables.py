@@ -15,7 +15,7 @@ from mnist_tui.views import fmt
 from mnist_tui.views.tables import Cell, Column, Row, TableData
 
 if TYPE_CHECKING:
-    from mnist_tui.runs.store import RunInfo
+    from mnist_tui.runs.record import RunInfo
     from mnist_tui.studies.report import Step
     from mnist_tui.studies.stats import Comparison, Study
     from mnist_tui.studies.variants import Variant

@@ -14,10 +14,11 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, Static
 from textual.worker import Worker
 
-from mnist_tui.config.loading import load_experiment, split_overrides
+from mnist_tui.config.loading import load_experiment
+from mnist_tui.config.overrides import split_overrides
 from mnist_tui.config.spec import ExperimentSpec
 from mnist_tui.errors import MnistTuiError
-from mnist_tui.runs.store import RunInfo
+from mnist_tui.runs.record import RunInfo
 from mnist_tui.tui.messages import OverridesChecked
 from mnist_tui.tui.screens.base import failure_notice
 

@@ -13,14 +13,15 @@ from textual.containers import VerticalScroll
 from textual.widgets import Footer, Static
 
 from mnist_tui.errors import MnistTuiError
+from mnist_tui.runs.record import RunInfo
 from mnist_tui.runs.steps import read_steps
-from mnist_tui.runs.store import RunInfo, RunStore
+from mnist_tui.runs.store import RunStore
 from mnist_tui.studies.catalog import compared, resolve_subject
 from mnist_tui.studies.diff import diff_definitions, result_deltas
 from mnist_tui.tui.grid import DataGrid
 from mnist_tui.tui.messages import DiffLoaded, OverlayLoaded, StoreChanged
 from mnist_tui.tui.screens.base import ConsoleScreen
-from mnist_tui.views import fmt, live, pictures, tables
+from mnist_tui.views import curves, diff_tables, fmt, live, pictures, run_tables
 
 
 class DiffScreen(ConsoleScreen):
@@ -81,11 +82,11 @@ class DiffScreen(ConsoleScreen):
         if d is None or d.a is None or d.b is None:
             return
         changes = [c for c in d.changes if self.show_all or c.changed]
-        keys, figures = tables.diff_tables(d.a, d.b, changes, d.deltas)
+        keys, figures = diff_tables.diff_tables(d.a, d.b, changes, d.deltas)
         self.query_one("#diff-keys", DataGrid).show(keys)
         self.query_one("#diff-figures", DataGrid).show(figures)
         plot = self.query_one("#diff-plot", Static)
-        curve = tables.overlay_curve(d.curves, "test_acc")
+        curve = curves.overlay_curve(d.curves, "test_acc")
         width = max(self.size.width - 4, 40)
         plot.update(
             Text.from_ansi(pictures.plot(curve, width=width, height=14)) if d.curves else ""
@@ -162,7 +163,9 @@ class OverlayScreen(ConsoleScreen):
         self.steps = event.steps
         if event.missing:
             self.notify(f"not found: {', '.join(event.missing)}", severity="warning")
-        self.query_one("#overlay-runs", DataGrid).show(tables.runs_table([r for r, _ in self.runs]))
+        self.query_one("#overlay-runs", DataGrid).show(
+            run_tables.runs_table([r for r, _ in self.runs])
+        )
         # the table just filled changes the plot's height: draw once the layout has it
         self.call_after_refresh(self.draw)
 
@@ -173,9 +176,9 @@ class OverlayScreen(ConsoleScreen):
     def draw(self) -> None:
         key = OVERLAY_METRICS[self.metric]
         if self.by_group:
-            curve = tables.group_band_curve(run_groups(self.runs), key)
+            curve = curves.group_band_curve(run_groups(self.runs), key)
         else:
-            curve = tables.overlay_curve(
+            curve = curves.overlay_curve(
                 [(f"{r.experiment}/{r.id}", rows) for r, rows in self.runs], key
             )
             curve = live.overlay_with_steps(

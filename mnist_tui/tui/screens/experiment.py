@@ -12,11 +12,12 @@ from textual.widgets import DataTable, Footer, Static
 
 from mnist_tui.config.loading import load_experiment
 from mnist_tui.errors import MnistTuiError
-from mnist_tui.runs.store import RunInfo, RunStore
+from mnist_tui.runs.record import RunInfo
+from mnist_tui.runs.store import RunStore
 from mnist_tui.tui.grid import DataGrid, is_data_key
 from mnist_tui.tui.messages import AskQueue, ExperimentLoaded, OpenRun, StoreChanged
 from mnist_tui.tui.screens.base import ConsoleScreen
-from mnist_tui.views import tables
+from mnist_tui.views import run_tables
 from mnist_tui.views.provenance import provenance_lines
 from mnist_tui.views.visible import visible
 
@@ -74,16 +75,18 @@ class ExperimentScreen(ConsoleScreen):
         ]
         if s.lineage:
             lines.append(f"\nextends {visible(' → '.join(s.lineage))}")
-        reported = tables.reported_line(s)
+        reported = run_tables.reported_line(s)
         if reported:
             lines.append(f"\n{reported}")
         lines += [(f"\n{line}", "dim") for line in provenance_lines(s)]
         header.update(Text.assemble(*lines))
-        self.query_one("#spec-table", DataGrid).show(tables.spec_table(s))
+        self.query_one("#spec-table", DataGrid).show(run_tables.spec_table(s))
         self.show_runs(event.runs)
 
     def show_runs(self, runs: list[RunInfo]) -> None:
-        self.query_one("#exp-runs", DataGrid).show(tables.runs_table(runs, show_experiment=False))
+        self.query_one("#exp-runs", DataGrid).show(
+            run_tables.runs_table(runs, show_experiment=False)
+        )
 
     @on(StoreChanged)
     def store_changed(self, event: StoreChanged) -> None:

@@ -16,7 +16,7 @@ from textual.binding import Binding
 from textual.timer import Timer
 from textual.widgets import DataTable, Footer, Header, Input, Static, TabbedContent, TabPane
 
-from mnist_tui.runs.store import RunInfo
+from mnist_tui.runs.record import RunInfo
 from mnist_tui.studies.catalog import ExperimentRow
 from mnist_tui.tui.devices_strip import DevicesStrip
 from mnist_tui.tui.grid import DataGrid, is_data_key
@@ -37,7 +37,7 @@ from mnist_tui.tui.messages import (
     TogglePause,
 )
 from mnist_tui.tui.screens.base import ConsoleScreen
-from mnist_tui.views import tables
+from mnist_tui.views import report_tables, tables
 from mnist_tui.views.tables import TableData
 
 FILTER_DELAY = 0.15  # seconds after the last key before the tables are filtered
@@ -233,7 +233,7 @@ class MainScreen(ConsoleScreen):
         """Reported vs reproduced reads every run's definition: a thread, only when shown."""
         from mnist_tui.studies.report import report_rows
 
-        self.post_message(ReportBuilt(tables.report_table(report_rows(experiments))))
+        self.post_message(ReportBuilt(report_tables.report_table(report_rows(experiments))))
 
     @on(ReportBuilt)
     def report_built(self, event: ReportBuilt) -> None:

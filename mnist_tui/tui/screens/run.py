@@ -22,8 +22,9 @@ from mnist_tui.config.spec import ExperimentSpec
 from mnist_tui.errors import MnistTuiError
 from mnist_tui.runs import schema
 from mnist_tui.runs.io import read_json
+from mnist_tui.runs.record import RunInfo
 from mnist_tui.runs.steps import STEPS
-from mnist_tui.runs.store import RunInfo, RunStore
+from mnist_tui.runs.store import RunStore
 from mnist_tui.studies.diagnose import chance_note
 from mnist_tui.tui.grid import DataGrid
 from mnist_tui.tui.messages import (
@@ -36,7 +37,7 @@ from mnist_tui.tui.messages import (
 )
 from mnist_tui.tui.screens.base import ConsoleScreen
 from mnist_tui.tui.workers import LogTail, MetricsTail
-from mnist_tui.views import live, pictures, tables
+from mnist_tui.views import live, pictures, run_tables, tables
 from mnist_tui.views.visible import visible
 
 
@@ -190,7 +191,9 @@ class RunScreen(ConsoleScreen):
                 "  ",
                 (visible(run.status), tables.STATUS_STYLE.get(run.status, "")),
                 "  ",
-                tables.run_header(run, self.rows, live.latest_train_loss(self.rows, self.steps)),
+                run_tables.run_header(
+                    run, self.rows, live.latest_train_loss(self.rows, self.steps)
+                ),
                 (f"\n{visible(reason, multiline=True)}" if reason else "", "red"),
                 ("\n" + "\n".join(system) if (system := self.system_lines()) else "", "dim"),
                 (f"\n{self.note}" if self.note else "", "yellow"),
@@ -231,11 +234,13 @@ class RunScreen(ConsoleScreen):
         self.query_one("#run-system", Static).update(
             Text("system\n", style="bold") + Text("\n".join(system)) if system else ""
         )
-        self.query_one("#epochs-table", DataGrid).show(tables.epochs_table(self.rows))
-        classes = tables.class_names(s, self.rows)
+        self.query_one("#epochs-table", DataGrid).show(run_tables.epochs_table(self.rows))
+        classes = run_tables.class_names(s, self.rows)
         last = self.rows[-1] if self.rows else {}
         per_class = s.get("per_class_acc") or last.get("test_per_class") or []
-        self.query_one("#class-table", DataGrid).show(tables.per_class_table(classes, per_class))
+        self.query_one("#class-table", DataGrid).show(
+            run_tables.per_class_table(classes, per_class)
+        )
         confusion = s.get("confusion") or last.get("test_confusion")
         self.query_one("#confusion", Static).update(
             pictures.confusion_heatmap(classes, confusion) if confusion else ""

@@ -16,7 +16,7 @@ from textual.containers import VerticalScroll
 from textual.widgets import Footer, Static
 
 from mnist_tui.errors import MnistTuiError
-from mnist_tui.runs.store import RunInfo
+from mnist_tui.runs.record import RunInfo
 from mnist_tui.tui.messages import SamplesReady
 from mnist_tui.tui.screens.base import ConsoleScreen
 from mnist_tui.views import fmt, pictures

@@ -16,7 +16,7 @@ from mnist_tui.runs.store import RunStore
 from mnist_tui.tui.grid import DataGrid
 from mnist_tui.tui.messages import StoreChanged, StudiesRead
 from mnist_tui.tui.screens.base import ConsoleScreen
-from mnist_tui.views import pictures, tables
+from mnist_tui.views import curves, pictures, search_tables
 
 
 class SearchScreen(ConsoleScreen):
@@ -74,23 +74,23 @@ class SearchScreen(ConsoleScreen):
                 child.remove()
         width = max((self.size.width or 100) - 4, 40)
         for st in event.studies:
-            best = tables.metric_text(st.metric, st.best_value)
+            best = search_tables.metric_text(st.metric, st.best_value)
             goal = "lowest" if st.direction == "minimize" else "highest"
-            title = f"study {st.name}: {tables.metric_label(st.metric)} {best} ({goal} wins)"
+            title = f"study {st.name}: {search_tables.metric_label(st.metric)} {best} ({goal} wins)"
             trials = DataGrid(classes="auto")
             body.mount(Static(Text(title, style="bold"), classes="pane-title"))
             body.mount(trials)
-            data = tables.trials_table(st.trials, metric=st.metric)
+            data = search_tables.trials_table(st.trials, metric=st.metric)
             trials.show(data)
             notes = Static(Text("\n".join(data.notes), style="dim"), classes="pane-title")
             body.mount(notes)
             self._notes[trials] = (notes, data.notes)
-            curve = tables.history_curve(st.trials, st.metric, st.direction)
+            curve = curves.history_curve(st.trials, st.metric, st.direction)
             body.mount(Static(Text.from_ansi(pictures.plot(curve, width=width, height=10))))
             if st.importances:
                 importances = DataGrid(classes="auto")
                 body.mount(importances)
-                shown = tables.importances_table(st.importances, st.completed)
+                shown = search_tables.importances_table(st.importances, st.completed)
                 importances.show(shown)
                 if shown.notes:
                     body.mount(Static(Text("\n".join(shown.notes), style="yellow")))
