@@ -57,10 +57,12 @@ def readable_metavars(command: Any) -> Any:
     return command
 
 
-def main(argv: list[str] | None = None) -> None:
-    """Console entry point: user errors print one clear message and exit non-zero."""
+def main(argv: list[str] | None = None, command: Any = None) -> None:
+    """Console entry point: user errors print one clear message and exit non-zero.
+
+    `command`: the Click command built once before (a warm trainer parent reuses it)."""
     try:
-        command = readable_metavars(typer.main.get_command(app))
+        command = command or readable_metavars(typer.main.get_command(app))
         command.main(args=argv, prog_name="mnist-tui", standalone_mode=True)
     except MnistTuiError as exc:
         err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import platform
 import socket
 import subprocess
@@ -10,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 
+@functools.cache  # one answer per process: a warm trainer parent asks once for every run
 def git_commit(cwd: Path | None = None) -> str | None:
     try:
         out = subprocess.run(
