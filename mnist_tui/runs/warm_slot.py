@@ -127,7 +127,7 @@ def preload(datasets: list[str], data_dir: str | None) -> None:
     the child sets its own thread count as a cold run does.
     """
     import torch
-    import torchvision  # noqa: F401  (each run's provenance names its version)
+    import torch._dynamo
 
     import mnist_tui.studies.runner
     import mnist_tui.train.engines  # noqa: F401
