@@ -18,6 +18,7 @@ the load average is printed with the tables.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import statistics
@@ -41,7 +42,6 @@ def phase_child(experiment: str, asked: float) -> None:
         now = time.time()
         marks[name] = now - last
         last = now
-
 
     import mnist_tui.cli  # noqa: F401  (what `mnist-tui run` imports before anything)
     from mnist_tui.config.loading import load_experiment
@@ -68,10 +68,8 @@ def phase_child(experiment: str, asked: float) -> None:
     trainer = Trainer(spec, dataset, dev, on_event=on_event, progress_every=1,
                       should_stop=lambda: bool(stepped))  # fmt: skip
     mark("model")
-    try:
+    with contextlib.suppress(Exception):  # it ends on the stop after its first step
         trainer.run()
-    except Exception:  # the trainer ends on the stop after its first step
-        pass
     if stepped:
         marks["first step"] = stepped[0] - last
     print(json.dumps(marks))
