@@ -159,14 +159,14 @@ class WarmParent:
         return child
 
     def close(self) -> None:
-        """Let the parent go (EOF on its stdin); it never trains, so nothing is lost."""
+        """End the parent at once: it never trains, so nothing is lost (its children were
+        stopped first; any still alive die with it)."""
         with contextlib.suppress(OSError, ValueError):
             assert self.proc.stdin is not None
             self.proc.stdin.close()
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            self.proc.wait(timeout=5)
         if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait()
+            with contextlib.suppress(ProcessLookupError):
+                self.proc.kill()
+        self.proc.wait()
         self.dead = True
         self.ready = False
