@@ -1,6 +1,6 @@
 """Warm start: runs forked from a slot's warm parent train exactly as cold child processes do.
 
-The parent (runs/warm_slot.py) is driven through the worker's side of it
+The parent (cli/warm_slot.py) is driven through the worker's side of it
 (runs/warm_pool.py), as the local launcher drives it; the runs are queued with the CLI.
 """
 

@@ -80,7 +80,7 @@ class Slot:
     child: subprocess.Popen[bytes] | warm_pool.WarmChild | None = None
     holder: claims.Holder | None = None
     started: float = 0.0
-    warm: warm_pool.WarmParent | None = None  # forks this slot's runs (runs/warm_slot.py)
+    warm: warm_pool.WarmParent | None = None  # forks this slot's runs (cli/warm_slot.py)
 
     @property
     def label(self) -> str:

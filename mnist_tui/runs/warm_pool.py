@@ -1,4 +1,4 @@
-"""The worker's side of warm start (runs/warm_slot.py): one warm parent per slot.
+"""The worker's side of warm start (cli/warm_slot.py): one warm parent per slot.
 
 The worker starts each slot's parent as soon as it serves, with the slot's environment
 (CUDA_VISIBLE_DEVICES, thread counts) set before anything is imported. A claimed run is
@@ -14,15 +14,23 @@ import os
 import select
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
 
-from mnist_tui.runs import warm_slot
 from mnist_tui.runs.launcher import die_with_parent
 
+# Room reserved in the parent's own argv for a child's rewritten command line: the kernel
+# shows /proc/<pid>/cmdline from the process's original argv memory, which cannot grow.
+TITLE_ROOM = 4096
 FORK_WAIT = 10.0  # seconds to wait for a parent's answer to a fork request
 WARM_ENV = "MNIST_TUI_WARM_START"  # "0": never fork warm, every run starts cold
+
+
+def parent_command() -> list[str]:
+    """How a warm parent is started (the padding is the room for its children's titles)."""
+    return [sys.executable, "-m", "mnist_tui.cli.warm_slot", "--title-room=" + " " * TITLE_ROOM]
 
 
 def enabled() -> bool:
@@ -66,7 +74,7 @@ class WarmParent:
     def __init__(self, env: dict[str, str], datasets: list[str], data_dir: Path | None) -> None:
         config = {"datasets": datasets, "data_dir": str(data_dir) if data_dir else None}
         self.proc = subprocess.Popen(
-            warm_slot.parent_command(),
+            parent_command(),
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             env={**env, "MNIST_TUI_WARM": json.dumps(config)},

@@ -15,7 +15,8 @@ parent's stdin; the parent answers {"ready"} once, {"forked": pid} per request a
 The child: a new session, PDEATHSIG (it dies with its parent, which dies with the worker),
 stdout/stderr to the run's log.txt, its /proc cmdline rewritten to the `train-run` command
 it stands for (cancel verifies a trainer by its command line), then the same code path as
-`mnist-tui train-run`.
+`mnist-tui train-run`. It is an entry point beside the CLI (it runs the CLI in each child);
+the worker's side is runs/warm_pool.py, which starts it with `python -m mnist_tui.cli.warm_slot`.
 """
 
 from __future__ import annotations
@@ -32,17 +33,6 @@ from pathlib import Path
 from typing import Any
 
 from mnist_tui.runs.launcher import die_with_parent
-
-# Room reserved in the parent's own argv for a child's rewritten command line: the kernel
-# shows /proc/<pid>/cmdline from the process's original argv memory, which cannot grow.
-TITLE_ROOM = 4096
-ROOM_FLAG = "--title-room="
-
-
-def parent_command() -> list[str]:
-    """How the launcher starts a warm parent (the padding is the room for child titles)."""
-    return [sys.executable, "-m", "mnist_tui.runs.warm_slot", ROOM_FLAG + " " * TITLE_ROOM]
-
 
 # ----------------------------------------------------------------------------- the child
 
