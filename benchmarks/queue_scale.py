@@ -219,6 +219,7 @@ def scale(base: Path, sizes: list[int], idle: float) -> None:
             scheduler.enqueue(store, spec, scheduler.QueueRequest())
         rows.setdefault("enqueue 1,000 (s)", []).append(time.perf_counter() - t)
         shutil.rmtree(store.root, ignore_errors=True)
+        print("  " + ", ".join(f"{k} {v[-1]:.2f}" for k, v in rows.items()), flush=True)
     print(f"\n{'runs in store':<22}" + "".join(f"{n:>12,}" for n in sizes) + f"{'ratio':>9}")
     for name, values in rows.items():
         ratio = values[-1] / values[0] if values[0] > 0 else float("inf")
