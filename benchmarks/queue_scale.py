@@ -35,7 +35,9 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+# --tree DIR: time another checkout's mnist_tui (e.g. the code before a change)
+TREE = Path(sys.argv[sys.argv.index("--tree") + 1]) if "--tree" in sys.argv else ROOT
+sys.path.insert(0, str(TREE))
 
 from mnist_tui.config.loading import load_experiment  # noqa: E402
 from mnist_tui.runs import claim as claims  # noqa: E402
@@ -145,14 +147,107 @@ def claim_rates(root: Path, n: int) -> None:
     )
 
 
+def build_done(root: Path, n: int) -> RunStore:
+    """N completed runs, nothing queued: the store an idle worker watches."""
+    store = RunStore(root)
+    spec = load_experiment("logreg", ROOT / "experiments")
+    first = scheduler.enqueue(store, spec, scheduler.QueueRequest())
+    store.handle(first).update(status="completed", queue_position=None)
+    summary = json.loads((first.path / "summary.json").read_text())
+    spec_text = (first.path / "spec.toml").read_text()
+    for i in range(1, n):
+        rid = f"{i:08x}"
+        d = first.path.parent / rid
+        d.mkdir()
+        (d / "spec.toml").write_text(spec_text)
+        (d / "summary.json").write_text(json.dumps(dict(summary, id=rid)))
+    return store
+
+
+def idle_worker_cpu(store: RunStore, seconds: float) -> float:
+    """Percent of one core an idle `mnist-tui worker --forever` uses over `seconds`."""
+    import subprocess
+
+    env = {**os.environ, "PYTHONPATH": str(TREE), "MNIST_TUI_WARM_START": "0"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "mnist_tui", "worker", "--forever", "--runs-dir", str(store.root)],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        time.sleep(6.0)  # imports, first reconcile, the first full check
+
+        def cpu() -> float:
+            fields = Path(f"/proc/{proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+            return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+        c0, t0 = cpu(), time.monotonic()
+        time.sleep(seconds)
+        return 100 * (cpu() - c0) / (time.monotonic() - t0)
+    finally:
+        proc.terminate()
+        proc.wait()
+
+
+def worker_poll(store: RunStore) -> Any:
+    """One poll of an idle worker's queue read, as this tree's worker does it."""
+    try:
+        from mnist_tui.runs.queue_watch import QueueWatch
+    except ImportError:  # the code before the watch: every poll read the queue
+        return lambda: scheduler.queue_order(store)
+    watch = QueueWatch(store)
+    return lambda: scheduler.queue_order(store, watch.active())
+
+
+def scale(base: Path, sizes: list[int], idle: float) -> None:
+    """The issue's figures at each size, side by side, with the ratio last/first."""
+    spec = load_experiment("logreg", ROOT / "experiments")
+    rows: dict[str, list[float]] = {}
+    for n in sizes:
+        t = time.perf_counter()
+        store = build_done(base / f"done{n}", n)
+        built = time.perf_counter() - t
+        t = time.perf_counter()
+        store.index.sync()
+        indexed = time.perf_counter() - t
+        print(f"  built {n} runs in {built:.0f} s, indexed in {indexed:.1f} s", flush=True)
+        rows.setdefault("idle poll (ms)", []).append(timed(worker_poll(store), 9)[1])
+        rows.setdefault("idle worker (% core)", []).append(idle_worker_cpu(store, idle))
+        _, one = timed(lambda s=store: scheduler.enqueue(s, spec, scheduler.QueueRequest()), 9)
+        rows.setdefault("enqueue one (ms)", []).append(one)
+        t = time.perf_counter()
+        for _ in range(1000):
+            scheduler.enqueue(store, spec, scheduler.QueueRequest())
+        rows.setdefault("enqueue 1,000 (s)", []).append(time.perf_counter() - t)
+        shutil.rmtree(store.root, ignore_errors=True)
+        print("  " + ", ".join(f"{k} {v[-1]:.2f}" for k, v in rows.items()), flush=True)
+    print(f"\n{'runs in store':<22}" + "".join(f"{n:>12,}" for n in sizes) + f"{'ratio':>9}")
+    for name, values in rows.items():
+        ratio = values[-1] / values[0] if values[0] > 0 else float("inf")
+        cells = "".join(f"{v:>12.2f}" for v in values)
+        print(f"{name:<22}{cells}{ratio:>8.1f}x")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
+    ap.add_argument("--tree", type=Path, default=ROOT, help="checkout whose mnist_tui to time")
+    ap.add_argument("--scale", action="store_true",
+                    help="only the scaling table: idle poll, idle worker CPU, enqueue, "
+                    "1,000 enqueues at 10 and 10,000 runs (and 100,000 with --big)")  # fmt: skip
+    ap.add_argument("--big", action="store_true", help="add the 100,000-run store (minutes)")
+    ap.add_argument("--idle", type=float, default=10.0, help="seconds of idle worker measured")
     ap.add_argument("--sizes", type=int, nargs="+", default=[1000, 10000])
     ap.add_argument("--claims", type=int, default=2000)
     ap.add_argument("--dir", type=Path, default=None, help="where to build (default: /tmp)")
     ap.add_argument("--queued", type=float, default=0.01, help="share of the runs queued")
     args = ap.parse_args()
     base = Path(tempfile.mkdtemp(prefix="queue-scale-", dir=args.dir))
+    if args.scale:
+        print(f"load average {os.getloadavg()[0]:.2f} ({os.cpu_count()} cores), tree {args.tree}")
+        try:
+            scale(base, [10, 10_000] + ([100_000] if args.big else []), args.idle)
+        finally:
+            shutil.rmtree(base, ignore_errors=True)
+        return
     try:
         print(f"store under {base}")
         head = ["runs", "queue_order", "(cold)", "stored=queued", "sync", "enqueue", "update"]

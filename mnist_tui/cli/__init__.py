@@ -7,6 +7,7 @@ one Typer `app`.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import typer
@@ -25,6 +26,7 @@ from mnist_tui.cli.completion import attach
 from mnist_tui.cli.options import app, err
 from mnist_tui.cli.panels import group_commands
 from mnist_tui.errors import MnistTuiError
+from mnist_tui.runs.index import BUILD_BATCH, BUILD_PROGRESS
 
 __all__ = ["app", "main"]
 
@@ -67,11 +69,32 @@ def readable_metavars(command: Any) -> Any:
     return command
 
 
-def main(argv: list[str] | None = None) -> None:
-    """Console entry point: user errors print one clear message and exit non-zero."""
+def index_progress(root: Path, done: int, total: int) -> None:
+    """A long index build says what it does (stderr): a missing index at 100,000 runs
+    takes a while, and Ctrl-C keeps what was read."""
+    if done <= BUILD_BATCH:
+        err.print(
+            f"building the run index of {escape(str(root))} ({total:,} runs to read; "
+            "Ctrl-C stops, the next command goes on from there)",
+            highlight=False,
+        )
+    if err.is_terminal:
+        end = "\n" if done >= total else "\r"
+        err.file.write(f"  {done:,} / {total:,} runs{end}")
+        err.file.flush()
+    elif done >= total:
+        err.print(f"  {done:,} / {total:,} runs indexed", highlight=False)
+
+
+def main(argv: list[str] | None = None, command: Any = None) -> None:
+    """Console entry point: user errors print one clear message and exit non-zero.
+
+    `command`: the Click command built once before (a warm trainer parent reuses it)."""
+    if index_progress not in BUILD_PROGRESS:
+        BUILD_PROGRESS.append(index_progress)
     try:
         group_commands(app)
-        command = attach(readable_metavars(typer.main.get_command(app)))
+        command = command or attach(readable_metavars(typer.main.get_command(app)))
         command.main(args=argv, prog_name="mnist-tui", standalone_mode=True)
     except MnistTuiError as exc:
         err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False)

@@ -31,7 +31,7 @@ import re
 import secrets
 import sqlite3
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -160,6 +160,13 @@ def parse_since(text: str, now: float | None = None) -> float:
             f"2025-01-31 or 2025-01-31T14:00; got '{text}'"
         ) from None
     return when.timestamp()
+
+
+# who wants to hear about a long index build: (root, runs read, runs to read); the CLI
+# prints it, the core stays silent
+BUILD_PROGRESS: list[Callable[[Path, int, int], None]] = []
+BUILD_REPORT = 2000  # runs to read before a build is worth reporting
+BUILD_BATCH = 2000  # runs written per transaction (what Ctrl-C can lose)
 
 
 def _key(run_dir: Path) -> str:
@@ -444,20 +451,33 @@ class RunIndex:
             # for a vanished one
             known = dict(conn.execute("SELECT key, fp FROM runs").fetchall())
             seen: set[str] = set()
-            changed: list[LoadedRun] = []
+            stale: list[str] = []
             for key, path, fp in self._scan():
                 seen.add(key)
                 if known.get(key) != fp:
+                    stale.append(path)
+            gone = [k for k in known if k not in seen]
+            if not stale and not gone:
+                return 0
+            # many runs to read (a missing index, a store copied in): written in batches,
+            # each its own transaction, so Ctrl-C keeps what was read and leaves a usable
+            # index that the next command completes; the progress goes to BUILD_PROGRESS
+            report = len(stale) >= BUILD_REPORT and BUILD_PROGRESS
+            written = 0
+            for start in range(0, max(1, len(stale)), BUILD_BATCH):
+                changed: list[LoadedRun] = []
+                for path in stale[start : start + BUILD_BATCH]:
                     loaded = load_run(Path(path))
                     if not os.path.isdir(path):
                         continue  # moved away while we looked
                     changed.append(loaded)
-            gone = [k for k in known if k not in seen]
-            if not changed and not gone:
-                return 0
-            with _transaction(conn):
-                _write(conn, changed, gone)
-            return len(changed) + len(gone)
+                with _transaction(conn):
+                    _write(conn, changed, gone if start == 0 else [])
+                written += len(changed)
+                if report:
+                    for hook in BUILD_PROGRESS:
+                        hook(self.root, min(len(stale), start + BUILD_BATCH), len(stale))
+            return written + len(gone)
 
         result: int = self._with_db(run, 0)
         return result

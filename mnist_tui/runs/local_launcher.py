@@ -14,10 +14,12 @@ import signal
 import subprocess
 import sys
 import time
+import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
-from mnist_tui.runs import admission
+from mnist_tui.runs import admission, warm_pool
 from mnist_tui.runs import claim as claims
 from mnist_tui.runs.launcher import (
     SKIP,
@@ -75,9 +77,10 @@ class Slot:
     device: str  # "cpu" or a GPU id
     index: int
     run: RunInfo | None = None
-    child: subprocess.Popen[bytes] | None = None
+    child: subprocess.Popen[bytes] | warm_pool.WarmChild | None = None
     holder: claims.Holder | None = None
     started: float = 0.0
+    warm: warm_pool.WarmParent | None = None  # forks this slot's runs (cli/warm_slot.py)
 
     @property
     def label(self) -> str:
@@ -108,7 +111,20 @@ class LocalLauncher:
         )
 
     def connect(self, mark: Mark) -> None:
-        pass  # nothing to join: the slots are this machine's
+        # nothing to join (the slots are this machine's); start the warm parents, which
+        # import torch and decode the queue's datasets while the first runs are claimed
+        if not warm_pool.enabled():
+            return
+        datasets = queued_datasets(self.store)
+        for slot in self.slots:
+            self._warm_up(slot, datasets)
+
+    def _warm_up(self, slot: Slot, datasets: list[str]) -> None:
+        try:
+            slot.warm = warm_pool.WarmParent(self.child_env(slot), datasets, self.options.data_dir)
+        except OSError as exc:
+            self.log(f"no warm start on {slot.label}: {exc.strerror}")
+            slot.warm = None
 
     def reconcile(self, mark: Mark) -> None:
         pass  # the worker's own reconcile covers runs whose trainer was on this host
@@ -183,8 +199,9 @@ class LocalLauncher:
                 f"cannot write the log: {exc.strerror}", f"cannot write {log_path}: {exc.strerror}"
             ) from None
         with log:
+            warm = self._fork_warm(slot, cmd, log_path)
             try:
-                child = subprocess.Popen(
+                child = warm or subprocess.Popen(
                     cmd,
                     stdin=subprocess.DEVNULL,
                     stdout=log,
@@ -200,7 +217,19 @@ class LocalLauncher:
                 ) from None
         slot.holder = claims.hand_over(info.path, holder, child.pid, "train", shlex.join(cmd))
         slot.run, slot.child, slot.started = info, child, time.time()
-        self.log(f"started {info.experiment}/{info.id} on {slot.label} (pid {child.pid})")
+        how = "warm" if isinstance(child, warm_pool.WarmChild) else "cold"
+        self.log(f"started {info.experiment}/{info.id} on {slot.label} (pid {child.pid}, {how})")
+
+    def _fork_warm(self, slot: Slot, cmd: list[str], log_path: Path) -> warm_pool.WarmChild | None:
+        """The run forked from the slot's warm parent; None: start it cold."""
+        if slot.warm is None:
+            return None
+        if slot.warm.dead:  # restart it for the next run; this one starts cold
+            self.log(f"warm parent of {slot.label} is gone: restarting it")
+            self._warm_up(slot, queued_datasets(self.store))
+            return None
+        # the child's command line becomes `cmd`, so cancel can verify it as a trainer
+        return slot.warm.fork(cmd[3:], log_path, cmd)
 
     def poll_finished(self) -> list[Finished]:
         done: list[Finished] = []
@@ -232,6 +261,24 @@ class LocalLauncher:
             with contextlib.suppress(subprocess.TimeoutExpired):
                 s.child.wait(timeout=max(0.1, deadline - time.monotonic()))
         reap()
+        for s in self.slots:
+            if s.warm is not None:
+                s.warm.close()
+                s.warm = None
+
+
+def queued_datasets(store: RunStore, limit: int = 50) -> list[str]:
+    """The datasets the first queued runs train on, from their frozen spec.toml."""
+    from mnist_tui.runs.scheduler import queue_order
+
+    keys: list[str] = []
+    for info in queue_order(store)[:limit]:
+        with contextlib.suppress(OSError, tomllib.TOMLDecodeError):
+            data = tomllib.loads(info.spec_path().read_text(encoding="utf-8")).get("data")
+            key = data.get("dataset") if isinstance(data, dict) else None
+            if isinstance(key, str) and key not in keys:
+                keys.append(key)
+    return keys or ["mnist"]
 
 
 def _check() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import platform
 import socket
 import subprocess
@@ -10,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 
+@functools.cache  # one answer per process: a warm trainer parent asks once for every run
 def git_commit(cwd: Path | None = None) -> str | None:
     try:
         out = subprocess.run(
@@ -36,9 +38,19 @@ def git_commit(cwd: Path | None = None) -> str | None:
     return commit + ("-dirty" if dirty else "")
 
 
+def _version(package: str) -> str | None:
+    """An installed package's version without importing it (torchvision alone costs
+    seconds of every run's start-up)."""
+    from importlib import metadata
+
+    try:
+        return metadata.version(package)
+    except metadata.PackageNotFoundError:
+        return None
+
+
 def environment(device: str, seed: int) -> dict[str, Any]:
     import torch
-    import torchvision
 
     from mnist_tui import __version__
 
@@ -46,7 +58,7 @@ def environment(device: str, seed: int) -> dict[str, Any]:
         "mnist_tui": __version__,
         "python": platform.python_version(),
         "torch": torch.__version__,
-        "torchvision": torchvision.__version__,
+        "torchvision": _version("torchvision"),
         "cuda": torch.version.cuda,
         "device": device,
         "seed": seed,

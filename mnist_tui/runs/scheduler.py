@@ -21,6 +21,7 @@ from mnist_tui.config.loading import check_runnable
 from mnist_tui.config.spec import ExperimentSpec
 from mnist_tui.errors import StoreError
 from mnist_tui.runs import claim as claims
+from mnist_tui.runs import queue_watch
 from mnist_tui.runs.record import CANCEL_FLAG as CANCEL_FLAG
 from mnist_tui.runs.record import RunInfo
 from mnist_tui.runs.store import RunStore
@@ -93,8 +94,13 @@ def enqueue(store: RunStore, spec: ExperimentSpec, request: QueueRequest) -> Run
     afterwards changes nothing for this run.
     """
     check_runnable(spec)  # a name no run directory can have: refused before anything
-    order = queue_order(store)
-    position = max([_position(r)[0] for r in order] + [time.time()]) + 1e-3
+    # the tail kept in the index: placing a run reads no queue (O(1) in the store's size);
+    # only a store whose index lost it (rebuilt, new) reads the queue once
+    last = queue_watch.tail(store)
+    if last is None:
+        last = max([_position(r)[0] for r in queue_order(store)], default=0.0)
+    position = max(last, time.time()) + 1e-3
+    queue_watch.raise_tail(store, position)
     handle = store.create(
         spec.name,
         spec.to_toml(),
@@ -144,6 +150,9 @@ def _update_if_queued(store: RunStore, info: RunInfo, **fields: Any) -> None:
     fresh = store.read_run(info.experiment, info.id)
     if fresh is not None and fresh.summary.get("status") == "queued":
         store.handle(fresh).update(**fields)
+        position = fields.get("queue_position")
+        if isinstance(position, float):
+            queue_watch.raise_tail(store, position)  # a move to the bottom may pass it
 
 
 def cancel(store: RunStore, run: RunInfo) -> str:

@@ -43,6 +43,7 @@ from mnist_tui.runs.launcher import (
     WorkerOptions,
     failure_reason,
 )
+from mnist_tui.runs.queue_watch import QueueWatch
 from mnist_tui.runs.record import RunInfo
 from mnist_tui.runs.store import RunStore
 
@@ -145,6 +146,7 @@ class Worker:
         self.stopping = False
         self._log = log or (lambda line: print(line, flush=True))
         self.launcher = launcher(store, options, self.log)
+        self.watch = QueueWatch(store)  # an idle poll reads no run of the store
 
     def log(self, message: str) -> None:
         self._log(f"{time.strftime('%Y-%m-%d %H:%M:%S')} worker {os.getpid()}: {message}")
@@ -169,9 +171,7 @@ class Worker:
                 busy = self.launcher.busy()
                 # idle: nothing running and nothing it may start (a paused queue waits for
                 # `queue resume`, which starts a worker again)
-                idle = (
-                    not busy and not started and (paused or not scheduler.queue_order(self.store))
-                )
+                idle = not busy and not started and (paused or not self.queued())
                 if not idle:
                     idle_since = time.monotonic()
                 elif not self.options.forever and (
@@ -225,7 +225,7 @@ class Worker:
         if not self.launcher.capacity():
             return 0
         started = 0
-        for info in scheduler.queue_order(self.store):
+        for info in self.queued():
             if self.launcher.holds(info.id):
                 continue
             placement = self.launcher.place(info)
@@ -239,6 +239,9 @@ class Worker:
             if self.start(info, placement):
                 started += 1
         return started
+
+    def queued(self) -> list[RunInfo]:
+        return scheduler.queue_order(self.store, self.watch.active())
 
     def start(self, info: RunInfo, placement: Any) -> bool:
         claimed = claims.claim_queued(self.store, info, "worker")
