@@ -135,6 +135,8 @@ VALID = {
     st.lists(
         st.sampled_from([(k, text, v) for k, opts in VALID.items() for text, v in opts]),
         max_size=6,
+        # a key set twice to different values is an error (tests/test_option_conflicts.py)
+        unique_by=lambda c: c[0],
     ),
     st.sampled_from(["{k}={v}", "{k} = {v}", " {k}= {v} "]),
 )
@@ -148,7 +150,7 @@ def test_what_is_stored_is_what_the_overrides_said(
     overrides = [form.format(k=k, v=text) for k, text, _ in chosen]
     spec = load_experiment("fnn1", EXPERIMENTS, overrides)
     resolved = flatten(spec.to_dict())
-    expected = {k: v for k, _, v in chosen}  # the last one of a key wins
+    expected = {k: v for k, _, v in chosen}
     for key, value in expected.items():
         assert resolved[key] == value, (key, overrides)
     assert spec.extends == "logreg" and spec.name == "fnn1"
