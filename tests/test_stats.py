@@ -80,14 +80,21 @@ def test_seeds_needed_is_the_smallest_n_with_the_power() -> None:
     assert n is not None
     s = math.sqrt((sa**2 + sb**2) / 2)
 
-    def power(k: int) -> float:
-        df = 2 * k - 2
+    def power(k: int, sa: float = sa, sb: float = sb) -> float:
+        # Welch's test, as compare runs it: Welch-Satterthwaite df for k runs a side
+        ea, eb = sa**2 / k, sb**2 / k
+        df = (ea + eb) ** 2 / (ea**2 / (k - 1) + eb**2 / (k - 1))
         crit = st.t.ppf(0.975, df)
-        nc = delta / (s * math.sqrt(2 / k))
+        nc = delta / math.sqrt(ea + eb)
         return float(1 - st.nct.cdf(crit, df, nc) + st.nct.cdf(-crit, df, nc))
 
     assert power(n) >= 0.8 > power(n - 1)
     assert S.seeds_needed(0.0, sa, sb) is None and S.seeds_needed(delta, 0, 0) is None
+    assert s > 0
+    # one side's spread dominating leaves Welch's test fewer df: more runs than pooled
+    lop = S.seeds_needed(delta, 0.0045, 0.0001)
+    assert lop is not None and power(lop, 0.0045, 0.0001) >= 0.8 > power(lop - 1, 0.0045, 0.0001)
+    assert lop > S.seeds_needed(delta, math.sqrt((0.0045**2 + 0.0001**2) / 2), 0.0045 / 1.4143)
 
 
 def test_one_run_is_said_plainly() -> None:

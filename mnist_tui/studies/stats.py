@@ -159,18 +159,22 @@ def seeds_needed(
 ) -> int | None:
     """Runs per side for a two-sided two-sample t test to find `delta` with `power`.
 
-    The spread is the root mean square of the two standard deviations; the power of n
-    runs a side is that of the noncentral t with 2n - 2 df and noncentrality
-    delta / (s sqrt(2 / n)). None when there is no spread or no difference to find;
-    MAX_SEEDS + 1 when more than MAX_SEEDS would be needed."""
-    s = math.sqrt((std_a**2 + std_b**2) / 2)
+    The test is Welch's, as `compare` runs it: the power of n runs a side is that of the
+    noncentral t with noncentrality delta / sqrt((sa² + sb²) / n) and the
+    Welch-Satterthwaite df, (n - 1)(sa² + sb²)² / (sa⁴ + sb⁴) (2n - 2 when the spreads are
+    equal; near n - 1 when one side's spread dominates, which needs more runs). None when
+    there is no spread or no difference to find; MAX_SEEDS + 1 when more than MAX_SEEDS
+    would be needed."""
+    va, vb = std_a**2, std_b**2
+    s = math.sqrt((va + vb) / 2)
     if s == 0 or delta == 0 or not math.isfinite(delta):
         return None
     st = _scipy_stats()
     effect = abs(delta) / s
+    df_per_run = (va + vb) ** 2 / (va**2 + vb**2)  # Welch's df is this times (n - 1)
 
     def power_at(n: int) -> float:
-        df = 2 * n - 2
+        df = df_per_run * (n - 1)
         crit = st.t.ppf(1 - alpha / 2, df)
         nc = effect * math.sqrt(n / 2)
         return float(st.nct.sf(crit, df, nc) + st.nct.cdf(-crit, df, nc))
