@@ -149,11 +149,12 @@ class VariantsScreen(ConsoleScreen):
             Text(f"• {verdict(c, event.study.metric)}", style="green" if c.significant else "")
             for c in event.study.pairs
         ]
+        # the answer first: at 80x24 the tables below it may need scrolling
         out.update(
             Group(
+                *verdicts,
                 rich_table(sides_table(event.study)),
                 rich_table(pairs_table(event.study)),
-                *verdicts,
             )
         )
 
