@@ -18,6 +18,7 @@ from typing import Literal
 from textual import on, work
 from textual.app import App
 from textual.binding import Binding
+from textual.css.query import NoMatches
 from textual.notifications import Notification, Notify
 from textual.screen import Screen
 from textual.worker import Worker, get_current_worker
@@ -165,7 +166,14 @@ class MnistTuiApp(App[None]):
         self.in_flight = event.in_flight
         if event.runs is not None:
             self._notify_endings(event.runs)
-        self.main.apply(event)
+        try:
+            self.main.apply(event)
+        except NoMatches:
+            # a read that lands while the console closes finds its tables gone: nothing
+            # is left to show it on (any other time a missing table is a bug)
+            if self._exit or not self.main.is_attached:
+                return
+            raise
         if event.runs is not None:
             # every other open screen follows the store too (an experiment's runs, a
             # search's trials): none stays as it was when it was opened
