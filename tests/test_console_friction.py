@@ -357,7 +357,7 @@ async def test_run_page_resumes_tags_notes_archives_deletes_and_queues_again(
         await pilot.press(*"lr too high", "enter")
         await wait_for(pilot, lambda: app.store.resolve("f0000002").note == "lr too high", 10)
         header = run_screen.query_one("#run-header", Static)
-        await wait_for(pilot, lambda: "#best" in str(header.render()), 10)
+        await wait_for(pilot, lambda: "note: lr too high" in str(header.render()), 10)
         assert "note: lr too high" in str(header.render())
         await pilot.press("r")  # killed: resumable, in a detached child process
         await pilot.pause(1)
