@@ -359,6 +359,7 @@ async def test_run_page_resumes_tags_notes_archives_deletes_and_queues_again(
         header = run_screen.query_one("#run-header", Static)
         await wait_for(pilot, lambda: "note: lr too high" in str(header.render()), 10)
         assert "note: lr too high" in str(header.render())
+        assert "#best" in str(header.render())
         await pilot.press("r")  # killed: resumable, in a detached child process
         await pilot.pause(1)
         assert started, [n.message for n in app._notifications]
