@@ -1,6 +1,10 @@
 """Start-up costs: where a fresh `mnist-tui run` spends its time, and the worker's per-run cost.
 
     python benchmarks/startup.py [--experiment logreg] [--repeats 3] [--runs 10] [--skip-worker]
+                                 [--tree DIR]
+
+`--tree DIR` times another checkout's mnist_tui beside this one (e.g. the code before a
+change): every figure is printed for both, side by side, from the same invocation.
 
 1. Phases of a run in a fresh process (each repeat a new interpreter), median seconds:
    interpreter + imports (the CLI, torch, the trainer), spec, data (locate, verify,
@@ -9,8 +13,9 @@
    `run_experiment` follows, timed from the moment the process was asked for.
 2. The worker: `--runs` queued one-epoch runs on a 1,000-image subset drained by
    `mnist-tui worker`, cold (MNIST_TUI_WARM_START=0: a new process per run) and warm
-   (forked from each slot's warm parent). Per run, from the claims history and the
-   summary: claim -> running (data loaded) and claim -> end; and the whole drain.
+   (forked from each slot's warm parent). Per run, from the claims history, the summary
+   and the step reports: claim -> running (data loaded), claim -> the first step report
+   (its first optimiser steps taken) and claim -> end; and the whole drain.
 Needs the real datasets (MNIST_TUI_DATA). Other load on the machine skews every figure:
 the load average is printed with the tables.
 """
@@ -75,14 +80,22 @@ def phase_child(experiment: str, asked: float) -> None:
     print(json.dumps(marks))
 
 
-def phases(experiment: str, repeats: int) -> dict[str, list[float]]:
+def tree_env(tree: Path | None, **extra: str) -> dict[str, str]:
+    """The environment of a child that imports `tree`'s mnist_tui (None: this checkout)."""
+    env = {**os.environ, **extra}
+    if tree is not None:
+        env["PYTHONPATH"] = str(tree)
+    return env
+
+
+def phases(experiment: str, repeats: int, tree: Path | None) -> dict[str, list[float]]:
     out: dict[str, list[float]] = {p: [] for p in PHASES}
     out["total"] = []
     for _ in range(repeats):
         asked = time.time()
         res = subprocess.run(
             [sys.executable, __file__, "--phase-child", experiment, "--asked", repr(asked)],
-            capture_output=True, text=True, check=True,
+            capture_output=True, text=True, check=True, env=tree_env(tree),
         )  # fmt: skip
         marks = json.loads(res.stdout.strip().splitlines()[-1])
         for k, v in marks.items():
@@ -91,9 +104,11 @@ def phases(experiment: str, repeats: int) -> dict[str, list[float]]:
     return out
 
 
-def drain(experiment: str, runs: int, warm: bool, tmp: Path) -> dict[str, list[float]]:
-    store = tmp / ("warm" if warm else "cold")
-    env = {**os.environ, "MNIST_TUI_WARM_START": "1" if warm else "0"}
+def drain(
+    experiment: str, runs: int, warm: bool, tmp: Path, tree: Path | None = None
+) -> dict[str, list[float]]:
+    store = tmp / f"{'warm' if warm else 'cold'}-{'tree' if tree else 'this'}"
+    env = tree_env(tree, MNIST_TUI_WARM_START="1" if warm else "0")
     base = [sys.executable, "-m", "mnist_tui"]
     subprocess.run(
         [*base, "queue", "add", experiment, "--repeats", str(runs), *TINY, "--device", "cpu",
@@ -106,7 +121,7 @@ def drain(experiment: str, runs: int, warm: bool, tmp: Path) -> dict[str, list[f
         env=env, capture_output=True, check=True,
     )  # fmt: skip
     wall = time.monotonic() - t0
-    to_running, to_end = [], []
+    to_running, to_step, to_end = [], [], []
     for summary_path in store.glob("*/*/summary.json"):
         summary = json.loads(summary_path.read_text())
         (h,) = [json.loads(x) for x in (summary_path.parent / "claims.jsonl").open()]
@@ -114,9 +129,19 @@ def drain(experiment: str, runs: int, warm: bool, tmp: Path) -> dict[str, list[f
         # moment its process exists (cold) or was forked (warm)
         claimed = float(h["claimed_at"])
         to_running.append(float(summary["started"]) - claimed)
+        steps = summary_path.parent / "steps.jsonl"
+        if steps.is_file():  # the first step report (the code before reports has none)
+            first = steps.read_text().splitlines()[:1]
+            if first:
+                to_step.append(float(json.loads(first[0])["time"]) - claimed)
         to_end.append(float(h["released_at"]) - claimed)
         assert summary["status"] == "completed", summary
-    return {"drain": [wall], "claim->running": to_running, "claim->end": to_end}
+    return {
+        "drain": [wall],
+        "claim->running": to_running,
+        "claim->1st step": to_step,
+        "claim->end": to_end,
+    }
 
 
 def med(xs: list[float]) -> str:
@@ -129,6 +154,8 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--runs", type=int, default=10)
     ap.add_argument("--skip-worker", action="store_true")
+    ap.add_argument("--skip-phases", action="store_true")
+    ap.add_argument("--tree", type=Path, default=None, help="another checkout, timed beside")
     ap.add_argument("--phase-child", default=None, help=argparse.SUPPRESS)
     ap.add_argument("--asked", type=float, default=0.0, help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -136,20 +163,29 @@ def main() -> None:
         phase_child(args.phase_child, args.asked)
         return
     print(f"load average at start: {os.getloadavg()[0]:.2f} ({os.cpu_count()} cores)")
-    res = phases(args.experiment, args.repeats)
-    print(f"\nfresh-process start-up of `{args.experiment}` (median of {args.repeats}, s)")
-    for name in (*PHASES, "total"):
-        print(f"  {name:<12} {med(res[name])}   (all: {', '.join(f'{x:.2f}' for x in res[name])})")
+    trees: list[tuple[str, Path | None]] = [("this", None)]
+    if args.tree:
+        trees.insert(0, (args.tree.name, args.tree.resolve()))
+    if not args.skip_phases:
+        res = {name: phases(args.experiment, args.repeats, tree) for name, tree in trees}
+        print(f"\nfresh-process start-up of `{args.experiment}` (median of {args.repeats}, s)")
+        print(f"  {'':<12} " + " ".join(f"{name:>10}" for name, _ in trees))
+        for phase in (*PHASES, "total"):
+            cells = " ".join(f"{med(res[name][phase]):>10}" for name, _ in trees)
+            print(f"  {phase:<12} {cells}")
     if args.skip_worker:
         return
     with tempfile.TemporaryDirectory() as tmp:
-        cold = drain(args.experiment, args.runs, False, Path(tmp))
-        warm = drain(args.experiment, args.runs, True, Path(tmp))
+        # the other tree has one way to start a run; this one has two (cold, warm)
+        modes = [(f"{name} cold", tree, False) for name, tree in trees]
+        modes.append(("this warm", None, True))
+        drains = {label: drain(args.experiment, args.runs, warm, Path(tmp), tree)
+                  for label, tree, warm in modes}  # fmt: skip
     print(f"\nworker: {args.runs} one-epoch runs, 1,000 images, median per run (s)")
-    print(f"  {'':<16} {'cold':>7} {'warm':>7}")
-    for key in ("claim->running", "claim->end"):
-        print(f"  {key:<16} {med(cold[key])} {med(warm[key])}")
-    print(f"  {'drain (total)':<16} {med(cold['drain'])} {med(warm['drain'])}")
+    print(f"  {'':<16} " + " ".join(f"{label:>12}" for label in drains))
+    for key in ("claim->running", "claim->1st step", "claim->end"):
+        print(f"  {key:<16} " + " ".join(f"{med(d[key]):>12}" for d in drains.values()))
+    print(f"  {'drain (total)':<16} " + " ".join(f"{med(d['drain']):>12}" for d in drains.values()))
     print(f"load average at end: {os.getloadavg()[0]:.2f}")
 
 

@@ -84,3 +84,26 @@ def test_an_idle_poll_reads_no_run_and_sees_every_kind_of_change(
     (copy / "summary.json").write_text(json.dumps(summary) + " ")
     watch.reconcile = 0.0
     assert "0123abcd" not in {r.id for r in watch.active()}
+
+
+def test_a_costly_full_check_is_spread_out_to_stay_within_its_budget(
+    store: RunStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    add(store)
+    ticks = iter(range(1000))
+    # each full check appears to cost one CPU second: at CHECK_BUDGET 0.5% the next periodic
+    # check waits 200 s, however small `reconcile` is
+    monkeypatch.setattr(queue_watch.time, "process_time", lambda: float(next(ticks)))
+    watch = QueueWatch(store, reconcile=1e-6)
+    watch.active()
+    assert watch.period == pytest.approx(1.0 / queue_watch.CHECK_BUDGET)
+    for _ in range(3):
+        watch.active()
+    assert watch.full_checks == 1
+
+    # a cheap check keeps the configured period (here: a microsecond, so every poll)
+    monkeypatch.setattr(queue_watch.time, "process_time", lambda: 5.0)
+    cheap = QueueWatch(store, reconcile=1e-6)
+    for _ in range(3):
+        cheap.active()
+    assert cheap.full_checks == 3

@@ -5,8 +5,11 @@ generation (runs/index.py), so a poll needs only:
     index.state()        one small read: did anything write through the store?
     index.dirs_token()   a stat per experiment folder: run folders copied in or removed?
 and reads the queue (a status-filtered query, a few rows) only when one of them moved. A
-full check of the run directories (`index.sync()`, a stat per run: summaries edited
-behind the store's back) runs when a folder changed and every `RECONCILE` seconds.
+full check of the run directories (`index.sync()`, a stat per run file: summaries edited
+behind the store's back) runs when a folder changed and every `RECONCILE` seconds, or
+less often in a store so large that a check would cost more than `CHECK_BUDGET` of a core
+on average (at 100,000 runs one check takes seconds): the period stretches to the check's
+own duration / CHECK_BUDGET, so an idle worker's cost stays bounded at any size.
 An index kept in memory (MNIST_TUI_INDEX=memory, a store shared over NFS) sees no other
 process's writes: there every poll checks the directories, as before.
 
@@ -23,7 +26,8 @@ from mnist_tui.runs.index import RunQuery
 from mnist_tui.runs.record import RunInfo
 from mnist_tui.runs.store import RunStore
 
-RECONCILE = 180.0  # seconds between full checks of the run directories
+RECONCILE = 180.0  # seconds between full checks of the run directories (at least)
+CHECK_BUDGET = 0.005  # the share of one core the periodic full checks may take on average
 TAIL_KEY = "queue_tail"
 SCHEDULER_STATUSES = ("queued", "running")
 
@@ -37,18 +41,30 @@ class QueueWatch:
         self._token: Any = None
         self._dirs: Any = None
         self._last_full = float("-inf")
+        self._check_cost = 0.0  # CPU seconds the last full check took
         self._runs: list[RunInfo] = []
         self.reads = 0  # how many times the queue was read (benchmarks and tests look)
         self.full_checks = 0
+
+    @property
+    def period(self) -> float:
+        """Seconds between periodic full checks: `reconcile`, or longer where one check
+        costs more than CHECK_BUDGET of a core over that time. `reconcile` 0: every poll."""
+        if self.reconcile <= 0:
+            return 0.0
+        return max(self.reconcile, self._check_cost / CHECK_BUDGET)
 
     def active(self) -> list[RunInfo]:
         """Queued and running runs (summary status), as the index has them now."""
         index = self.store.index
         now = time.monotonic()
         dirs = index.dirs_token()
-        if index.in_memory or dirs != self._dirs or now - self._last_full >= self.reconcile:
+        if index.in_memory or dirs != self._dirs or now - self._last_full >= self.period:
+            started = time.process_time()
             index.sync()  # copies in, removals, edits behind the store's back
-            self._dirs, self._last_full = dirs, now
+            cost = time.process_time() - started
+            self._dirs, self._last_full = dirs, time.monotonic()
+            self._check_cost = cost
             self.full_checks += 1
         token = index.state()
         if token != self._token or index.in_memory:
