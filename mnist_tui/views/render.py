@@ -4,7 +4,7 @@ tables (the console draws the same data as DataTables), run and experiment pages
 from __future__ import annotations
 
 import copy
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console, ConsoleOptions, RenderableType, RenderResult
 from rich.markup import escape
@@ -47,6 +47,9 @@ from mnist_tui.views.live import step_line, system_lines
 from mnist_tui.views.provenance import provenance_lines
 from mnist_tui.views.tables import DATASET_SHORT, STATUS_STYLE, TableData
 from mnist_tui.views.visible import visible
+
+if TYPE_CHECKING:
+    from mnist_tui.studies.variants import SelectionPage
 
 __all__ = ["DATASET_SHORT", "STATUS_STYLE"]
 
@@ -342,6 +345,40 @@ def show_subject(console: Console, subject: Subject, store: RunStore) -> None:
         console.print(per_class_table(classes, s["per_class_acc"]))
     if s.get("confusion"):
         console.print(confusion_heatmap(classes, s["confusion"]))
+
+
+def show_selection(console: Console, page: SelectionPage) -> None:
+    """`show GROUP` / `show VARIANT`: what made the runs, the variants or groups they
+    belong to, mean ± std, then the runs."""
+    from mnist_tui.views.variant_tables import figures_table, variants_table
+
+    sel = page.selection
+    done = len(sel.completed())
+    head = f"[bold]{sel.kind} {escape(visible(sel.key))}[/]"
+    if sel.label != sel.key:
+        head += f"  {escape(visible(sel.label))}"
+    console.print(f"{head}  [dim]{fmt.plural(len(page.runs), 'run')}, {done} completed[/]")
+    console.print(f"experiment {escape(visible(', '.join(page.experiments)))}")
+    if page.made_with:
+        made = "  ".join(f"-S {o}" for o in page.made_with)
+    elif sel.variant is not None and sel.variant.own:
+        made = "the experiment file's own definition"
+    else:
+        made = "no overrides"
+    console.print(f"made with: {escape(visible(made))}", soft_wrap=True)
+    if sel.kind == "group":
+        if len(page.variants) == 1:
+            v = page.variants[0]
+            console.print(f"variant {escape(visible(v.id))}  {escape(visible(v.label))}")
+        elif page.variants:  # folds or trials: each its own definition
+            print_table(console, variants_table(page.variants))
+    elif page.groups:
+        console.print(f"groups: {escape(visible(', '.join(page.groups)))}", soft_wrap=True)
+    print_table(console, figures_table(sel.values))
+    show_exp = len(page.experiments) > 1
+    # no recency numbers: they count the whole store's runs, not this page's
+    data = tables.without(run_tables.runs_table(page.runs, show_experiment=show_exp), "#")
+    console.print(rich_table(data))
 
 
 def print_diff(

@@ -113,6 +113,38 @@ def variants_table(
     return config_columns(data, keys, lambda row, k: by_id[row].config.get(k))
 
 
+def figures_table(values: Callable[[str, str], list[float]]) -> TableData:
+    """Mean ± std of each figure the completed runs have, at the final and the best epoch
+    (`values(metric, "final" | "best")`: one number per completed run)."""
+    columns = [
+        Column("figure", keep=True),
+        Column("n", "right"),
+        Column("final", "right"),
+        Column("best", "right"),
+    ]
+    rows = []
+    for metric in ("test_acc", "test_loss", "val_acc", "val_loss"):
+        final, best = values(metric, "final"), values(metric, "best")
+        if final or best:
+            rows.append(
+                Row(
+                    metric,
+                    (
+                        Cell(metric.replace("_", " ")),
+                        Cell(str(len(final)), "", len(final)),
+                        _mean_std(final, metric),
+                        _mean_std(best, metric),
+                    ),
+                )
+            )
+    return TableData(
+        "mean ± std over the completed runs",
+        columns,
+        rows,
+        empty="no completed run yet: nothing to average",
+    )
+
+
 def run_config_columns(
     data: TableData, infos: Sequence[RunInfo], keys: Sequence[str], config: Callable[..., Any]
 ) -> TableData:
