@@ -14,10 +14,10 @@ from mnist_tui.config.loading import (
 )
 from mnist_tui.config.spec import ExperimentSpec
 from mnist_tui.errors import SpecError, StoreError
-from mnist_tui.runs.index import index_for
 from mnist_tui.runs.record import RunInfo
 from mnist_tui.runs.schema import definition_hash
 from mnist_tui.runs.store import RunStore
+from mnist_tui.studies.definitions import validated_hash as _validated_hash
 
 if TYPE_CHECKING:
     from mnist_tui.studies.variants import Selection
@@ -125,36 +125,6 @@ def count_variants(runs: list[RunInfo]) -> int:
         if raw is not None:
             found.add(_validated_hash(r, raw) or raw)
     return len(found)
-
-
-_VALIDATED: dict[str, str | None] = {}
-
-
-def _code_version() -> str:
-    """Changes with the code that resolves a spec (its files' sizes and times)."""
-    from mnist_tui import __version__, config
-
-    parts = [__version__]
-    for f in sorted(Path(config.__file__).parent.glob("*.py")):
-        st = f.stat()
-        parts.append(f"{f.name}:{st.st_size}:{st.st_mtime_ns}")
-    return definition_hash({"train": {"code": parts}})
-
-
-def _validated_hash(run: RunInfo, raw: str) -> str | None:
-    if raw in _VALIDATED:
-        return _VALIDATED[raw]
-    index = index_for(run.path.parent.parent)
-    key = f"validated-definition:{_code_version()}:{raw}"
-    cached = index.get_value(key)
-    if cached is None:
-        try:
-            cached = definition_hash(load_spec_file(run.spec_path()).to_dict())
-        except SpecError:
-            cached = ""
-        index.set_value(key, cached)
-    _VALIDATED[raw] = cached or None
-    return _VALIDATED[raw]
 
 
 @dataclass

@@ -34,7 +34,7 @@ from mnist_tui.runs.index import RunQuery
 from mnist_tui.runs.record import RunInfo
 from mnist_tui.runs.schema import DEFINITION_SECTIONS, SEED_KEYS, definition_hash
 from mnist_tui.runs.store import RunStore
-from mnist_tui.studies.catalog import _validated_hash
+from mnist_tui.studies.definitions import validated_hash
 
 ID_DIGITS = 6
 # keys that never make runs differ (the seed is what a variant's runs differ in; the
@@ -167,7 +167,7 @@ def build_variants(
             raw = r.definition_hash()
             if raw is None:
                 continue
-            resolved = raw if raw == target else (_validated_hash(r, raw) or raw)
+            resolved = raw if raw == target else (validated_hash(r, raw) or raw)
             groups.setdefault(resolved, []).append(r)
         variants = []
         for definition, members in groups.items():
