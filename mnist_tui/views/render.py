@@ -185,7 +185,7 @@ def rich_table(data: TableData) -> Table:
     natural = tables.widths(data)
     for col, w in zip(data.columns, natural, strict=True):
         t.add_column(
-            col.header,
+            escape(col.header),  # a variant's label in a header: `[optim.lr=0.05]` is text
             justify=col.justify,
             no_wrap=col.keep,
             min_width=w if col.keep else None,
@@ -350,7 +350,7 @@ def show_subject(console: Console, subject: Subject, store: RunStore) -> None:
 def show_selection(console: Console, page: SelectionPage) -> None:
     """`show GROUP` / `show VARIANT`: what made the runs, the variants or groups they
     belong to, mean ± std, then the runs."""
-    from mnist_tui.views.variant_tables import figures_table, variants_table
+    from mnist_tui.views.variant_tables import figures_table, selection_runs_table
 
     sel = page.selection
     done = len(sel.completed())
@@ -367,18 +367,15 @@ def show_selection(console: Console, page: SelectionPage) -> None:
         made = "no overrides"
     console.print(f"made with: {escape(visible(made))}", soft_wrap=True)
     if sel.kind == "group":
-        if len(page.variants) == 1:
-            v = page.variants[0]
-            console.print(f"variant {escape(visible(v.id))}  {escape(visible(v.label))}")
-        elif page.variants:  # folds or trials: each its own definition
-            print_table(console, variants_table(page.variants))
+        # one variant for seeds; folds and trials are each their own definition
+        for v in page.variants:
+            console.print(
+                f"variant {escape(visible(v.id))}  {escape(visible(v.label))}", soft_wrap=True
+            )
     elif page.groups:
         console.print(f"groups: {escape(visible(', '.join(page.groups)))}", soft_wrap=True)
     print_table(console, figures_table(sel.values))
-    show_exp = len(page.experiments) > 1
-    # no recency numbers: they count the whole store's runs, not this page's
-    data = tables.without(run_tables.runs_table(page.runs, show_experiment=show_exp), "#")
-    console.print(rich_table(data))
+    print_table(console, selection_runs_table(page.runs, len(page.experiments) > 1))
 
 
 def print_diff(
