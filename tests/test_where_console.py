@@ -221,3 +221,21 @@ def test_show_group_and_variant_import_no_torch(store: RunStore) -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=300, check=True
     )
     assert out.stderr.strip().splitlines()[-1] == "[0, 0] False False"
+
+
+def test_diff_takes_a_group_and_a_variant(
+    store: RunStore, capsys: pytest.CaptureFixture[str]
+) -> None:
+    lr = FINAL_ACC[("fnn1", ("optim.lr=0.05",))]
+    wide = FINAL_ACC[("fnn1", ("model.hidden=[32,32]",))]
+    got = json.loads(
+        run_cli(capsys, "diff", "fnn1-optim.lr", "fnn1[model.hidden=[32,32]]", "--json")
+    )
+    keys = {c["key"]: (c["a"], c["b"]) for c in got["definition"] if c["changed"]}
+    assert keys["optim.lr"] == (0.05, 0.1) and keys["model.hidden"] == ([16, 32], [32, 32])
+    final = next(r for r in got["results"] if r["figure"] == "final test acc")
+    assert final["a"] == pytest.approx(statistics.fmean(lr))
+    assert final["delta"] == pytest.approx(statistics.fmean(wide) - statistics.fmean(lr))
+    out = " ".join(run_cli(capsys, "diff", "fnn1-optim.lr", "fnn1[model.hidden=[32,32]]").split())
+    # the variant's label in a column header is text, not a markup tag
+    assert "fnn1 [model.hidden=[32,32]] mean reproduced" in out
