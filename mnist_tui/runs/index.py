@@ -675,6 +675,15 @@ class RunIndex:
         result: list[str] = self._with_db(read, [])
         return sorted(result)
 
+    def groups(self) -> list[str]:
+        """The groups runs were queued in (any run, archived too)."""
+
+        def read(conn: sqlite3.Connection) -> list[str]:
+            return [r[0] for r in conn.execute("SELECT DISTINCT grp FROM runs") if r[0]]
+
+        result: list[str] = self._with_db(read, [])
+        return sorted(result)
+
     def ids(self) -> list[str]:
         def read(conn: sqlite3.Connection) -> list[str]:
             return [r[0] for r in conn.execute("SELECT id FROM runs")]

@@ -233,6 +233,11 @@ def filtered(data: TableData, text: str) -> TableData:
     return replace(data, rows=[r for r in data.rows if r.matches(text)])
 
 
+def only_keys(data: TableData, keys: Collection[str]) -> TableData:
+    """The rows whose key is in `keys` (a filter decided elsewhere, e.g. by an expression)."""
+    return replace(data, rows=[r for r in data.rows if r.key in keys])
+
+
 def sorted_by(data: TableData, index: int, reverse: bool = False) -> TableData:
     """Numbers largest first, then text A-Z, empty cells last; `reverse`: numbers
     smallest first, then text Z-A, empty cells still last."""
