@@ -34,6 +34,7 @@ from mnist_tui.cli.options import (
     print_json,
 )
 from mnist_tui.errors import MnistTuiError
+from mnist_tui.status import RunStatus
 from mnist_tui.views import fmt
 from mnist_tui.views.safe_console import SafeConsole
 
@@ -110,7 +111,7 @@ def run(
     try:
         for plan, info in train_planned(planned, store, options, progress_factory(quiet, json_out)):
             results.append((plan.spec, info))
-            if info.status != "completed":
+            if info.status != RunStatus.COMPLETED:
                 report_failure(info)
     except KeyboardInterrupt:
         err.print("[yellow]interrupted[/]: the run is stored as killed")
@@ -126,7 +127,7 @@ def run(
             note = chance_note(spec, info)
             if note:
                 err.print(f"[yellow]note:[/] {info.id}: {escape(note)}", highlight=False)
-    if any(i.status != "completed" for _, i in results):
+    if any(i.status != RunStatus.COMPLETED for _, i in results):
         raise typer.Exit(1)
 
 
@@ -177,7 +178,7 @@ def train_run(
     try:
         spec = load_spec_file(info.spec_path())  # never the experiment file: it may have changed
     except SpecError as exc:
-        handle.update(status="failed", reason=f"its spec.toml does not load: {exc}")
+        handle.update(status=RunStatus.FAILED, reason=f"its spec.toml does not load: {exc}")
         raise
     sigterm = stop_on_sigterm()
     visible = os.environ.get("CUDA_VISIBLE_DEVICES", "")
@@ -212,7 +213,7 @@ def train_run(
         },
     )
     print(f"{done.experiment}/{done.id} {done.status}", flush=True)
-    if done.status != "completed":
+    if done.status != RunStatus.COMPLETED:
         raise typer.Exit(1)
 
 
@@ -256,7 +257,7 @@ def cv(
             planned, store, options, progress_factory(quiet, json_out), stop_on_failure=True
         ):
             results.append(info)
-            if info.status != "completed":
+            if info.status != RunStatus.COMPLETED:
                 raise MnistTuiError(
                     f"fold {plan.extra['fold']} {info.status}: {info.summary.get('reason')}"
                 )
@@ -463,5 +464,5 @@ def resume(
         err.print("[yellow]interrupted[/]: the run is stored as killed")
         raise typer.Exit(130) from None
     console.print(run_summary_table([(load_spec_file(done.spec_path()), done)]))
-    if done.status != "completed":
+    if done.status != RunStatus.COMPLETED:
         raise typer.Exit(1)

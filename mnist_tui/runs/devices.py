@@ -16,6 +16,7 @@ from typing import Any
 from mnist_tui.runs import nvml
 from mnist_tui.runs.record import RunInfo
 from mnist_tui.runs.store import RunStore
+from mnist_tui.status import RunStatus
 
 
 @dataclass(frozen=True)
@@ -112,7 +113,9 @@ def device_status(store: RunStore, running: Iterable[RunInfo] | None = None) -> 
     gpus = {str(g.index): g for g in reading.gpus}
     gpu_pids = {pid: str(g.index) for g in reading.gpus for pid in g.processes}
     if running is None:
-        running = [r for r in store.runs(stored=("running",)) if r.status == "running"]
+        running = [
+            r for r in store.runs(stored=(RunStatus.RUNNING,)) if r.status == RunStatus.RUNNING
+        ]
     holders: dict[str, list[str]] = {}
     elsewhere: list[str] = []
     for run in running:

@@ -44,6 +44,7 @@ from mnist_tui.runs.schema import (
     files_fingerprint,
     load_run,
 )
+from mnist_tui.status import RunStatus
 
 INDEX_FILE = ".index.sqlite"
 SCHEMA_VERSION = 11  # 11: fingerprints cover meta.json, env.json, spec.toml
@@ -65,7 +66,10 @@ BRIEF_SCALARS = (
     "started",
 )
 BRIEF_FIGURES = ("test_acc", "test_loss", "val_acc", "val_loss")
-ALIVE_STATES = ("running", "interrupted")  # the two a stored "running" can turn out to be
+ALIVE_STATES = (
+    RunStatus.RUNNING,
+    RunStatus.INTERRUPTED,
+)  # the two a stored "running" can turn out to be
 BUSY = (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
 BUSY_TIMEOUT = 10.0  # seconds a write waits for another process's transaction
 
@@ -593,7 +597,7 @@ class RunIndex:
         if q.statuses:
             stored = set(q.statuses)
             if stored & set(ALIVE_STATES):
-                stored.add("running")
+                stored.add(RunStatus.RUNNING)
                 check = True
             clauses.append(f"status IN ({', '.join('?' * len(stored))})")
             params += sorted(stored)

@@ -22,10 +22,11 @@ from typing import Any
 from mnist_tui.runs.index import RunQuery
 from mnist_tui.runs.record import RunInfo
 from mnist_tui.runs.store import RunStore
+from mnist_tui.status import RunStatus
 
 RECONCILE = 180.0  # seconds between full checks of the run directories
 TAIL_KEY = "queue_tail"
-SCHEDULER_STATUSES = ("queued", "running")
+SCHEDULER_STATUSES = (RunStatus.QUEUED, RunStatus.RUNNING)
 
 
 class QueueWatch:

@@ -18,6 +18,7 @@ from mnist_tui.config.names import EXPERIMENT_NAME
 from mnist_tui.runs import schema
 from mnist_tui.runs.schema import ACTIVE as ACTIVE
 from mnist_tui.runs.schema import STATUSES as STATUSES
+from mnist_tui.status import RunStatus
 
 CANCEL_FLAG = ".cancel"  # in a run directory: asks whoever trains it to stop
 RUN_ID = re.compile(r"^[0-9a-f]{8}$")
@@ -42,7 +43,7 @@ class RunInfo:
     def status(self) -> str:
         s = self.summary
         return schema.effective_status(
-            s.get("status", "interrupted"), s.get("host"), s.get("pid"), self.damaged
+            s.get("status", RunStatus.INTERRUPTED), s.get("host"), s.get("pid"), self.damaged
         )
 
     @property

@@ -25,15 +25,17 @@ from pathlib import Path
 from typing import Any
 
 from mnist_tui.runs.io import pid_alive
+from mnist_tui.status import ACTIVE as ACTIVE
+from mnist_tui.status import STATUSES as STATUSES
+from mnist_tui.status import RunStatus
 
 SUMMARY = "summary.json"
 META = "meta.json"
 ENV = "env.json"
 SPEC = "spec.toml"
 METRICS = "metrics.jsonl"
-DAMAGED = "damaged"
-STATUSES = ("queued", "running", "completed", "failed", "killed", "interrupted")
-ACTIVE = ("queued", "running")
+DAMAGED = RunStatus.DAMAGED
+_STATUS = {s.value: s for s in STATUSES}  # a stored word to its member, without a call
 # What training depends on (as ExperimentSpec.definition()); train.seed and
 # train.repeats are left out: runs of one definition differ only in those.
 DEFINITION_SECTIONS = ("data", "model", "optim", "schedule", "train", "augment")
@@ -343,16 +345,17 @@ def read_metrics(path: Path) -> tuple[list[dict[str, Any]], list[str]]:
 
 def effective_status(
     stored: Any, host: Any, pid_: Any, damaged: str | None, this_host: str | None = None
-) -> str:
+) -> RunStatus:
     """What a view shows: damaged runs as such; running with its process gone, interrupted."""
     if damaged:
         return DAMAGED
-    if not isinstance(stored, str):
-        return "interrupted"
-    mine = stored == "running" and host == (this_host or socket.gethostname())
+    status = _STATUS.get(stored) if isinstance(stored, str) else None
+    if status is None:  # no status at all (the checks let no other word through)
+        return RunStatus.INTERRUPTED
+    mine = status is RunStatus.RUNNING and host == (this_host or socket.gethostname())
     if mine and (not isinstance(pid_, int) or isinstance(pid_, bool) or not pid_alive(pid_)):
-        return "interrupted"
-    return stored
+        return RunStatus.INTERRUPTED
+    return status
 
 
 # ----------------------------------------------------------------------------- definitions

@@ -34,6 +34,7 @@ from mnist_tui.runs import schema
 from mnist_tui.runs.index import RunIndex, RunQuery, index_for
 from mnist_tui.runs.io import write_json_atomic
 from mnist_tui.runs.record import RUN_ID, SAFE_NAME, RunInfo, read_run_dir
+from mnist_tui.status import RunStatus
 
 
 def default_runs_dir(explicit: str | Path | None = None) -> Path:
@@ -127,7 +128,7 @@ class RunStore:
         experiment: str,
         spec_toml: str,
         *,
-        status: str = "running",
+        status: str = RunStatus.RUNNING,
         seed: int = 0,
         group: str | None = None,
         extra: dict[str, Any] | None = None,

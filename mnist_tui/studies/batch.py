@@ -24,6 +24,7 @@ from mnist_tui.errors import MnistTuiError
 from mnist_tui.runs import scheduler
 from mnist_tui.runs.record import RunInfo
 from mnist_tui.runs.store import RunStore
+from mnist_tui.status import RunStatus
 from mnist_tui.train.events import Event
 
 EventSink = Callable[[Event], None]
@@ -150,7 +151,7 @@ class GroupResult:
 
 
 def group_result(infos: Iterable[RunInfo]) -> GroupResult:
-    done = [i for i in infos if i.status == "completed"]
+    done = [i for i in infos if i.status == RunStatus.COMPLETED]
     return GroupResult(
         [i.id for i in done],
         [v for i in done if (v := i.final("val_acc")) is not None],
@@ -201,7 +202,7 @@ def train_planned(
                 extra_summary={"overrides": list(plan.overrides), **plan.extra},
             )
         yield plan, info
-        if stop_on_failure and info.status != "completed":
+        if stop_on_failure and info.status != RunStatus.COMPLETED:
             return
         if stop():
             return

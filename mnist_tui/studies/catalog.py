@@ -18,6 +18,7 @@ from mnist_tui.runs.index import index_for
 from mnist_tui.runs.record import RunInfo
 from mnist_tui.runs.schema import definition_hash
 from mnist_tui.runs.store import RunStore
+from mnist_tui.status import RunStatus
 
 
 @dataclass
@@ -103,7 +104,7 @@ def split_by_definition(
     same: list[RunInfo] = []
     other: list[RunInfo] = []
     for r in runs:
-        if r.status != "completed" or not r.summary.get("final"):
+        if r.status != RunStatus.COMPLETED or not r.summary.get("final"):
             continue
         raw = r.definition_hash()
         if raw is None:

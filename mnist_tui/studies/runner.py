@@ -23,6 +23,7 @@ from mnist_tui.runs.provenance import environment
 from mnist_tui.runs.record import CANCEL_FLAG, RunInfo
 from mnist_tui.runs.steps import StepWriter, keep_epochs, step_row
 from mnist_tui.runs.store import RunHandle, RunStore
+from mnist_tui.status import RunStatus
 from mnist_tui.train.events import BatchProgress, EpochEnded, Event, RunEnded, StepReport
 from mnist_tui.train.setup import device_name, resolve_device
 from mnist_tui.train.sysmon import SystemMonitor
@@ -64,19 +65,19 @@ def run_experiment(
         dataset = data_device.prepare(spec.data, spec.augment, dev, data_dir, download)
     except MnistTuiError as exc:
         if handle is not None and mark_setup_errors:
-            _mark(handle, "failed", str(exc))
+            _mark(handle, RunStatus.FAILED, str(exc))
         raise
     except OSError as exc:  # an unreadable dataset file, a full cache disk: name the file
         from mnist_tui.runs.env_errors import EnvironmentFailure, describe
 
         reason = describe(exc, doing="read")
         if handle is not None and mark_setup_errors:
-            _mark(handle, "failed", reason)
+            _mark(handle, RunStatus.FAILED, reason)
         raise EnvironmentFailure(reason) from None
     except MemoryError:
         reason = _out_of_memory("loading the dataset")
         if handle is not None and mark_setup_errors:
-            _mark(handle, "failed", reason)
+            _mark(handle, RunStatus.FAILED, reason)
         raise TrainingError(reason) from None
     if handle is None:
         handle = store.create(
@@ -89,7 +90,7 @@ def run_experiment(
         )
     label = device_label or device_name(dev)
     handle.update(
-        status="running",
+        status=RunStatus.RUNNING,
         device=label,
         pid=os.getpid(),
         pid_start=process_start_time(os.getpid()),
@@ -190,23 +191,23 @@ def run_experiment(
     try:
         trainer.run()
     except KeyboardInterrupt:
-        _mark(handle, "killed", "interrupted from the keyboard")
+        _mark(handle, RunStatus.KILLED, "interrupted from the keyboard")
         raise
     except MemoryError:
         reason = _out_of_memory("training")
-        _mark(handle, "failed", reason)
+        _mark(handle, RunStatus.FAILED, reason)
         raise TrainingError(reason) from None
     except RuntimeError as exc:
         if not _is_host_oom(exc):
-            _mark(handle, "failed", f"{type(exc).__name__}: {exc}")
+            _mark(handle, RunStatus.FAILED, f"{type(exc).__name__}: {exc}")
             raise
         reason = _out_of_memory("training")
-        _mark(handle, "failed", reason)
+        _mark(handle, RunStatus.FAILED, reason)
         raise TrainingError(reason) from None
     except Exception as exc:
         _mark(
             handle,
-            "failed",
+            RunStatus.FAILED,
             str(exc) if isinstance(exc, MnistTuiError) else f"{type(exc).__name__}: {exc}",
         )
         raise
@@ -220,7 +221,7 @@ def _setup_failed(handle: RunHandle, exc: BaseException, dev: torch.device) -> B
     """Mark a run that failed while its model was built (out of memory above all) and
     return what to raise: a clear TrainingError for memory, the error itself otherwise."""
     if isinstance(exc, KeyboardInterrupt):
-        _mark(handle, "killed", "interrupted from the keyboard")
+        _mark(handle, RunStatus.KILLED, "interrupted from the keyboard")
         return exc
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
     if isinstance(exc, MemoryError) or (
@@ -232,10 +233,10 @@ def _setup_failed(handle: RunHandle, exc: BaseException, dev: torch.device) -> B
             + (f" ({text[:200]})" if text else "")
             + "; lower the model's width or batch size, or free memory"
         )
-        _mark(handle, "failed", reason)
+        _mark(handle, RunStatus.FAILED, reason)
         return TrainingError(reason)
     reason = str(exc) if isinstance(exc, MnistTuiError) else f"{type(exc).__name__}: {text}"
-    _mark(handle, "failed", f"while building the model: {reason}")
+    _mark(handle, RunStatus.FAILED, f"while building the model: {reason}")
     return exc
 
 
@@ -309,13 +310,13 @@ def check_resumable(info: RunInfo) -> tuple[ExperimentSpec, dict[str, Any] | Non
     from mnist_tui.errors import SpecError
 
     status = info.status
-    if status in ("running", "queued"):
-        hint = " (the worker starts it)" if status == "queued" else ""
-        holder = holder_of(info.path) if status == "running" else None
+    if status in (RunStatus.RUNNING, RunStatus.QUEUED):
+        hint = " (the worker starts it)" if status == RunStatus.QUEUED else ""
+        holder = holder_of(info.path) if status == RunStatus.RUNNING else None
         if holder is not None:  # name who trains it, as a lost claim race does
             hint = f", held by {holder.describe()}"
         raise StoreError(f"run {info.id} is {status}{hint}; only a stopped run can be resumed")
-    if status == "completed":
+    if status == RunStatus.COMPLETED:
         raise StoreError(f"run {info.id} already completed all its epochs")
     try:
         spec = load_spec_file(info.spec_path())
@@ -390,10 +391,14 @@ def resume_run(
     spec, state = check_resumable(info)
     resolve_device(device)  # a device this machine lacks: refused before the run is touched
     holder = claim(info.path, "resume", " ".join(sys.argv))
-    ended = "failed"
+    ended = RunStatus.FAILED
     try:
         fresh = store.read_run(info.experiment, info.id)
-        if fresh is None or fresh.status in ("running", "queued", "completed"):
+        if fresh is None or fresh.status in (
+            RunStatus.RUNNING,
+            RunStatus.QUEUED,
+            RunStatus.COMPLETED,
+        ):
             now = fresh.status if fresh else "gone"
             raise StoreError(f"run {info.id} is {now} now; it was not resumed")
         fresh.path.joinpath(".cancel").unlink(missing_ok=True)

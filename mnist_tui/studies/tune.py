@@ -35,6 +35,7 @@ from mnist_tui.config.overrides import with_overrides
 from mnist_tui.config.spec import ExperimentSpec
 from mnist_tui.errors import MnistTuiError
 from mnist_tui.runs.store import RunStore
+from mnist_tui.status import RunStatus
 from mnist_tui.studies.search_space import decode, suggest, toml_value
 from mnist_tui.studies.tune_parallel import QueuedTrials
 from mnist_tui.train.events import EpochEnded, Event
@@ -206,7 +207,7 @@ def tune(
             if on_trial:
                 on_trial(row)
             raise optuna.TrialPruned()
-        if info.status != "completed":
+        if info.status != RunStatus.COMPLETED:
             raise MnistTuiError(f"trial {trial.number} {info.status}: {info.summary.get('reason')}")
         best = info.summary.get("best") or {}
         value = best.get(search.metric)

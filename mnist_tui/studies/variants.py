@@ -31,6 +31,7 @@ from mnist_tui.runs.index import RunQuery
 from mnist_tui.runs.record import RunInfo
 from mnist_tui.runs.schema import DEFINITION_SECTIONS, SEED_KEYS, definition_hash
 from mnist_tui.runs.store import RunStore
+from mnist_tui.status import RunStatus
 from mnist_tui.studies.catalog import _validated_hash
 
 ID_DIGITS = 6
@@ -81,7 +82,7 @@ class Variant:
 
     @property
     def completed(self) -> list[RunInfo]:
-        return [r for r in self.runs if r.status == "completed" and r.summary.get("final")]
+        return [r for r in self.runs if r.status == RunStatus.COMPLETED and r.summary.get("final")]
 
     def values(self, metric: str = "test_acc", at: str = "final") -> list[float]:
         """The metric of each completed run, at its final or best epoch."""
@@ -202,7 +203,7 @@ class Selection:
     variant: Variant | None = None
 
     def completed(self) -> list[RunInfo]:
-        return [r for r in self.runs if r.status == "completed" and r.summary.get("final")]
+        return [r for r in self.runs if r.status == RunStatus.COMPLETED and r.summary.get("final")]
 
     def values(self, metric: str = "test_acc", at: str = "final") -> list[float]:
         out = []

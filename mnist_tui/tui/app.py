@@ -29,6 +29,7 @@ from mnist_tui.runs import scheduler
 from mnist_tui.runs.record import ACTIVE, RunInfo
 from mnist_tui.runs.store import RunStore, default_runs_dir
 from mnist_tui.runs.worker import WorkerOptions, ensure_worker, worker_info
+from mnist_tui.status import RunStatus
 from mnist_tui.tui.messages import (
     AskQueue,
     CancelRun,
@@ -285,7 +286,7 @@ class MnistTuiApp(App[None]):
         """Runs are queued and no worker serves the store: start one (store thread)."""
         if scheduler.is_paused(self.store) or worker_info(self.store) is not None:
             return
-        if any(r.summary.get("status") == "queued" for r in self.reader.last_runs()):
+        if any(r.summary.get("status") == RunStatus.QUEUED for r in self.reader.last_runs()):
             ensure_worker(self.store, self.worker_options)
 
     def _queue_rows(self) -> list[QueuedRun]:
@@ -307,14 +308,19 @@ class MnistTuiApp(App[None]):
             before = self._statuses.get(info.id)
             status = info.status
             self._statuses[info.id] = status
-            if before in ("queued", "running") and status not in ("queued", "running"):
+            if before in (RunStatus.QUEUED, RunStatus.RUNNING) and status not in (
+                RunStatus.QUEUED,
+                RunStatus.RUNNING,
+            ):
                 acc = info.final("test_acc")
                 figure = f", test accuracy {100 * acc:.2f}%" if isinstance(acc, float) else ""
                 reason = info.summary.get("reason") or ""
                 text = f"{info.experiment}/{info.id} {status}{figure}"
-                if status != "completed" and reason:
+                if status != RunStatus.COMPLETED and reason:
                     text += f": {reason}"
-                self.notice(Notice(text, "information" if status == "completed" else "error"))
+                self.notice(
+                    Notice(text, "information" if status == RunStatus.COMPLETED else "error")
+                )
 
     # -- requests from the screens -------------------------------------------------------
 
@@ -355,7 +361,7 @@ class MnistTuiApp(App[None]):
     def cancel_requested(self, event: CancelRun) -> None:
         """A queued run goes at once (nothing is lost); a running one after a yes."""
         run = next((r for r in self.reader.last_runs() if r.id == event.run_id), None)
-        if run is None or run.status != "running" or run.stop_requested:
+        if run is None or run.status != RunStatus.RUNNING or run.stop_requested:
             self.cancel_run(event.run_id)
             return
 

@@ -19,6 +19,7 @@ from typing import Any
 
 from mnist_tui.runs.record import ACTIVE, RunInfo
 from mnist_tui.runs.store import RunStore
+from mnist_tui.status import RunStatus
 from mnist_tui.studies.catalog import ExperimentRow, experiment_rows
 from mnist_tui.tui.messages import StoreRead
 from mnist_tui.views import fmt, run_tables, tables
@@ -296,15 +297,15 @@ def live_summary(runs: list[RunInfo], paused: bool = False) -> tuple[str, str]:
     newest_end = 0.0
     for r in runs:
         status = r.status
-        if status == "completed":
+        if status == RunStatus.COMPLETED:
             done += 1
             s = r.summary
             end = float(s.get("started") or r.created) + float(s.get("wall_seconds") or 0.0)
             if end >= newest_end:
                 newest, newest_end = r, end
-        elif status == "running":
+        elif status == RunStatus.RUNNING:
             running += 1
-        elif status == "queued":
+        elif status == RunStatus.QUEUED:
             queued += 1
         else:  # failed, killed, damaged: they need a look (or a resume)
             ended[status] = ended.get(status, 0) + 1

@@ -23,6 +23,7 @@ from rich.text import Text
 from mnist_tui.config.spec import ExperimentSpec
 from mnist_tui.runs.record import RunInfo
 from mnist_tui.runs.store import RunStore
+from mnist_tui.status import RunStatus
 from mnist_tui.studies.catalog import Subject
 from mnist_tui.studies.diff import Change, FigureDelta
 from mnist_tui.studies.report import ReportRow
@@ -137,7 +138,7 @@ class RunProgress:
                 self.progress.update(self.epoch_task, completed=m.epoch)
             if self.batch_task is not None:
                 self.progress.reset(self.batch_task, description=f"epoch {m.epoch + 1}")
-        elif isinstance(event, RunEnded) and event.status != "completed":
+        elif isinstance(event, RunEnded) and event.status != RunStatus.COMPLETED:
             self.console.print(f"[red]{event.status}[/]: {escape(visible(event.reason))}")
 
 
