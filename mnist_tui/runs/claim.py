@@ -163,7 +163,7 @@ def claim_queued(store: RunStore, info: RunInfo, purpose: str) -> tuple[RunInfo,
     except ClaimedError:
         return None  # another worker or a console took it first
     fresh = store.read_run(info.experiment, info.id)
-    if fresh is None or fresh.summary.get("status") != RunStatus.QUEUED:
+    if fresh is None or fresh.stored_status != RunStatus.QUEUED:
         release(info.path, holder, ended="no longer queued")
         return None
     return fresh, holder

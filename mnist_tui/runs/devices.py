@@ -66,7 +66,7 @@ def device_of(run: RunInfo, gpu_pids: dict[int, str]) -> str | None:
     pid = run.summary.get("pid")
     if isinstance(pid, int) and pid in gpu_pids:
         return gpu_pids[pid]
-    label = str(run.summary.get("device") or "")
+    label = str(run.device or "")
     if label.startswith("cpu"):
         return "cpu"
     if label.startswith("cuda:") and label[5:].split()[0].isdigit():
@@ -122,7 +122,7 @@ def device_status(store: RunStore, running: Iterable[RunInfo] | None = None) -> 
         where = device_of(run, gpu_pids)
         name = f"{run.experiment}/{run.id}"
         if where is None:
-            elsewhere.append(f"{name} ({run.summary.get('device') or '?'})")
+            elsewhere.append(f"{name} ({run.device or '?'})")
         else:
             holders.setdefault(where, []).append(name)
     rows: list[DeviceRow] = []

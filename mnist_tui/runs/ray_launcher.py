@@ -113,7 +113,7 @@ def run_need(info: RunInfo, cluster_gpus: float) -> Need:
         raise StoreError(f"its spec.toml cannot be read: {exc}") from None
     train = spec.get("train")
     gpus, cpus = (train.get("gpus"), train.get("cpus")) if isinstance(train, dict) else (None, None)
-    pin = info.summary.get("pin_device")
+    pin = info.pin_device
     if pin == "cpu":
         gpus = 0.0
     elif pin is not None:
@@ -416,7 +416,7 @@ class RayLauncher:
         from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
         for info in self.store.runs():
-            if info.summary.get("status") != RunStatus.RUNNING:
+            if info.stored_status != RunStatus.RUNNING:
                 continue
             holder = claims.holder_of(info.path)
             node_id = info.summary.get("node_id")

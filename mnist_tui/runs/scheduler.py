@@ -69,7 +69,7 @@ def scheduler_statuses() -> tuple[str, ...]:
 def queue_order(store: RunStore, runs: Iterable[RunInfo] | None = None) -> list[RunInfo]:
     """Queued runs in the order the worker will start them."""
     pool = store.runs(stored=scheduler_statuses()) if runs is None else runs
-    queued = [r for r in pool if r.summary.get("status") == RunStatus.QUEUED]
+    queued = [r for r in pool if r.stored_status == RunStatus.QUEUED]
     return sorted(queued, key=_position)
 
 
@@ -78,7 +78,7 @@ def active_runs(store: RunStore, runs: Iterable[RunInfo] | None = None) -> list[
     pool = list(store.runs(stored=scheduler_statuses()) if runs is None else runs)
     running = sorted(
         (r for r in pool if r.status == RunStatus.RUNNING),
-        key=lambda r: float(r.summary.get("started") or r.created),
+        key=lambda r: float(r.started or r.created),
     )
     return running + queue_order(store, pool)
 
@@ -124,7 +124,7 @@ def enqueue(store: RunStore, spec: ExperimentSpec, request: QueueRequest) -> Run
 
 def move(store: RunStore, run: RunInfo, where: Where) -> None:
     """Move a queued run within the queue; running runs are not part of the order."""
-    if run.summary.get("status") != RunStatus.QUEUED:
+    if run.stored_status != RunStatus.QUEUED:
         raise StoreError(f"run {run.id} is {run.status}: only queued runs can be moved")
     order = queue_order(store)
     ids = [r.id for r in order]
@@ -149,7 +149,7 @@ def move(store: RunStore, run: RunInfo, where: Where) -> None:
 
 def _update_if_queued(store: RunStore, info: RunInfo, **fields: Any) -> None:
     fresh = store.read_run(info.experiment, info.id)
-    if fresh is not None and fresh.summary.get("status") == RunStatus.QUEUED:
+    if fresh is not None and fresh.stored_status == RunStatus.QUEUED:
         store.handle(fresh).update(**fields)
         position = fields.get("queue_position")
         if isinstance(position, float):
@@ -174,7 +174,7 @@ def cancel(store: RunStore, run: RunInfo) -> str:
             place = run.path
             try:
                 fresh = store.read_run(run.experiment, run.id)
-                if fresh is not None and fresh.summary.get("status") == RunStatus.QUEUED:
+                if fresh is not None and fresh.stored_status == RunStatus.QUEUED:
                     # it never ran: it goes (to the trash, as `delete` does), rather than
                     # staying in the store as a "killed" run that never trained
                     place = _to_trash(store, run)

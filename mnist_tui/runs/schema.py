@@ -22,7 +22,7 @@ import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict, cast
 
 from mnist_tui.runs.io import pid_alive
 from mnist_tui.status import ACTIVE as ACTIVE
@@ -171,6 +171,73 @@ def status(v: Any) -> str | None:
     return f"expected one of {', '.join(STATUSES)}; got {_show(v)}"
 
 
+def table(v: Any) -> str | None:
+    """A JSON object of any content (`system`: what a run's monitor measured)."""
+    return None if isinstance(v, dict) else f"expected a table, got {_show(v)}"
+
+
+# figure name -> value ("epoch" a whole number; a value null without a validation split)
+Figures = dict[str, float | None]
+# `last` adds the newest epoch's per-class lists
+LastFigures = dict[str, float | list[float] | None]
+
+
+class RunSummary(TypedDict, total=False):
+    """summary.json as `load_run` returns it: every field here passed its check in
+    SUMMARY_FIELDS (a field that failed is left out and the run is damaged). Keys a newer
+    writer adds pass through unchecked and are not listed."""
+
+    # identity, written when the run directory is made (RunStore.create)
+    id: str
+    experiment: str
+    status: str  # one of STATUSES (a RunStatus's value); RunInfo.status gives the member
+    created: float
+    seed: int | None
+    group: str | None
+    overrides: list[str]
+    epochs: int | None
+    # the queue (runs/scheduler.py)
+    queued_at: float | None
+    queue_position: float | None
+    pin_device: str | None
+    # whoever trains it
+    pid: int | None
+    pid_start: int | None  # clock ticks since boot: tells a reused pid from the trainer
+    host: str | None
+    node: str | None  # a Ray node, when a cluster trains it
+    node_id: str | None
+    device: str | None
+    threads: int | None
+    engine: str | None
+    started: float | None
+    reason: str | None  # why it ended as it did ("" once resumed)
+    # progress (studies/runner.py's recorder)
+    epochs_done: int | None
+    best_epoch: int | None
+    epoch_in_progress: int | None
+    step: int | None
+    steps: int | None
+    resumed_from_epoch: int | None
+    parameters: int | None
+    classes: list[str] | None
+    last: LastFigures | None
+    system: dict[str, Any] | None
+    # results (train/trainer.py's summarize)
+    final: Figures | None
+    best: Figures | None
+    best_metric: str | None
+    hardest_class: str | None
+    per_class_acc: list[float] | None
+    confusion: list[list[int]] | None
+    train_seconds: float | None
+    wall_seconds: float | None
+    # what it is part of: a K-fold fold, a search's trial
+    fold: int | None
+    folds: int | None
+    trial: int | None
+    study: str | None
+
+
 SUMMARY_FIELDS: dict[str, Check] = {
     "id": text,
     "experiment": text,
@@ -206,6 +273,15 @@ SUMMARY_FIELDS: dict[str, Check] = {
     "per_class_acc": optional(list_of(number)),
     "confusion": optional(matrix),
     "overrides": optional(list_of(text)),
+    "pid_start": optional(count),
+    "node": optional(text),
+    "node_id": optional(text),
+    "threads": optional(count),
+    "system": optional(table),
+    "fold": optional(count),
+    "folds": optional(count),
+    "trial": optional(count),
+    "study": optional(text),
 }
 
 REQUIRED = ("status", "created")  # the store writes both when it creates a run
@@ -269,8 +345,11 @@ def check_fields(
     return good, problems
 
 
-def check_summary(raw: Any) -> tuple[dict[str, Any], list[str]]:
-    good, problems = check_fields(SUMMARY, raw, SUMMARY_FIELDS)
+def check_summary(raw: Any) -> tuple[RunSummary, list[str]]:
+    """The summary's fields that pass (typed: each key of RunSummary was checked) and
+    one problem per field that does not."""
+    checked, problems = check_fields(SUMMARY, raw, SUMMARY_FIELDS)
+    good = cast(RunSummary, checked)
     if isinstance(raw, dict):
         problems += [f"{SUMMARY}: {k}: missing" for k in REQUIRED if k not in raw]
     classes, per_class = good.get("classes"), good.get("per_class_acc")
@@ -413,7 +492,7 @@ class LoadedRun:
     """A run directory as read and checked."""
 
     path: Path
-    summary: dict[str, Any]
+    summary: RunSummary
     meta: dict[str, Any] = field(default_factory=dict)
     damaged: str | None = None
     fingerprint: str = ""
@@ -477,7 +556,7 @@ def load_run(path: Path, *, with_spec: bool = True) -> LoadedRun:
     problems: list[str] = []
     raw, problem, st, summary_text = _read_json(path / SUMMARY)
     summary_part = _part(st, problem)
-    summary: dict[str, Any] = {}
+    summary: RunSummary = {}
     if problem:
         problems.append(problem)
     else:

@@ -197,7 +197,7 @@ class Worker:
     def reconcile(self) -> None:
         """Runs left running by a dead process become interrupted (resumable), with why."""
         for info in self.store.runs(stored=(RunStatus.RUNNING, RunStatus.QUEUED)):
-            status = info.summary.get("status")
+            status = info.stored_status
             if status not in (RunStatus.RUNNING, RunStatus.QUEUED):
                 continue
             holder = claims.holder_of(info.path)
@@ -216,7 +216,7 @@ class Worker:
 
     def _mark(self, info: RunInfo, status: str, reason: str) -> None:
         fresh = self.store.read_run(info.experiment, info.id)
-        if fresh is not None and fresh.summary.get("status") in (
+        if fresh is not None and fresh.stored_status in (
             RunStatus.RUNNING,
             RunStatus.QUEUED,
         ):
@@ -269,7 +269,7 @@ class Worker:
         """A run whose trainer ended: one still open is failed or interrupted, with why."""
         info = done.info
         fresh = self.store.read_run(info.experiment, info.id)
-        status = fresh.summary.get("status") if fresh else None
+        status = fresh.stored_status if fresh else None
         if fresh is not None and status in (RunStatus.RUNNING, RunStatus.QUEUED):
             reason, status = done.reason, done.status
             if done.code is not None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -188,7 +189,7 @@ class Subject:
         except DataError:
             return None
 
-    def results(self) -> dict[str, Any]:
+    def results(self) -> Mapping[str, Any]:
         """Run summary, or for an experiment its reported figures in the same shape."""
         if self.run is not None:
             return self.run.summary

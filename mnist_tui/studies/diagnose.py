@@ -25,7 +25,7 @@ def chance_note(spec: ExperimentSpec | None, run: RunInfo) -> str:
     said = f"test accuracy {100 * acc:.2f}% is chance level ({100 / classes:.0f}% guesses)"
     params = spec.model.params if spec is not None else {}
     if params.get("defaults") == "keras" and params.get("batch_norm"):
-        epochs, steps = run.summary.get("epochs_done") or 0, run.summary.get("steps") or 0
+        epochs, steps = run.epochs_done, run.summary.get("steps") or 0
         after = f"after {epochs * steps:,} steps " if epochs and steps else ""
         return (
             f"{said}: Keras batch-norm momentum (0.99) moves the running statistics that "

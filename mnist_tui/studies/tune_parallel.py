@@ -163,8 +163,8 @@ class QueuedTrials:
                 self.on_trial(row)
             raise self.optuna.TrialPruned()
         if done.status != RunStatus.COMPLETED:
-            raise MnistTuiError(f"trial {trial.number} {done.status}: {done.summary.get('reason')}")
-        value = (done.summary.get("best") or {}).get(search.metric)
+            raise MnistTuiError(f"trial {trial.number} {done.status}: {done.reason}")
+        value = done.best(search.metric)
         if value is None:
             raise MnistTuiError(f"trial {trial.number}: no {search.metric} was recorded")
         row["value"] = value
@@ -197,7 +197,7 @@ class QueuedTrials:
                             cancel(self.store, fresh)
                             pruned = True
             reported = len(rows)
-            stored = fresh.summary.get("status")
+            stored = fresh.stored_status
             held = (fresh.path / claims.CLAIM).exists()
             if stored not in (RunStatus.QUEUED, RunStatus.RUNNING) and not held:
                 return fresh, pruned
@@ -227,7 +227,7 @@ class QueuedTrials:
         from mnist_tui.runs.worker import ensure_worker
 
         now = time.monotonic()
-        if info.summary.get("status") != RunStatus.QUEUED or now - self.last_check < 10:
+        if info.stored_status != RunStatus.QUEUED or now - self.last_check < 10:
             return
         self.last_check = now
         if self.no_worker() and self.options is not None:

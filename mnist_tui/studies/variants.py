@@ -88,7 +88,7 @@ class Variant:
         """The metric of each completed run, at its final or best epoch."""
         out = []
         for r in self.completed:
-            v = (r.summary.get(at) or {}).get(metric)
+            v = r.figures(at).get(metric)
             if isinstance(v, int | float) and not isinstance(v, bool):
                 out.append(float(v))
         return out
@@ -208,7 +208,7 @@ class Selection:
     def values(self, metric: str = "test_acc", at: str = "final") -> list[float]:
         out = []
         for r in self.completed():
-            v = (r.summary.get(at) or {}).get(metric)
+            v = r.figures(at).get(metric)
             if isinstance(v, int | float) and not isinstance(v, bool):
                 out.append(float(v))
         return out

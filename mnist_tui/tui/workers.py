@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from mnist_tui.runs.record import ACTIVE, RunInfo
+from mnist_tui.runs.schema import RunSummary
 from mnist_tui.runs.store import RunStore
 from mnist_tui.status import RunStatus
 from mnist_tui.studies.catalog import ExperimentRow, experiment_rows
@@ -139,7 +140,7 @@ class StoreReader:
         self._runs: list[RunInfo] = []  # newest first
         # runs-table rows of finished runs: the row, when its "3m ago" next changes, and
         # the summary it was built from (a row is reused only for an equal summary)
-        self._rows: dict[str, tuple[tables.Row, float, dict[str, Any]]] = {}
+        self._rows: dict[str, tuple[tables.Row, float, RunSummary]] = {}
         self._tick = -1
         self._ticks = 0  # rows rebuilt because their relative time changed
 
@@ -193,8 +194,8 @@ class StoreReader:
         if kept is not None and kept[1] > time.time() and kept[2] == r.summary:
             return kept[0]
         row = run_tables.run_row(r)
-        if r.summary.get("status") not in ACTIVE:
-            self._rows[key] = (row, fmt.ago_changes_at(r.summary.get("started")), r.summary)
+        if r.stored_status not in ACTIVE:
+            self._rows[key] = (row, fmt.ago_changes_at(r.started), r.summary)
         return row
 
     def _stale_rows(self) -> bool:
@@ -233,13 +234,13 @@ class StoreReader:
             moved
             or reload
             or "runs" not in self._sig
-            or any(r.summary.get("status") in ACTIVE for r in runs)
+            or any(r.stored_status in ACTIVE for r in runs)
         ):
             runs_sig = (
                 self._ticks,
                 *(
                     (r.id, tables.shown_status(r), r.summary.get("epochs_done"))
-                    if r.summary.get("status") in ACTIVE
+                    if r.stored_status in ACTIVE
                     else (r.id, r.status, r.summary.get("epochs_done"))
                     for r in runs
                 ),

@@ -339,10 +339,10 @@ def show_subject(console: Console, subject: Subject, store: RunStore) -> None:
     for line in system_lines(s.get("system")):
         console.print(f"[dim]{escape(line)}[/]", soft_wrap=True)
     classes = run_tables.class_names(s, rows)
-    if s.get("per_class_acc"):
-        console.print(per_class_table(classes, s["per_class_acc"]))
-    if s.get("confusion"):
-        console.print(confusion_heatmap(classes, s["confusion"]))
+    if per_class := s.get("per_class_acc"):
+        console.print(per_class_table(classes, per_class))
+    if confusion := s.get("confusion"):
+        console.print(confusion_heatmap(classes, confusion))
 
 
 def print_diff(

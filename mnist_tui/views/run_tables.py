@@ -194,7 +194,7 @@ RUN_COLUMNS = [
 
 def run_row(r: RunInfo) -> Row:
     """One run's row of the runs table, without its recency number (see `runs_table`)."""
-    done = r.summary.get("epochs_done", 0)
+    done = r.epochs_done
     total = r.summary.get("epochs", "?")
     return Row(
         r.id,
@@ -216,7 +216,7 @@ def run_row(r: RunInfo) -> Row:
 
 def _started(r: RunInfo) -> float | None:
     """When training started: a queued run has not (its queueing time is not a start)."""
-    started = r.summary.get("started")
+    started = r.started
     return float(started) if isinstance(started, int | float) else None
 
 
@@ -379,7 +379,11 @@ def run_header(
         eta = f"  ETA {fmt.seconds(left)}" if left is not None else ""
     lr = f"  lr {rows[-1]['lr']:.3g}" if rows else ""
     at = f"epoch {done}/{total}"
-    if status == RunStatus.RUNNING and s.get("steps") and s.get("epoch_in_progress", 0) > len(rows):
+    if (
+        status == RunStatus.RUNNING
+        and s.get("steps")
+        and (s.get("epoch_in_progress") or 0) > len(rows)
+    ):
         # the epoch under way and its step, not the last one done
         at = f"epoch {s['epoch_in_progress']}/{total} step {s.get('step')}/{s['steps']}"
     last = rows[-1] if rows else {}
@@ -422,7 +426,7 @@ def queue_table(entries: Sequence[QueuedRun], now: float | None = None) -> Table
     for i, e in enumerate(entries, 1):
         info = e.info
         status = shown_status(info) if info else "?"
-        done = info.summary.get("epochs_done", 0) if info else 0
+        done = info.epochs_done if info else 0
         total = info.summary.get("epochs", "?") if info else "?"
         eta = "—"
         if info is not None and status in (RunStatus.RUNNING, RunStatus.STOPPING):

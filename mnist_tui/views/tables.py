@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 
 Justify = Literal["left", "center", "right"]
 
-STATUS_STYLE = {
+STATUS_STYLE: dict[str, str] = {
     RunStatus.COMPLETED: "green",
     RunStatus.RUNNING: "cyan",
     RunStatus.QUEUED: "blue",

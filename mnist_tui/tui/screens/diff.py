@@ -215,11 +215,7 @@ def run_groups(
         if r.group:
             key = f"{r.experiment} {r.group}"
         else:
-            overrides = [
-                str(o)
-                for o in r.summary.get("overrides") or ()
-                if not str(o).startswith("train.seed=")
-            ]
+            overrides = [str(o) for o in r.overrides if not str(o).startswith("train.seed=")]
             key = " ".join([r.experiment, *overrides])
         groups.setdefault(key, []).append(rows)
     return list(groups.items())
