@@ -96,7 +96,8 @@ def run(
 ) -> None:
     """Train experiments in this terminal and store the runs; prints reported vs reproduced."""
     from mnist_tui.config.loading import load_experiment
-    from mnist_tui.studies.batch import RunOptions, parse_seeds, plan_seeds, train_planned
+    from mnist_tui.studies.batch import parse_seeds, plan_seeds, train_planned
+    from mnist_tui.studies.run_options import RunOptions
     from mnist_tui.views.render import run_summary_table
 
     exp_dir, store = context_stores(ctx, experiments_dir, runs_dir)
@@ -167,6 +168,7 @@ def train_run(
     from mnist_tui.runs.scheduler import cancel_requested
     from mnist_tui.runs.store import RunStore
     from mnist_tui.studies.batch import stop_on_sigterm
+    from mnist_tui.studies.run_options import RunOptions
     from mnist_tui.studies.runner import run_experiment
 
     run_dir = run_dir.resolve()
@@ -196,14 +198,9 @@ def train_run(
 
     # the log gets a line per epoch and per step report (`logs` shows them, `--steps` all)
     lines = RunProgress(Console(file=sys.stdout, soft_wrap=True), enabled=False, steps=True)
-    done = run_experiment(
-        spec,
-        store,
+    options = RunOptions(
         device=device,
         data_dir=data_dir,
-        handle=handle,
-        on_event=lines.on_event,
-        should_stop=lambda: sigterm() or cancel_requested(run_dir),
         threads=threads,
         device_label=label,
         env_extra={
@@ -211,6 +208,14 @@ def train_run(
             "cuda_visible_devices": visible or None,
             **({"node": node, "node_id": node_id} if node else {}),
         },
+    )
+    done = run_experiment(
+        spec,
+        store,
+        options,
+        handle=handle,
+        on_event=lines.on_event,
+        should_stop=lambda: sigterm() or cancel_requested(run_dir),
     )
     print(f"{done.experiment}/{done.id} {done.status}", flush=True)
     if done.status != RunStatus.COMPLETED:
@@ -241,7 +246,8 @@ def cv(
     from rich.table import Table
 
     from mnist_tui.config.loading import load_experiment
-    from mnist_tui.studies.batch import RunOptions, group_result, plan_folds, train_planned
+    from mnist_tui.studies.batch import group_result, plan_folds, train_planned
+    from mnist_tui.studies.run_options import RunOptions
 
     exp_dir, store = context_stores(ctx, experiments_dir, runs_dir)
     options = RunOptions(
@@ -258,9 +264,7 @@ def cv(
         ):
             results.append(info)
             if info.status != RunStatus.COMPLETED:
-                raise MnistTuiError(
-                    f"fold {plan.extra['fold']} {info.status}: {info.summary.get('reason')}"
-                )
+                raise MnistTuiError(f"fold {plan.extra['fold']} {info.status}: {info.reason}")
     except KeyboardInterrupt:
         err.print("[yellow]interrupted[/]: the fold's run is stored as killed")
         raise typer.Exit(130) from None
@@ -442,6 +446,7 @@ def resume(
     """Continue an interrupted, killed or failed run from its last checkpoint."""
     from mnist_tui.config.loading import load_spec_file
     from mnist_tui.studies.batch import PlannedRun, stop_on_sigterm
+    from mnist_tui.studies.run_options import RunOptions
     from mnist_tui.studies.runner import check_resumable, resume_run
     from mnist_tui.views.render import run_summary_table
 
@@ -453,12 +458,14 @@ def resume(
             done = resume_run(
                 info,
                 store,
-                device=device,
-                data_dir=global_option(ctx, "data_dir", data_dir),
-                download=download,
+                RunOptions(
+                    device=device,
+                    data_dir=global_option(ctx, "data_dir", data_dir),
+                    download=download,
+                    threads=threads,
+                ),
                 on_event=sink,
                 should_stop=stop_on_sigterm(),
-                threads=threads,
             )
     except KeyboardInterrupt:
         err.print("[yellow]interrupted[/]: the run is stored as killed")

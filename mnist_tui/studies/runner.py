@@ -7,9 +7,8 @@ import os
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import asdict
 from pathlib import Path
-from typing import Any
+from typing import Any, Unpack
 
 import torch
 
@@ -21,48 +20,49 @@ from mnist_tui.runs.claim import claim, holder_of, release
 from mnist_tui.runs.io import process_start_time, write_json_atomic
 from mnist_tui.runs.provenance import environment
 from mnist_tui.runs.record import CANCEL_FLAG, RunInfo
-from mnist_tui.runs.steps import StepWriter, keep_epochs, step_row
+from mnist_tui.runs.steps import keep_epochs
 from mnist_tui.runs.store import RunHandle, RunStore
 from mnist_tui.status import RunStatus
-from mnist_tui.train.events import BatchProgress, EpochEnded, Event, RunEnded, StepReport
+from mnist_tui.studies.recorder import RunRecorder
+from mnist_tui.studies.run_options import RunOptionFields, RunOptions, options_of
 from mnist_tui.train.setup import device_name, resolve_device
 from mnist_tui.train.sysmon import SystemMonitor
-from mnist_tui.train.trainer import PER_EPOCH_ONLY, EventSink, Trainer
+from mnist_tui.train.trainer import EventSink, Trainer
 
 
 def run_experiment(
     spec: ExperimentSpec,
     store: RunStore,
+    options: RunOptions | None = None,
     *,
-    device: str = "auto",
-    data_dir: Path | None = None,
-    download: bool = True,
+    handle: RunHandle | None = None,
+    group: str | None = None,
+    extra_summary: dict[str, Any] | None = None,
+    resume_state: dict[str, Any] | None = None,
     on_event: EventSink | None = None,
     should_stop: Callable[[], bool] | None = None,
-    group: str | None = None,
-    handle: RunHandle | None = None,
-    engine: str = "auto",
-    resume_state: dict[str, Any] | None = None,
-    threads: int | None = None,
-    device_label: str | None = None,
-    env_extra: dict[str, Any] | None = None,
-    extra_summary: dict[str, Any] | None = None,
-    step_reports: int | None = None,
     mark_setup_errors: bool = True,
+    **fields: Unpack[RunOptionFields],
 ) -> RunInfo:
     """Train `spec` once, recording everything in `store`; returns the finished run.
 
-    A run directory that already exists (`handle`: a queued or resumed run) is failed with
-    the real reason when anything goes wrong before training, such as a missing dataset.
+    `options` say how it trains (RunOptions' fields may also be given as keywords, on top
+    of them); the rest is this call's: the run directory that already exists (`handle`:
+    a queued or resumed run), the group and extra summary fields of a new one, the
+    checkpoint it continues from, where its events go and when it stops.
+
+    A run directory that already exists is failed with the real reason when anything goes
+    wrong before training, such as a missing dataset (unless `mark_setup_errors` is off).
     Interrupting with Ctrl-C marks the run killed before re-raising.
     """
+    how = options_of(options, fields)
     if handle is None:
         check_runnable(spec)  # before the dataset: a name no run directory can have
     try:
-        dev = resolve_device(device)
-        if dev.type == "cpu" and threads:
-            torch.set_num_threads(threads)  # the worker's share of the cores
-        dataset = data_device.prepare(spec.data, spec.augment, dev, data_dir, download)
+        dev = resolve_device(how.device)
+        if dev.type == "cpu" and how.threads:
+            torch.set_num_threads(how.threads)  # the worker's share of the cores
+        dataset = data_device.prepare(spec.data, spec.augment, dev, how.data_dir, how.download)
     except MnistTuiError as exc:
         if handle is not None and mark_setup_errors:
             _mark(handle, RunStatus.FAILED, str(exc))
@@ -88,7 +88,7 @@ def run_experiment(
             group=group,
             extra={"epochs": spec.train.epochs, **(extra_summary or {})},
         )
-    label = device_label or device_name(dev)
+    label = how.device_label or device_name(dev)
     handle.update(
         status=RunStatus.RUNNING,
         device=label,
@@ -98,7 +98,7 @@ def run_experiment(
         threads=torch.get_num_threads() if dev.type == "cpu" else None,
     )
     env = environment(label, spec.train.seed)
-    env.update(threads=torch.get_num_threads(), **(env_extra or {}))
+    env.update(threads=torch.get_num_threads(), **how.env_extra)
     # which data exactly: a user's files can change under the same path
     env["data"] = {
         "dataset": spec.data.dataset,
@@ -110,48 +110,8 @@ def run_experiment(
     }
     write_json_atomic(handle.path / "env.json", env)
 
-    last_progress = [0.0]
-    steps = StepWriter(handle.path)
     monitor = SystemMonitor(dev)
-
-    def sink(event: Event) -> None:
-        if isinstance(event, StepReport):
-            steps.write(
-                step_row(
-                    event.epoch,
-                    event.step,
-                    event.steps,
-                    event.train_loss,
-                    event.train_acc,
-                    event.images,
-                    event.time,
-                )
-            )
-        elif isinstance(event, BatchProgress):
-            # the console shows progress within an epoch; at most one write a second
-            now = time.monotonic()
-            if now - last_progress[0] >= 1.0:
-                last_progress[0] = now
-                handle.update(epoch_in_progress=event.epoch, step=event.step, steps=event.steps)
-        elif isinstance(event, EpochEnded):
-            handle.append_metrics(event.metrics.to_json())
-            # best so far as well as the newest epoch: listings show what a run still
-            # training (or stopped) has reached, not a dash until it ends
-            best = next(
-                (m for m in trainer.state.history if m.epoch == event.best_epoch), event.metrics
-            )
-            handle.update(
-                epochs_done=event.metrics.epoch,
-                best_epoch=event.best_epoch,
-                last={k: v for k, v in asdict(event.metrics).items() if k != "test_confusion"},
-                best={k: v for k, v in best.to_json().items() if k not in PER_EPOCH_ONLY},
-                system=monitor.summary(),
-            )
-        elif isinstance(event, RunEnded):
-            monitor.stop()
-            handle.update(**event.summary, system=monitor.summary())
-        if on_event is not None:
-            on_event(event)
+    recorder = RunRecorder(handle, monitor, on_event)
 
     cancel_flag = handle.path / CANCEL_FLAG
 
@@ -166,12 +126,13 @@ def run_experiment(
             dataset,
             dev,
             run_id=handle.id,
-            on_event=sink,
+            on_event=recorder,
             should_stop=stop,
             checkpoint=handle.save_checkpoint,
-            engine=engine,
-            step_reports=step_reports,
+            engine=how.engine,
+            step_reports=how.step_reports,
         )
+        recorder.trainer = trainer
         if resume_state is not None:
             trainer.load_state_dict(resume_state)
     except BaseException as exc:
@@ -213,7 +174,7 @@ def run_experiment(
         raise
     finally:
         monitor.stop()
-        steps.close()
+        recorder.close()
     return handle.info()
 
 
@@ -324,7 +285,7 @@ def check_resumable(info: RunInfo) -> tuple[ExperimentSpec, dict[str, Any] | Non
         raise StoreError(f"run {info.id}: its spec.toml no longer loads: {exc}") from None
     ckpt = info.path / "last.pt"
     if not ckpt.is_file():
-        if not info.summary.get("epochs_done"):
+        if not info.epochs_done:
             return spec, None  # cancelled or failed before its first epoch: simply start it
         raise StoreError(
             f"run {info.id} has no checkpoint ({ckpt}) although it finished epochs; "
@@ -375,21 +336,21 @@ def check_resumable(info: RunInfo) -> tuple[ExperimentSpec, dict[str, Any] | Non
 def resume_run(
     info: RunInfo,
     store: RunStore,
+    options: RunOptions | None = None,
     *,
-    device: str = "auto",
-    data_dir: Path | None = None,
-    download: bool = True,
     on_event: EventSink | None = None,
     should_stop: Callable[[], bool] | None = None,
-    threads: int | None = None,
+    **fields: Unpack[RunOptionFields],
 ) -> RunInfo:
-    """Continue a stopped run from its last checkpoint (model, optimizer, schedule, RNG).
+    """Continue a stopped run from its last checkpoint (model, optimizer, schedule, RNG),
+    trained as `options` (and RunOptions' fields as keywords) say.
 
     Validated first, then claimed: of two `resume`s started together exactly one trains,
     the other fails naming the holder. Neither touches the run before it holds it.
     """
+    how = options_of(options, fields)
     spec, state = check_resumable(info)
-    resolve_device(device)  # a device this machine lacks: refused before the run is touched
+    resolve_device(how.device)  # a device this machine lacks: refused before the run is touched
     holder = claim(info.path, "resume", " ".join(sys.argv))
     ended = RunStatus.FAILED
     try:
@@ -405,14 +366,11 @@ def resume_run(
         done = run_experiment(
             spec,
             store,
-            device=device,
-            data_dir=data_dir,
-            download=download,
-            on_event=on_event,
-            should_stop=should_stop,
+            how,
             handle=store.handle(fresh),
             resume_state=state,
-            threads=threads,
+            on_event=on_event,
+            should_stop=should_stop,
             mark_setup_errors=False,  # a resume that cannot start leaves the run as it was
         )
         ended = done.status
