@@ -64,10 +64,7 @@ def progress_factory(
 
 
 def report_failure(info: RunInfo) -> None:
-    err.print(
-        f"[red]{info.experiment}/{info.id} {info.status}[/]: "
-        f"{escape(str(info.summary.get('reason', '')))}"
-    )
+    err.print(f"[red]{info.experiment}/{info.id} {info.status}[/]: {escape(info.reason)}")
 
 
 # ----------------------------------------------------------------------------- run

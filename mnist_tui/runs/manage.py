@@ -34,7 +34,8 @@ from mnist_tui.runs.store import RunStore
 from mnist_tui.status import RunStatus
 
 TRASH = ".trash"
-SHOWN_STATUSES = (*STATUSES, schema.DAMAGED)
+# the words `--status` takes: plain strings, as the user types and reads them
+SHOWN_STATUSES = tuple(s.value for s in (*STATUSES, schema.DAMAGED))
 
 
 def trash_dir(store: RunStore) -> Path:
