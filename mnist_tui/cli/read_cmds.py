@@ -327,10 +327,10 @@ def plot(
     )
     s = run.summary
     classes = class_names(s, rows)
-    if s.get("per_class_acc"):
-        console.print(per_class_table(classes, s["per_class_acc"]))
-    if s.get("confusion"):
-        console.print(pictures.confusion_heatmap(classes, s["confusion"]))
+    if per_class := s.get("per_class_acc"):
+        console.print(per_class_table(classes, per_class))
+    if confusion := s.get("confusion"):
+        console.print(pictures.confusion_heatmap(classes, confusion))
     picked = None
     if samples > 0:
         picked = predict_samples(

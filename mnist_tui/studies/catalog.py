@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -17,6 +18,7 @@ from mnist_tui.errors import SpecError, StoreError
 from mnist_tui.runs.record import RunInfo
 from mnist_tui.runs.schema import definition_hash
 from mnist_tui.runs.store import RunStore
+from mnist_tui.status import RunStatus
 from mnist_tui.studies.definitions import validated_hash as _validated_hash
 
 if TYPE_CHECKING:
@@ -106,7 +108,7 @@ def split_by_definition(
     same: list[RunInfo] = []
     other: list[RunInfo] = []
     for r in runs:
-        if r.status != "completed" or not r.summary.get("final"):
+        if r.status != RunStatus.COMPLETED or not r.summary.get("final"):
             continue
         raw = r.definition_hash()
         if raw is None:
@@ -166,7 +168,7 @@ class Subject:
         except DataError:
             return None
 
-    def results(self) -> dict[str, Any]:
+    def results(self) -> Mapping[str, Any]:
         """Run summary, or for an experiment its reported figures in the same shape, or
         for a variant or a group the mean of its completed runs' figures."""
         if self.run is not None:

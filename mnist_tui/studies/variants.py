@@ -34,6 +34,7 @@ from mnist_tui.runs.index import RunQuery
 from mnist_tui.runs.record import RunInfo
 from mnist_tui.runs.schema import DEFINITION_SECTIONS, SEED_KEYS, definition_hash
 from mnist_tui.runs.store import RunStore
+from mnist_tui.status import RunStatus
 from mnist_tui.studies.definitions import validated_hash
 
 ID_DIGITS = 6
@@ -84,13 +85,13 @@ class Variant:
 
     @property
     def completed(self) -> list[RunInfo]:
-        return [r for r in self.runs if r.status == "completed" and r.summary.get("final")]
+        return [r for r in self.runs if r.status == RunStatus.COMPLETED and r.summary.get("final")]
 
     def values(self, metric: str = "test_acc", at: str = "final") -> list[float]:
         """The metric of each completed run, at its final or best epoch."""
         out = []
         for r in self.completed:
-            v = (r.summary.get(at) or {}).get(metric)
+            v = r.figures(at).get(metric)
             if isinstance(v, int | float) and not isinstance(v, bool):
                 out.append(float(v))
         return out
@@ -212,12 +213,12 @@ class Selection:
     variant: Variant | None = None
 
     def completed(self) -> list[RunInfo]:
-        return [r for r in self.runs if r.status == "completed" and r.summary.get("final")]
+        return [r for r in self.runs if r.status == RunStatus.COMPLETED and r.summary.get("final")]
 
     def values(self, metric: str = "test_acc", at: str = "final") -> list[float]:
         out = []
         for r in self.completed():
-            v = (r.summary.get(at) or {}).get(metric)
+            v = r.figures(at).get(metric)
             if isinstance(v, int | float) and not isinstance(v, bool):
                 out.append(float(v))
         return out

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import re
 import tomllib
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -351,7 +351,7 @@ def run_config(run: RunInfo) -> dict[str, Any]:
 def run_row(run: RunInfo) -> dict[str, Any]:
     """What `--where` can test of one run: configuration, figures (final unless named),
     status and identity."""
-    s = run.summary
+    s: Mapping[str, Any] = run.summary
     row = run_config(run)
     for part in RESULT_PARTS:
         for k, v in (s.get(part) or {}).items():

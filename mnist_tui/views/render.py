@@ -23,6 +23,7 @@ from rich.text import Text
 from mnist_tui.config.spec import ExperimentSpec
 from mnist_tui.runs.record import RunInfo
 from mnist_tui.runs.store import RunStore
+from mnist_tui.status import RunStatus
 from mnist_tui.studies.catalog import Subject
 from mnist_tui.studies.diff import Change, FigureDelta
 from mnist_tui.studies.report import ReportRow
@@ -140,7 +141,7 @@ class RunProgress:
                 self.progress.update(self.epoch_task, completed=m.epoch)
             if self.batch_task is not None:
                 self.progress.reset(self.batch_task, description=f"epoch {m.epoch + 1}")
-        elif isinstance(event, RunEnded) and event.status != "completed":
+        elif isinstance(event, RunEnded) and event.status != RunStatus.COMPLETED:
             self.console.print(f"[red]{event.status}[/]: {escape(visible(event.reason))}")
 
 
@@ -341,10 +342,10 @@ def show_subject(console: Console, subject: Subject, store: RunStore) -> None:
     for line in system_lines(s.get("system")):
         console.print(f"[dim]{escape(line)}[/]", soft_wrap=True)
     classes = run_tables.class_names(s, rows)
-    if s.get("per_class_acc"):
-        console.print(per_class_table(classes, s["per_class_acc"]))
-    if s.get("confusion"):
-        console.print(confusion_heatmap(classes, s["confusion"]))
+    if per_class := s.get("per_class_acc"):
+        console.print(per_class_table(classes, per_class))
+    if confusion := s.get("confusion"):
+        console.print(confusion_heatmap(classes, confusion))
 
 
 def show_selection(console: Console, page: SelectionPage) -> None:
