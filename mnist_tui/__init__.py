@@ -3,6 +3,7 @@
 Layers, lowest first; a layer imports only from layers above it in this list:
 
     errors             error types and "did you mean" (imports nothing of ours)
+    status             a run's status, RunStatus (imports nothing of ours)
     fields             field constraints (Range, Length, Help) shared by models and config
     models             the model registry (builders import torch when called), and
                        user_models: a user's model files, described without running them

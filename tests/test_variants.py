@@ -264,14 +264,16 @@ def test_report_interval_of_the_reproduced_mean(
 def test_read_only_commands_do_not_import_scipy(store: RunStore) -> None:
     code = (
         "import sys; from mnist_tui.cli import main\n"
-        "for args in (['list'], ['runs', '--where', 'test_acc > 0.9'], ['variants']):\n"
+        "codes = []\n"
+        "for args in (['list'], ['runs', '--where', 'test_acc > 0.9'], ['variants'],\n"
+        "             ['show', 'fnn1-own'], ['show', 'fnn1[optim.lr=0.05]']):\n"
         "    try:\n"
         "        main(args)\n"
-        "    except SystemExit:\n"
-        "        pass\n"
-        "print('scipy' in sys.modules, 'torch' in sys.modules, file=sys.stderr)\n"
+        "    except SystemExit as exc:\n"
+        "        codes.append(exc.code or 0)\n"
+        "print(codes, 'scipy' in sys.modules, 'torch' in sys.modules, file=sys.stderr)\n"
     )
     out = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=300, check=True
     )
-    assert out.stderr.strip().splitlines()[-1] == "False False"
+    assert out.stderr.strip().splitlines()[-1] == "[0, 0, 0, 0, 0] False False"

@@ -33,6 +33,7 @@ from mnist_tui.cli.options import (
     print_json,
 )
 from mnist_tui.errors import MnistTuiError
+from mnist_tui.status import RunStatus
 from mnist_tui.views.visible import VisibleStream, visible
 
 queue_app = typer.Typer(
@@ -204,14 +205,16 @@ def queue_rows(store: object) -> list[dict[str, object]]:
         s = info.summary
         rows.append(
             {
-                "position": pos if info.status == "queued" else None,
+                "position": pos if info.status == RunStatus.QUEUED else None,
                 "run": info.id,
                 "experiment": info.experiment,
                 "status": info.status,
                 "overrides": list(s.get("overrides") or []),
                 "group": s.get("group"),
-                "device": s.get("device") if info.status == "running" else s.get("pin_device"),
-                "node": s.get("node") if info.status == "running" else None,  # a Ray node
+                "device": s.get("device")
+                if info.status == RunStatus.RUNNING
+                else s.get("pin_device"),
+                "node": s.get("node") if info.status == RunStatus.RUNNING else None,  # a Ray node
                 "epoch": s.get("epochs_done"),
                 "epochs": s.get("epochs"),
                 "step": s.get("step"),
@@ -250,7 +253,9 @@ def queue_ls(ctx: typer.Context, runs_dir: RunsDir = None, json_out: JsonOut = F
         # overrides fold onto more lines rather than end in "train.epoch…"
         t.add_column(col, no_wrap=col in ("run", "experiment"), overflow="fold")
     for r in rows:
-        progress = f"{r['epoch'] or 0}/{r['epochs'] or '?'}" if r["status"] == "running" else ""
+        progress = (
+            f"{r['epoch'] or 0}/{r['epochs'] or '?'}" if r["status"] == RunStatus.RUNNING else ""
+        )
         t.add_row(
             *(
                 Text(visible(c))
@@ -375,7 +380,7 @@ def logs(
     partial = b""  # a line the run has not finished writing yet
     step_prefix = STEP_PREFIX.encode()
     if (
-        follow and info.status == "queued"
+        follow and info.status == RunStatus.QUEUED
     ):  # said, not a silent wait: a paused queue or a long queue can take hours
         from mnist_tui.runs.scheduler import is_paused, queue_order
 
@@ -403,7 +408,9 @@ def logs(
         if not follow:
             break
         fresh = store.read_run(info.experiment, info.id)
-        if (fresh is None or fresh.status not in ("queued", "running")) and not chunk:
+        if (
+            fresh is None or fresh.status not in (RunStatus.QUEUED, RunStatus.RUNNING)
+        ) and not chunk:
             break
         time.sleep(0.5)
     # a line the run has not ended yet, and a character cut at the end
@@ -458,8 +465,8 @@ def worker_status(ctx: typer.Context, runs_dir: RunsDir = None, json_out: JsonOu
     _, store = context_stores(ctx, None, runs_dir)
     live = worker_info(store)
     active = active_runs(store)
-    running = [r for r in active if r.status == "running"]
-    queued = [r for r in active if r.status == "queued"]
+    running = [r for r in active if r.status == RunStatus.RUNNING]
+    queued = [r for r in active if r.status == RunStatus.QUEUED]
     if json_out:
         print_json(
             {

@@ -190,18 +190,32 @@ def runs(
 def show(
     ctx: typer.Context,
     ref: Annotated[
-        str, typer.Argument(help="Experiment name, TOML file, run id or recency (1 = newest).")
+        str,
+        typer.Argument(
+            help="Experiment name, TOML file, run id or recency (1 = newest), a variant "
+            "(EXP@id, EXP[key=value,...]) or a group id."
+        ),
     ],
     runs_dir: RunsDir = None,
     experiments_dir: ExpDir = None,
     json_out: JsonOut = False,
 ) -> None:
-    """An experiment's resolved definition and runs, or a run's epochs, classes and confusion."""
+    """An experiment's resolved definition and runs, a run's epochs, classes and confusion,
+    or a variant's or group's runs with mean ± std."""
     from mnist_tui.studies.catalog import resolve_subject
-    from mnist_tui.views.render import show_subject
+    from mnist_tui.views.render import show_selection, show_subject
 
     exp_dir, store = context_stores(ctx, experiments_dir, runs_dir)
     subject = resolve_subject(ref, exp_dir, store)
+    if subject.selection is not None:
+        from mnist_tui.studies.variants import selection_page
+
+        page = selection_page(subject.selection, exp_dir, store)
+        if json_out:
+            print_json(page.to_json())
+        else:
+            show_selection(console, page)
+        return
     if json_out:
         out: dict[str, Any] = {
             "kind": subject.kind,
@@ -313,10 +327,10 @@ def plot(
     )
     s = run.summary
     classes = class_names(s, rows)
-    if s.get("per_class_acc"):
-        console.print(per_class_table(classes, s["per_class_acc"]))
-    if s.get("confusion"):
-        console.print(pictures.confusion_heatmap(classes, s["confusion"]))
+    if per_class := s.get("per_class_acc"):
+        console.print(per_class_table(classes, per_class))
+    if confusion := s.get("confusion"):
+        console.print(pictures.confusion_heatmap(classes, confusion))
     picked = None
     if samples > 0:
         picked = predict_samples(

@@ -34,6 +34,7 @@ from mnist_tui.cli.options import (
     print_json,
 )
 from mnist_tui.errors import MnistTuiError
+from mnist_tui.status import RunStatus
 from mnist_tui.views import fmt
 from mnist_tui.views.safe_console import SafeConsole
 
@@ -63,10 +64,7 @@ def progress_factory(
 
 
 def report_failure(info: RunInfo) -> None:
-    err.print(
-        f"[red]{info.experiment}/{info.id} {info.status}[/]: "
-        f"{escape(str(info.summary.get('reason', '')))}"
-    )
+    err.print(f"[red]{info.experiment}/{info.id} {info.status}[/]: {escape(info.reason)}")
 
 
 # ----------------------------------------------------------------------------- run
@@ -95,7 +93,8 @@ def run(
 ) -> None:
     """Train experiments in this terminal and store the runs; prints reported vs reproduced."""
     from mnist_tui.config.loading import load_experiment
-    from mnist_tui.studies.batch import RunOptions, parse_seeds, plan_seeds, train_planned
+    from mnist_tui.studies.batch import parse_seeds, plan_seeds, train_planned
+    from mnist_tui.studies.run_options import RunOptions
     from mnist_tui.views.render import run_summary_table
 
     exp_dir, store = context_stores(ctx, experiments_dir, runs_dir)
@@ -110,7 +109,7 @@ def run(
     try:
         for plan, info in train_planned(planned, store, options, progress_factory(quiet, json_out)):
             results.append((plan.spec, info))
-            if info.status != "completed":
+            if info.status != RunStatus.COMPLETED:
                 report_failure(info)
     except KeyboardInterrupt:
         err.print("[yellow]interrupted[/]: the run is stored as killed")
@@ -126,7 +125,7 @@ def run(
             note = chance_note(spec, info)
             if note:
                 err.print(f"[yellow]note:[/] {info.id}: {escape(note)}", highlight=False)
-    if any(i.status != "completed" for _, i in results):
+    if any(i.status != RunStatus.COMPLETED for _, i in results):
         raise typer.Exit(1)
 
 
@@ -166,6 +165,7 @@ def train_run(
     from mnist_tui.runs.scheduler import cancel_requested
     from mnist_tui.runs.store import RunStore
     from mnist_tui.studies.batch import stop_on_sigterm
+    from mnist_tui.studies.run_options import RunOptions
     from mnist_tui.studies.runner import run_experiment
 
     run_dir = run_dir.resolve()
@@ -177,7 +177,7 @@ def train_run(
     try:
         spec = load_spec_file(info.spec_path())  # never the experiment file: it may have changed
     except SpecError as exc:
-        handle.update(status="failed", reason=f"its spec.toml does not load: {exc}")
+        handle.update(status=RunStatus.FAILED, reason=f"its spec.toml does not load: {exc}")
         raise
     sigterm = stop_on_sigterm()
     visible = os.environ.get("CUDA_VISIBLE_DEVICES", "")
@@ -195,14 +195,9 @@ def train_run(
 
     # the log gets a line per epoch and per step report (`logs` shows them, `--steps` all)
     lines = RunProgress(Console(file=sys.stdout, soft_wrap=True), enabled=False, steps=True)
-    done = run_experiment(
-        spec,
-        store,
+    options = RunOptions(
         device=device,
         data_dir=data_dir,
-        handle=handle,
-        on_event=lines.on_event,
-        should_stop=lambda: sigterm() or cancel_requested(run_dir),
         threads=threads,
         device_label=label,
         env_extra={
@@ -211,8 +206,16 @@ def train_run(
             **({"node": node, "node_id": node_id} if node else {}),
         },
     )
+    done = run_experiment(
+        spec,
+        store,
+        options,
+        handle=handle,
+        on_event=lines.on_event,
+        should_stop=lambda: sigterm() or cancel_requested(run_dir),
+    )
     print(f"{done.experiment}/{done.id} {done.status}", flush=True)
-    if done.status != "completed":
+    if done.status != RunStatus.COMPLETED:
         raise typer.Exit(1)
 
 
@@ -240,7 +243,8 @@ def cv(
     from rich.table import Table
 
     from mnist_tui.config.loading import load_experiment
-    from mnist_tui.studies.batch import RunOptions, group_result, plan_folds, train_planned
+    from mnist_tui.studies.batch import group_result, plan_folds, train_planned
+    from mnist_tui.studies.run_options import RunOptions
 
     exp_dir, store = context_stores(ctx, experiments_dir, runs_dir)
     options = RunOptions(
@@ -256,10 +260,8 @@ def cv(
             planned, store, options, progress_factory(quiet, json_out), stop_on_failure=True
         ):
             results.append(info)
-            if info.status != "completed":
-                raise MnistTuiError(
-                    f"fold {plan.extra['fold']} {info.status}: {info.summary.get('reason')}"
-                )
+            if info.status != RunStatus.COMPLETED:
+                raise MnistTuiError(f"fold {plan.extra['fold']} {info.status}: {info.reason}")
     except KeyboardInterrupt:
         err.print("[yellow]interrupted[/]: the fold's run is stored as killed")
         raise typer.Exit(130) from None
@@ -441,6 +443,7 @@ def resume(
     """Continue an interrupted, killed or failed run from its last checkpoint."""
     from mnist_tui.config.loading import load_spec_file
     from mnist_tui.studies.batch import PlannedRun, stop_on_sigterm
+    from mnist_tui.studies.run_options import RunOptions
     from mnist_tui.studies.runner import check_resumable, resume_run
     from mnist_tui.views.render import run_summary_table
 
@@ -452,16 +455,18 @@ def resume(
             done = resume_run(
                 info,
                 store,
-                device=device,
-                data_dir=global_option(ctx, "data_dir", data_dir),
-                download=download,
+                RunOptions(
+                    device=device,
+                    data_dir=global_option(ctx, "data_dir", data_dir),
+                    download=download,
+                    threads=threads,
+                ),
                 on_event=sink,
                 should_stop=stop_on_sigterm(),
-                threads=threads,
             )
     except KeyboardInterrupt:
         err.print("[yellow]interrupted[/]: the run is stored as killed")
         raise typer.Exit(130) from None
     console.print(run_summary_table([(load_spec_file(done.spec_path()), done)]))
-    if done.status != "completed":
+    if done.status != RunStatus.COMPLETED:
         raise typer.Exit(1)

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from mnist_tui.errors import StoreError
 from mnist_tui.runs.io import pid_alive, process_start_time
+from mnist_tui.status import RunStatus
 
 if TYPE_CHECKING:
     from mnist_tui.runs.record import RunInfo
@@ -162,7 +163,7 @@ def claim_queued(store: RunStore, info: RunInfo, purpose: str) -> tuple[RunInfo,
     except ClaimedError:
         return None  # another worker or a console took it first
     fresh = store.read_run(info.experiment, info.id)
-    if fresh is None or fresh.summary.get("status") != "queued":
+    if fresh is None or fresh.stored_status != RunStatus.QUEUED:
         release(info.path, holder, ended="no longer queued")
         return None
     return fresh, holder

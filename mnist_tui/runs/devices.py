@@ -16,6 +16,7 @@ from typing import Any
 from mnist_tui.runs import nvml
 from mnist_tui.runs.record import RunInfo
 from mnist_tui.runs.store import RunStore
+from mnist_tui.status import RunStatus
 
 
 @dataclass(frozen=True)
@@ -65,7 +66,7 @@ def device_of(run: RunInfo, gpu_pids: dict[int, str]) -> str | None:
     pid = run.summary.get("pid")
     if isinstance(pid, int) and pid in gpu_pids:
         return gpu_pids[pid]
-    label = str(run.summary.get("device") or "")
+    label = str(run.device or "")
     if label.startswith("cpu"):
         return "cpu"
     if label.startswith("cuda:") and label[5:].split()[0].isdigit():
@@ -112,14 +113,16 @@ def device_status(store: RunStore, running: Iterable[RunInfo] | None = None) -> 
     gpus = {str(g.index): g for g in reading.gpus}
     gpu_pids = {pid: str(g.index) for g in reading.gpus for pid in g.processes}
     if running is None:
-        running = [r for r in store.runs(stored=("running",)) if r.status == "running"]
+        running = [
+            r for r in store.runs(stored=(RunStatus.RUNNING,)) if r.status == RunStatus.RUNNING
+        ]
     holders: dict[str, list[str]] = {}
     elsewhere: list[str] = []
     for run in running:
         where = device_of(run, gpu_pids)
         name = f"{run.experiment}/{run.id}"
         if where is None:
-            elsewhere.append(f"{name} ({run.summary.get('device') or '?'})")
+            elsewhere.append(f"{name} ({run.device or '?'})")
         else:
             holders.setdefault(where, []).append(name)
     rows: list[DeviceRow] = []

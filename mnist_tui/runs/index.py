@@ -34,16 +34,18 @@ import threading
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, cast
 
 from mnist_tui.runs.record import RUN_ID, SAFE_NAME, RunInfo
 from mnist_tui.runs.schema import (
     DAMAGED,
     LoadedRun,
+    RunSummary,
     effective_status,
     files_fingerprint,
     load_run,
 )
+from mnist_tui.status import RunStatus
 
 INDEX_FILE = ".index.sqlite"
 SCHEMA_VERSION = 11  # 11: fingerprints cover meta.json, env.json, spec.toml
@@ -65,12 +67,15 @@ BRIEF_SCALARS = (
     "started",
 )
 BRIEF_FIGURES = ("test_acc", "test_loss", "val_acc", "val_loss")
-ALIVE_STATES = ("running", "interrupted")  # the two a stored "running" can turn out to be
+ALIVE_STATES = (
+    RunStatus.RUNNING,
+    RunStatus.INTERRUPTED,
+)  # the two a stored "running" can turn out to be
 BUSY = (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
 BUSY_TIMEOUT = 10.0  # seconds a write waits for another process's transaction
 
 # "last" is the newest epoch of a run still training (or stopped): what it has reached
-FIGURE_PARTS = ("final", "best", "last")
+FIGURE_PARTS: tuple[Literal["final", "best", "last"], ...] = ("final", "best", "last")
 _FIGURE_COLUMNS = [f"{part}_{k}" for part in FIGURE_PARTS for k in BRIEF_FIGURES]
 _BRIEF_COLUMNS = [
     "status",
@@ -593,7 +598,7 @@ class RunIndex:
         if q.statuses:
             stored = set(q.statuses)
             if stored & set(ALIVE_STATES):
-                stored.add("running")
+                stored.add(RunStatus.RUNNING)
                 check = True
             clauses.append(f"status IN ({', '.join('?' * len(stored))})")
             params += sorted(stored)
@@ -675,6 +680,15 @@ class RunIndex:
         result: list[str] = self._with_db(read, [])
         return sorted(result)
 
+    def groups(self) -> list[str]:
+        """The groups runs were queued in (any run, archived too)."""
+
+        def read(conn: sqlite3.Connection) -> list[str]:
+            return [r[0] for r in conn.execute("SELECT DISTINCT grp FROM runs") if r[0]]
+
+        result: list[str] = self._with_db(read, [])
+        return sorted(result)
+
     def ids(self) -> list[str]:
         def read(conn: sqlite3.Connection) -> list[str]:
             return [r[0] for r in conn.execute("SELECT id FROM runs")]
@@ -701,12 +715,13 @@ class RunIndex:
 
     def _info(self, row: Any, brief: bool) -> RunInfo:
         run_id, experiment, _, _, _, damaged, definition, meta = row[:8]
+        # what the index holds passed the checks of runs/schema.py when it was recorded
         summary = _brief(row[8:], damaged is None) if brief else json.loads(row[8])
         return RunInfo(
             run_id,
             experiment,
             self._run_path(experiment, run_id),
-            summary,
+            cast(RunSummary, summary),
             damaged=damaged,
             meta=json.loads(meta) if meta != "{}" else {},
             definition=definition,

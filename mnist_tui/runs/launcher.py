@@ -21,6 +21,7 @@ from typing import Any, Protocol
 from mnist_tui.runs import claim as claims
 from mnist_tui.runs.record import RunInfo
 from mnist_tui.runs.store import RunStore
+from mnist_tui.status import RunStatus
 
 DEFAULT_IDLE_EXIT = 60.0
 PR_SET_PDEATHSIG = 1
@@ -99,7 +100,7 @@ class Finished:
     code: int | None = None  # the trainer's exit code, when it is known
     release: claims.Holder | None = None  # the claim to give back (None: it is not ours)
     # what a run still open (running/queued) becomes when no exit code explains it
-    status: str = "failed"
+    status: RunStatus = RunStatus.FAILED
     reason: str = ""
 
 

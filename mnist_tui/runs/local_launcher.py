@@ -145,7 +145,7 @@ class LocalLauncher:
         free = self._free()
         if not free:
             return WAIT
-        pin = info.summary.get("pin_device")
+        pin = info.pin_device
         fits = [s for s in free if pin in (None, s.device)]
         # on a GPU, only where its free memory covers the run's expected need
         slot = admission.place(self.store, info, fits, self.slots) if fits else None

@@ -31,9 +31,11 @@ from mnist_tui.runs.index import RunQuery
 from mnist_tui.runs.io import write_json_atomic
 from mnist_tui.runs.record import STATUSES, RunInfo
 from mnist_tui.runs.store import RunStore
+from mnist_tui.status import RunStatus
 
 TRASH = ".trash"
-SHOWN_STATUSES = (*STATUSES, schema.DAMAGED)
+# the words `--status` takes: plain strings, as the user types and reads them
+SHOWN_STATUSES = tuple(s.value for s in (*STATUSES, schema.DAMAGED))
 
 
 def trash_dir(store: RunStore) -> Path:
@@ -126,7 +128,7 @@ def update_meta(
 
 
 def _not_active(run: RunInfo, doing: str) -> None:
-    if run.status in ("running", "queued"):
+    if run.status in (RunStatus.RUNNING, RunStatus.QUEUED):
         raise StoreError(f"run {run.id} is {run.status}: stop it before you {doing} it")
 
 
@@ -177,7 +179,7 @@ class Deleted:
 def delete_runs(store: RunStore, runs: list[RunInfo], *, permanent: bool = False) -> list[Deleted]:
     """Move runs to the trash (or delete them for good). All or nothing for active runs:
     if any run is running or queued-and-taken, none is deleted."""
-    busy = [r for r in runs if r.status == "running"]
+    busy = [r for r in runs if r.status == RunStatus.RUNNING]
     if busy:
         ids = ", ".join(r.id for r in busy)
         raise StoreError(f"run {ids} is running: stop it first (nothing was deleted)")
@@ -213,7 +215,7 @@ def delete_run(store: RunStore, run: RunInfo, *, permanent: bool = False) -> Del
         target = target.with_name(f"{run.id}.{time.time_ns()}")
     try:
         fresh = store._read(run.path)
-        if fresh is not None and fresh.status == "running":
+        if fresh is not None and fresh.status == RunStatus.RUNNING:
             raise StoreError(f"run {run.id} is running: stop it first")
         target.parent.mkdir(parents=True, exist_ok=True)
         os.rename(run.path, target)

@@ -25,11 +25,12 @@ from typing import Any
 from mnist_tui.runs.index import RunQuery
 from mnist_tui.runs.record import RunInfo
 from mnist_tui.runs.store import RunStore
+from mnist_tui.status import RunStatus
 
 RECONCILE = 180.0  # seconds between full checks of the run directories (at least)
 CHECK_BUDGET = 0.005  # the share of one core the periodic full checks may take on average
 TAIL_KEY = "queue_tail"
-SCHEDULER_STATUSES = ("queued", "running")
+SCHEDULER_STATUSES = (RunStatus.QUEUED, RunStatus.RUNNING)
 
 
 class QueueWatch:

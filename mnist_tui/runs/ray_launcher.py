@@ -59,6 +59,7 @@ from mnist_tui.runs.ray_connect import first_line
 from mnist_tui.runs.ray_tasks import remote_alive, train_task
 from mnist_tui.runs.record import RunInfo
 from mnist_tui.runs.store import RunStore
+from mnist_tui.status import RunStatus
 
 CANCEL_GRACE = float(os.environ.get("MNIST_TUI_RAY_CANCEL_GRACE", "10"))
 CAPACITY_EVERY = 5.0  # seconds between looks at the cluster's resources (nodes come and go)
@@ -112,7 +113,7 @@ def run_need(info: RunInfo, cluster_gpus: float) -> Need:
         raise StoreError(f"its spec.toml cannot be read: {exc}") from None
     train = spec.get("train")
     gpus, cpus = (train.get("gpus"), train.get("cpus")) if isinstance(train, dict) else (None, None)
-    pin = info.summary.get("pin_device")
+    pin = info.pin_device
     if pin == "cpu":
         gpus = 0.0
     elif pin is not None:
@@ -355,13 +356,13 @@ class RayLauncher:
         info = f.info
         del self.inflight[info.id]
         code: int | None = None
-        open_status, reason = "failed", ""
+        open_status, reason = RunStatus.FAILED, ""
         try:
             result = ray.get(f.ref, timeout=30)
             code = int(result["code"])
             ended = f"exit code {code} on {result['node']}"
         except exc_mod.TaskCancelledError:
-            open_status = "killed"
+            open_status = RunStatus.KILLED
             if claims.holder_of(info.path) == f.holder:
                 reason = "removed from the queue before Ray started it"
             else:
@@ -380,9 +381,9 @@ class RayLauncher:
             node, alive = self.where(f)
             died = f"with its {node}" if alive is False else f"on {node}"
             if f.cancel_seen is not None:
-                open_status, reason = "killed", f"cancelled; its Ray task then died {died}"
+                open_status, reason = RunStatus.KILLED, f"cancelled; its Ray task then died {died}"
             else:
-                open_status = "interrupted"
+                open_status = RunStatus.INTERRUPTED
                 reason = (
                     f"its Ray task died {died} ({first_line(exc)}); continue it with: "
                     f"mnist-tui resume {info.id}"
@@ -393,7 +394,7 @@ class RayLauncher:
             reason = f"its Ray task failed: {type(cause).__name__}: {first_line(cause)}"
             ended = "ray task failed"
         except Exception as exc:  # anything else Ray raises: keep the run resumable
-            open_status = "interrupted"
+            open_status = RunStatus.INTERRUPTED
             reason = (
                 f"its Ray task was lost ({type(exc).__name__}: {first_line(exc)}); "
                 f"continue it with: mnist-tui resume {info.id}"
@@ -415,7 +416,7 @@ class RayLauncher:
         from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
         for info in self.store.runs():
-            if info.summary.get("status") != "running":
+            if info.stored_status != RunStatus.RUNNING:
                 continue
             holder = claims.holder_of(info.path)
             node_id = info.summary.get("node_id")
@@ -437,7 +438,7 @@ class RayLauncher:
                 claims.release(info.path, holder, ended=f"holder vanished ({why})")
                 mark(
                     info,
-                    "interrupted",
+                    RunStatus.INTERRUPTED,
                     f"its process ({holder.describe()}) ended without finishing: {why}; "
                     f"continue it with: mnist-tui resume {info.id}",
                 )

@@ -17,6 +17,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from mnist_tui.status import RunStatus
+
 INTERVAL = 2.0  # seconds between looks
 MISSES = 4  # looks in a row without an answer before the head counts as gone
 
@@ -75,7 +77,9 @@ def lost_runs(worker: Any, why: str) -> list[str]:
     ids = []
     for f in list(worker.inflight.values()):
         info = f.info
-        worker._mark(info, "interrupted", f"{why}; continue it with: mnist-tui resume {info.id}")
+        worker._mark(
+            info, RunStatus.INTERRUPTED, f"{why}; continue it with: mnist-tui resume {info.id}"
+        )
         ids.append(info.id)
     return ids
 

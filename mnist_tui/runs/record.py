@@ -10,15 +10,19 @@ from __future__ import annotations
 
 import contextlib
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, cast
 
 from mnist_tui.config.names import EXPERIMENT_NAME
 from mnist_tui.runs import schema
 from mnist_tui.runs.schema import ACTIVE as ACTIVE
 from mnist_tui.runs.schema import STATUSES as STATUSES
+from mnist_tui.runs.schema import RunSummary
+from mnist_tui.status import RunStatus
 
+FigurePart = Literal["final", "best", "last"]
 CANCEL_FLAG = ".cancel"  # in a run directory: asks whoever trains it to stop
 RUN_ID = re.compile(r"^[0-9a-f]{8}$")
 SAFE_NAME = EXPERIMENT_NAME  # an experiment's runs live in a directory of its name
@@ -31,7 +35,7 @@ class RunInfo:
     id: str
     experiment: str
     path: Path
-    summary: dict[str, Any]  # only fields that passed the checks of runs/schema.py
+    summary: RunSummary  # only fields that passed the checks of runs/schema.py
     damaged: str | None = None  # what is wrong with the run's files, if anything
     meta: dict[str, Any] = field(default_factory=dict)  # tags, note, archived (meta.json)
     definition: str | None = None  # schema.definition_hash of spec.toml, when known
@@ -39,11 +43,17 @@ class RunInfo:
     notes: list[str] = field(default_factory=list)  # metrics rows dropped by `metrics()`
 
     @property
-    def status(self) -> str:
+    def status(self) -> RunStatus:
         s = self.summary
         return schema.effective_status(
-            s.get("status", "interrupted"), s.get("host"), s.get("pid"), self.damaged
+            s.get("status", RunStatus.INTERRUPTED), s.get("host"), s.get("pid"), self.damaged
         )
+
+    @property
+    def stored_status(self) -> str | None:
+        """The status as summary.json says, without asking whether its process still lives
+        (what schedulers compare; `status` is what views show)."""
+        return self.summary.get("status")
 
     @property
     def stop_requested(self) -> bool:
@@ -75,17 +85,68 @@ class RunInfo:
     def seed(self) -> int | None:
         return self.summary.get("seed")
 
+    @property
+    def reason(self) -> str:
+        """Why it ended as it did ("" when nothing was said)."""
+        return self.summary.get("reason") or ""
+
+    @property
+    def epochs(self) -> int | None:
+        """The epochs it trains in all, when known."""
+        return self.summary.get("epochs")
+
+    @property
+    def epochs_done(self) -> int:
+        return self.summary.get("epochs_done") or 0
+
+    @property
+    def started(self) -> float | None:
+        """When a trainer took it (None while queued)."""
+        return self.summary.get("started")
+
+    @property
+    def device(self) -> str | None:
+        """The device it trains or trained on."""
+        return self.summary.get("device")
+
+    @property
+    def pin_device(self) -> str | None:
+        """The device it was queued for (None: any)."""
+        return self.summary.get("pin_device")
+
+    @property
+    def fold(self) -> int | None:
+        return self.summary.get("fold")
+
+    @property
+    def trial(self) -> int | None:
+        return self.summary.get("trial")
+
+    @property
+    def overrides(self) -> list[str]:
+        return list(self.summary.get("overrides") or [])
+
+    def figures(self, part: str) -> Mapping[str, Any]:
+        """The `final`, `best` or `last` table of figures ({} when the run has none)."""
+        figures = cast("Mapping[str, Any]", self.summary).get(part)
+        return figures if isinstance(figures, dict) else {}
+
+    def figure(self, part: FigurePart, key: str) -> float | None:
+        """One figure of `final`, `best` or `last`; None when absent or not a number."""
+        value = self.figures(part).get(key)
+        return value if isinstance(value, int | float) else None
+
     def final(self, key: str) -> float | None:
-        return (self.summary.get("final") or {}).get(key)
+        return self.figure("final", key)
 
     def best(self, key: str) -> float | None:
-        return (self.summary.get("best") or {}).get(key)
+        return self.figure("best", key)
 
     def latest(self, key: str) -> float | None:
         """The final figure of a finished run, else the newest epoch's (a running run, or
         one stopped before its summary was written)."""
         value = self.final(key)
-        return value if value is not None else (self.summary.get("last") or {}).get(key)
+        return value if value is not None else self.figure("last", key)
 
     def metrics(self) -> list[dict[str, Any]]:
         """Epoch rows that pass the checks; each dropped row leaves a line in `notes`."""

@@ -26,6 +26,7 @@ from mnist_tui.runs.record import CANCEL_FLAG as CANCEL_FLAG
 from mnist_tui.runs.record import RunInfo
 from mnist_tui.runs.store import RunStore
 from mnist_tui.runs.trainer_check import held_note, verify_trainer
+from mnist_tui.status import RunStatus
 
 PAUSE_FLAG = ".queue-paused"
 Where = Literal["up", "down", "top", "bottom"]
@@ -62,13 +63,13 @@ def normalize_device(device: str | None) -> str | None:
 
 def scheduler_statuses() -> tuple[str, ...]:
     """What the queue reads: a few rows of the index, not every run in the store."""
-    return ("queued", "running")
+    return (RunStatus.QUEUED, RunStatus.RUNNING)
 
 
 def queue_order(store: RunStore, runs: Iterable[RunInfo] | None = None) -> list[RunInfo]:
     """Queued runs in the order the worker will start them."""
     pool = store.runs(stored=scheduler_statuses()) if runs is None else runs
-    queued = [r for r in pool if r.summary.get("status") == "queued"]
+    queued = [r for r in pool if r.stored_status == RunStatus.QUEUED]
     return sorted(queued, key=_position)
 
 
@@ -76,8 +77,8 @@ def active_runs(store: RunStore, runs: Iterable[RunInfo] | None = None) -> list[
     """Running runs (oldest start first), then queued runs in queue order."""
     pool = list(store.runs(stored=scheduler_statuses()) if runs is None else runs)
     running = sorted(
-        (r for r in pool if r.status == "running"),
-        key=lambda r: float(r.summary.get("started") or r.created),
+        (r for r in pool if r.status == RunStatus.RUNNING),
+        key=lambda r: float(r.started or r.created),
     )
     return running + queue_order(store, pool)
 
@@ -105,7 +106,7 @@ def enqueue(store: RunStore, spec: ExperimentSpec, request: QueueRequest) -> Run
         spec.name,
         spec.to_toml(),
         files=spec.run_files(),
-        status="queued",
+        status=RunStatus.QUEUED,
         seed=spec.train.seed,
         group=request.group,
         extra={
@@ -123,7 +124,7 @@ def enqueue(store: RunStore, spec: ExperimentSpec, request: QueueRequest) -> Run
 
 def move(store: RunStore, run: RunInfo, where: Where) -> None:
     """Move a queued run within the queue; running runs are not part of the order."""
-    if run.summary.get("status") != "queued":
+    if run.stored_status != RunStatus.QUEUED:
         raise StoreError(f"run {run.id} is {run.status}: only queued runs can be moved")
     order = queue_order(store)
     ids = [r.id for r in order]
@@ -148,7 +149,7 @@ def move(store: RunStore, run: RunInfo, where: Where) -> None:
 
 def _update_if_queued(store: RunStore, info: RunInfo, **fields: Any) -> None:
     fresh = store.read_run(info.experiment, info.id)
-    if fresh is not None and fresh.summary.get("status") == "queued":
+    if fresh is not None and fresh.stored_status == RunStatus.QUEUED:
         store.handle(fresh).update(**fields)
         position = fields.get("queue_position")
         if isinstance(position, float):
@@ -164,23 +165,23 @@ def cancel(store: RunStore, run: RunInfo) -> str:
     never to whatever pid a claim names. It then ends as killed with its checkpoint.
     """
     status = run.status
-    if status == "queued":
+    if status == RunStatus.QUEUED:
         try:
             holder = claims.claim(run.path, "cancel")
         except claims.ClaimedError:
-            status = "running"  # taken a moment ago (or held by someone): stop it instead
+            status = RunStatus.RUNNING  # taken a moment ago (or held by someone): stop it instead
         else:
             place = run.path
             try:
                 fresh = store.read_run(run.experiment, run.id)
-                if fresh is not None and fresh.summary.get("status") == "queued":
+                if fresh is not None and fresh.stored_status == RunStatus.QUEUED:
                     # it never ran: it goes (to the trash, as `delete` does), rather than
                     # staying in the store as a "killed" run that never trained
                     place = _to_trash(store, run)
             finally:
                 claims.release(place, holder, ended="cancelled before it started")
             return "removed from the queue (never started; it is in the trash)"
-    if status == "running":
+    if status == RunStatus.RUNNING:
         with contextlib.suppress(OSError):
             (run.path / CANCEL_FLAG).write_text(str(time.time()), encoding="utf-8")
         held = claims.holder_of(run.path) or _holder_in_summary(run)
@@ -213,7 +214,7 @@ def _holder_in_summary(run: RunInfo) -> claims.Holder | None:
 def held_reason(run: RunInfo) -> str | None:
     """Why a queued run is not started: a live process that is not its trainer holds its
     claim (and how to release it); None when nothing holds it that way."""
-    if run.status != "queued":
+    if run.status != RunStatus.QUEUED:
         return None
     holder = claims.holder_of(run.path)
     return held_note(holder, run.path) if holder is not None else None

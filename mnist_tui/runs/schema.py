@@ -22,18 +22,21 @@ import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from mnist_tui.runs.io import pid_alive
+from mnist_tui.runs.summary import RunSummary as RunSummary
+from mnist_tui.status import ACTIVE as ACTIVE
+from mnist_tui.status import STATUSES as STATUSES
+from mnist_tui.status import RunStatus
 
 SUMMARY = "summary.json"
 META = "meta.json"
 ENV = "env.json"
 SPEC = "spec.toml"
 METRICS = "metrics.jsonl"
-DAMAGED = "damaged"
-STATUSES = ("queued", "running", "completed", "failed", "killed", "interrupted")
-ACTIVE = ("queued", "running")
+DAMAGED = RunStatus.DAMAGED
+_STATUS = {s.value: s for s in STATUSES}  # a stored word to its member, without a call
 # What training depends on (as ExperimentSpec.definition()); train.seed and
 # train.repeats are left out: runs of one definition differ only in those.
 DEFINITION_SECTIONS = ("data", "model", "optim", "schedule", "train", "augment")
@@ -169,6 +172,11 @@ def status(v: Any) -> str | None:
     return f"expected one of {', '.join(STATUSES)}; got {_show(v)}"
 
 
+def table(v: Any) -> str | None:
+    """A JSON object of any content (`system`: what a run's monitor measured)."""
+    return None if isinstance(v, dict) else f"expected a table, got {_show(v)}"
+
+
 SUMMARY_FIELDS: dict[str, Check] = {
     "id": text,
     "experiment": text,
@@ -204,6 +212,15 @@ SUMMARY_FIELDS: dict[str, Check] = {
     "per_class_acc": optional(list_of(number)),
     "confusion": optional(matrix),
     "overrides": optional(list_of(text)),
+    "pid_start": optional(count),
+    "node": optional(text),
+    "node_id": optional(text),
+    "threads": optional(count),
+    "system": optional(table),
+    "fold": optional(count),
+    "folds": optional(count),
+    "trial": optional(count),
+    "study": optional(text),
 }
 
 REQUIRED = ("status", "created")  # the store writes both when it creates a run
@@ -267,8 +284,11 @@ def check_fields(
     return good, problems
 
 
-def check_summary(raw: Any) -> tuple[dict[str, Any], list[str]]:
-    good, problems = check_fields(SUMMARY, raw, SUMMARY_FIELDS)
+def check_summary(raw: Any) -> tuple[RunSummary, list[str]]:
+    """The summary's fields that pass (typed: each key of RunSummary was checked) and
+    one problem per field that does not."""
+    checked, problems = check_fields(SUMMARY, raw, SUMMARY_FIELDS)
+    good = cast(RunSummary, checked)
     if isinstance(raw, dict):
         problems += [f"{SUMMARY}: {k}: missing" for k in REQUIRED if k not in raw]
     classes, per_class = good.get("classes"), good.get("per_class_acc")
@@ -343,16 +363,17 @@ def read_metrics(path: Path) -> tuple[list[dict[str, Any]], list[str]]:
 
 def effective_status(
     stored: Any, host: Any, pid_: Any, damaged: str | None, this_host: str | None = None
-) -> str:
+) -> RunStatus:
     """What a view shows: damaged runs as such; running with its process gone, interrupted."""
     if damaged:
         return DAMAGED
-    if not isinstance(stored, str):
-        return "interrupted"
-    mine = stored == "running" and host == (this_host or socket.gethostname())
+    status = _STATUS.get(stored) if isinstance(stored, str) else None
+    if status is None:  # no status at all (the checks let no other word through)
+        return RunStatus.INTERRUPTED
+    mine = status is RunStatus.RUNNING and host == (this_host or socket.gethostname())
     if mine and (not isinstance(pid_, int) or isinstance(pid_, bool) or not pid_alive(pid_)):
-        return "interrupted"
-    return stored
+        return RunStatus.INTERRUPTED
+    return status
 
 
 # ----------------------------------------------------------------------------- definitions
@@ -410,7 +431,7 @@ class LoadedRun:
     """A run directory as read and checked."""
 
     path: Path
-    summary: dict[str, Any]
+    summary: RunSummary
     meta: dict[str, Any] = field(default_factory=dict)
     damaged: str | None = None
     fingerprint: str = ""
@@ -474,7 +495,7 @@ def load_run(path: Path, *, with_spec: bool = True) -> LoadedRun:
     problems: list[str] = []
     raw, problem, st, summary_text = _read_json(path / SUMMARY)
     summary_part = _part(st, problem)
-    summary: dict[str, Any] = {}
+    summary: RunSummary = {}
     if problem:
         problems.append(problem)
     else:

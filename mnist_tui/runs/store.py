@@ -27,13 +27,15 @@ import socket
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from mnist_tui.errors import StoreError, did_you_mean
 from mnist_tui.runs import schema
 from mnist_tui.runs.index import RunIndex, RunQuery, index_for
 from mnist_tui.runs.io import write_json_atomic
 from mnist_tui.runs.record import RUN_ID, SAFE_NAME, RunInfo, read_run_dir
+from mnist_tui.runs.schema import RunSummary
+from mnist_tui.status import RunStatus
 
 
 def default_runs_dir(explicit: str | Path | None = None) -> Path:
@@ -95,7 +97,9 @@ class RunHandle:
             raise StoreError(f"cannot write checkpoint {target}: {exc}") from None
 
     def info(self) -> RunInfo:
-        return RunInfo(self.id, self.summary.get("experiment", ""), self.path, self.summary)
+        # the summary as this process wrote it: the fields runs/schema.py checks on reading
+        summary = cast(RunSummary, self.summary)
+        return RunInfo(self.id, self.summary.get("experiment", ""), self.path, summary)
 
 
 class RunStore:
@@ -127,7 +131,7 @@ class RunStore:
         experiment: str,
         spec_toml: str,
         *,
-        status: str = "running",
+        status: str = RunStatus.RUNNING,
         seed: int = 0,
         group: str | None = None,
         extra: dict[str, Any] | None = None,

@@ -46,6 +46,7 @@ from mnist_tui.runs.launcher import (
 from mnist_tui.runs.queue_watch import QueueWatch
 from mnist_tui.runs.record import RunInfo
 from mnist_tui.runs.store import RunStore
+from mnist_tui.status import RunStatus
 
 __all__ = ["Worker", "WorkerInfo", "WorkerOptions", "ensure_worker", "stop_worker", "worker_info"]
 
@@ -195,19 +196,19 @@ class Worker:
 
     def reconcile(self) -> None:
         """Runs left running by a dead process become interrupted (resumable), with why."""
-        for info in self.store.runs(stored=("running", "queued")):
-            status = info.summary.get("status")
-            if status not in ("running", "queued"):
+        for info in self.store.runs(stored=(RunStatus.RUNNING, RunStatus.QUEUED)):
+            status = info.stored_status
+            if status not in (RunStatus.RUNNING, RunStatus.QUEUED):
                 continue
             holder = claims.holder_of(info.path)
             if holder is not None and holder.alive():
                 continue
             broken = claims.break_stale(info.path)
-            if status == "running" and info.status == "interrupted":
+            if status == RunStatus.RUNNING and info.status == RunStatus.INTERRUPTED:
                 who = broken.describe() if broken else f"pid {info.summary.get('pid')}"
                 self._mark(
                     info,
-                    "interrupted",
+                    RunStatus.INTERRUPTED,
                     f"its process ({who}) vanished before the run ended; "
                     f"continue it with: mnist-tui resume {info.id}",
                 )
@@ -215,7 +216,10 @@ class Worker:
 
     def _mark(self, info: RunInfo, status: str, reason: str) -> None:
         fresh = self.store.read_run(info.experiment, info.id)
-        if fresh is not None and fresh.summary.get("status") in ("running", "queued"):
+        if fresh is not None and fresh.stored_status in (
+            RunStatus.RUNNING,
+            RunStatus.QUEUED,
+        ):
             with contextlib.suppress(StoreError):
                 self.store.handle(fresh).update(status=status, reason=reason)
             self.log(f"{info.experiment}/{info.id} {status}: {reason}")
@@ -234,7 +238,7 @@ class Worker:
             if isinstance(placement, Skip):
                 continue
             if isinstance(placement, Refused):
-                self._mark(info, "failed", placement.reason)
+                self._mark(info, RunStatus.FAILED, placement.reason)
                 continue
             if self.start(info, placement):
                 started += 1
@@ -252,7 +256,7 @@ class Worker:
             self.launcher.launch(fresh, placement, holder)
         except LaunchFailed as exc:
             claims.release(info.path, holder, ended=exc.ended)
-            self._mark(fresh, "failed", exc.reason)
+            self._mark(fresh, RunStatus.FAILED, exc.reason)
             return False
         return True
 
@@ -265,12 +269,12 @@ class Worker:
         """A run whose trainer ended: one still open is failed or interrupted, with why."""
         info = done.info
         fresh = self.store.read_run(info.experiment, info.id)
-        status = fresh.summary.get("status") if fresh else None
-        if fresh is not None and status in ("running", "queued"):
+        status = fresh.stored_status if fresh else None
+        if fresh is not None and status in (RunStatus.RUNNING, RunStatus.QUEUED):
             reason, status = done.reason, done.status
             if done.code is not None:
                 reason = failure_reason(info.path / "log.txt", done.code)
-                status = "failed" if done.code != 0 else "interrupted"
+                status = RunStatus.FAILED if done.code != 0 else RunStatus.INTERRUPTED
             self._mark(fresh, status, reason)
         if done.release is not None:
             claims.release(info.path, done.release, ended=f"{status} ({done.ended})")

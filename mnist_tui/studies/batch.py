@@ -14,7 +14,6 @@ import threading
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from mnist_tui.config.loading import check_runnable
@@ -24,26 +23,11 @@ from mnist_tui.errors import MnistTuiError
 from mnist_tui.runs import scheduler
 from mnist_tui.runs.record import RunInfo
 from mnist_tui.runs.store import RunStore
+from mnist_tui.status import RunStatus
+from mnist_tui.studies.run_options import RunOptions
 from mnist_tui.train.events import Event
 
 EventSink = Callable[[Event], None]
-
-
-@dataclass(frozen=True)
-class RunOptions:
-    """How runs are trained, whoever asks for them."""
-
-    device: str = "auto"
-    engine: str = "auto"
-    data_dir: Path | None = None
-    download: bool = True
-    threads: int | None = None
-
-    def __post_init__(self) -> None:
-        if self.engine not in ("auto", "graph", "eager"):
-            raise MnistTuiError(f"--engine: expected auto, graph or eager, got '{self.engine}'")
-        if self.threads is not None and self.threads < 1:
-            raise MnistTuiError(f"--threads: expected a positive integer, got {self.threads}")
 
 
 @dataclass(frozen=True)
@@ -150,7 +134,7 @@ class GroupResult:
 
 
 def group_result(infos: Iterable[RunInfo]) -> GroupResult:
-    done = [i for i in infos if i.status == "completed"]
+    done = [i for i in infos if i.status == RunStatus.COMPLETED]
     return GroupResult(
         [i.id for i in done],
         [v for i in done if (v := i.final("val_acc")) is not None],
@@ -190,18 +174,14 @@ def train_planned(
             info = run_experiment(
                 plan.spec,
                 store,
-                device=options.device,
-                data_dir=options.data_dir,
-                download=options.download,
-                on_event=sink,
-                engine=options.engine,
-                should_stop=stop,
+                options,
                 group=plan.group,
-                threads=options.threads,
                 extra_summary={"overrides": list(plan.overrides), **plan.extra},
+                on_event=sink,
+                should_stop=stop,
             )
         yield plan, info
-        if stop_on_failure and info.status != "completed":
+        if stop_on_failure and info.status != RunStatus.COMPLETED:
             return
         if stop():
             return

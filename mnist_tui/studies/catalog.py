@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mnist_tui.config.loading import (
     experiment_names,
@@ -14,10 +15,14 @@ from mnist_tui.config.loading import (
 )
 from mnist_tui.config.spec import ExperimentSpec
 from mnist_tui.errors import SpecError, StoreError
-from mnist_tui.runs.index import index_for
 from mnist_tui.runs.record import RunInfo
 from mnist_tui.runs.schema import definition_hash
 from mnist_tui.runs.store import RunStore
+from mnist_tui.status import RunStatus
+from mnist_tui.studies.definitions import validated_hash as _validated_hash
+
+if TYPE_CHECKING:
+    from mnist_tui.studies.variants import Selection
 
 
 @dataclass
@@ -103,7 +108,7 @@ def split_by_definition(
     same: list[RunInfo] = []
     other: list[RunInfo] = []
     for r in runs:
-        if r.status != "completed" or not r.summary.get("final"):
+        if r.status != RunStatus.COMPLETED or not r.summary.get("final"):
             continue
         raw = r.definition_hash()
         if raw is None:
@@ -124,49 +129,25 @@ def count_variants(runs: list[RunInfo]) -> int:
     return len(found)
 
 
-_VALIDATED: dict[str, str | None] = {}
-
-
-def _code_version() -> str:
-    """Changes with the code that resolves a spec (its files' sizes and times)."""
-    from mnist_tui import __version__, config
-
-    parts = [__version__]
-    for f in sorted(Path(config.__file__).parent.glob("*.py")):
-        st = f.stat()
-        parts.append(f"{f.name}:{st.st_size}:{st.st_mtime_ns}")
-    return definition_hash({"train": {"code": parts}})
-
-
-def _validated_hash(run: RunInfo, raw: str) -> str | None:
-    if raw in _VALIDATED:
-        return _VALIDATED[raw]
-    index = index_for(run.path.parent.parent)
-    key = f"validated-definition:{_code_version()}:{raw}"
-    cached = index.get_value(key)
-    if cached is None:
-        try:
-            cached = definition_hash(load_spec_file(run.spec_path()).to_dict())
-        except SpecError:
-            cached = ""
-        index.set_value(key, cached)
-    _VALIDATED[raw] = cached or None
-    return _VALIDATED[raw]
-
-
 @dataclass
 class Subject:
-    """One side of a diff or a `show`: an experiment definition or a stored run."""
+    """One side of a diff or a `show`: an experiment definition, a stored run, or the
+    runs of a variant or a group (`selection`; `spec` is the definition of its newest
+    run whose spec.toml reads)."""
 
-    kind: str  # "experiment" or "run"
+    kind: str  # "experiment", "run", "variant" or "group"
     label: str
     spec: ExperimentSpec
     run: RunInfo | None = None
+    selection: Selection | None = None
 
     def data_hash(self) -> str | None:
         """The content hash of the data: what a run trained on (its env.json), or what a
         user dataset's files hold now; None where unknown (a registry dataset's files are
-        checked against their md5 sums instead)."""
+        checked against their md5 sums instead, and a variant's or group's runs each
+        have their own)."""
+        if self.selection is not None:
+            return None
         if self.run is not None:
             from mnist_tui.runs.io import read_json
 
@@ -187,34 +168,64 @@ class Subject:
         except DataError:
             return None
 
-    def results(self) -> dict[str, Any]:
-        """Run summary, or for an experiment its reported figures in the same shape."""
+    def results(self) -> Mapping[str, Any]:
+        """Run summary, or for an experiment its reported figures in the same shape, or
+        for a variant or a group the mean of its completed runs' figures."""
         if self.run is not None:
             return self.run.summary
+        if self.selection is not None:
+            from mnist_tui.studies.variants import figure_stats
+
+            out: dict[str, dict[str, float]] = {}
+            for key, stat in figure_stats(self.selection.values).items():
+                at, _, metric = key.partition("_")
+                out.setdefault(at, {})[metric] = stat["mean"]
+            return out
         ref = self.spec.reference
         figures = {"test_acc": ref.test_accuracy, "test_loss": ref.test_loss}
         return {"final": figures} if ref.at == "final" else {"best": figures}
 
 
 def resolve_subject(ref: str, experiments_dir: Path, store: RunStore) -> Subject:
-    """An experiment name or TOML path first, then a run id prefix or recency number."""
+    """An experiment name or TOML path first, then a variant (`EXP@digits`,
+    `EXP[key=value,...]`) or a group id, then a run id prefix or recency number."""
+    from mnist_tui.studies.variants import find_selection  # variants imports this module
+
     names = experiment_names(experiments_dir)
     if ref in names or ref.endswith(".toml"):
         spec = load_experiment(ref, experiments_dir)
         return Subject("experiment", spec.name, spec)
+    selection = find_selection(ref, experiments_dir, store)
+    if selection is not None:
+        spec = _newest_spec(selection.runs, experiments_dir)
+        return Subject(selection.kind, selection.label, spec, selection=selection)
     try:
         run = store.resolve(ref)
     except StoreError as exc:
         from mnist_tui.errors import did_you_mean
 
-        hint = did_you_mean(ref, names)
+        hint = did_you_mean(ref, [*names, *store.index.groups()])
         if hint:
-            raise StoreError(f"'{ref}' is neither an experiment nor a run.{hint}") from None
+            raise StoreError(
+                f"'{ref}' is neither an experiment, a run, a variant nor a group.{hint}"
+            ) from None
         raise StoreError(
-            f"'{ref}' is neither an experiment in {experiments_dir} nor a run: {exc}"
+            f"'{ref}' is neither an experiment in {experiments_dir} nor a run: {exc} "
+            "(a variant is EXP@digits or EXP[key=value]; `mnist-tui variants` lists them, "
+            "`mnist-tui runs --columns group` the groups)"
         ) from None
     spec = load_spec_file(run.spec_path())
     return Subject("run", f"{run.experiment}/{run.id}", spec, run)
+
+
+def _newest_spec(runs: list[RunInfo], experiments_dir: Path) -> ExperimentSpec:
+    """The definition of the newest run whose spec.toml reads, else the experiment's file."""
+    for r in runs:
+        try:
+            return load_spec_file(r.spec_path())
+        except SpecError:
+            continue
+    return load_experiment(runs[0].experiment, experiments_dir)
 
 
 def compared(a: Subject, b: Subject) -> tuple[dict[str, Any], dict[str, Any]]:

@@ -37,12 +37,12 @@ def sides_of(
         if not runs:
             raise MnistTuiError(f"{sel.label}: no completed runs to compare")
         if not values:
-            stored = sorted({k for r in runs for k in (r.summary.get(at) or {})})
+            stored = sorted({k for r in runs for k in r.figures(at)})
             raise MnistTuiError(
                 f"--metric: no run of {sel.label} has '{metric}' at the {at} epoch; "
                 f"stored: {', '.join(stored) or 'nothing'}." + did_you_mean(metric, stored)
             )
-        ids = [r.id for r in runs if isinstance((r.summary.get(at) or {}).get(metric), int | float)]
+        ids = [r.id for r in runs if isinstance(r.figures(at).get(metric), int | float)]
         sides.append(Side(sel.label, values, sel.kind, sel.key, ids))
     labels = [s.label for s in sides]
     if len(set(labels)) < len(labels):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import difflib
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -75,7 +76,7 @@ class FigureDelta:
         return self.b - self.a
 
 
-def result_deltas(a: dict[str, Any], b: dict[str, Any]) -> list[FigureDelta]:
+def result_deltas(a: Mapping[str, Any], b: Mapping[str, Any]) -> list[FigureDelta]:
     """Deltas of the headline figures of two results dicts (run summaries or reported)."""
     out = []
     for label, where, key, hib in RUN_FIGURES:

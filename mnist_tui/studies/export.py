@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import csv
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -270,7 +270,7 @@ def run_rows(runs: Iterable[RunInfo]) -> tuple[list[str], list[dict[str, Any]]]:
     keys: set[str] = set()
     figures: set[str] = set()
     for run in runs:
-        s = run.summary
+        s: Mapping[str, Any] = run.summary  # read by keys chosen at run time
         row: dict[str, Any] = {**_run_cells(run), "fold": s.get("fold"), "trial": s.get("trial")}
         row["definition"] = (run.definition_hash() or "")[:6]
         config = run_config(run)

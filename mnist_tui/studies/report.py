@@ -140,9 +140,7 @@ def report_rows(
         runs, other = split_runs(spec, er.runs)
 
         def col(where: str, key: str, runs: list[RunInfo] = runs) -> Stat | None:
-            return Stat.of(
-                [v for r in runs if (v := (r.summary.get(where) or {}).get(key)) is not None]
-            )
+            return Stat.of([v for r in runs if (v := r.figures(where).get(key)) is not None])
 
         hardest = Counter(
             r.summary.get("hardest_class") for r in runs if r.summary.get("hardest_class")
@@ -166,11 +164,7 @@ def report_rows(
                 final_loss=col("final", "test_loss"),
                 best_loss=col("best", "test_loss"),
                 train_seconds=Stat.of(
-                    [
-                        r.summary["train_seconds"]
-                        for r in runs
-                        if r.summary.get("train_seconds") is not None
-                    ]
+                    [v for r in runs if (v := r.summary.get("train_seconds")) is not None]
                 ),
                 hardest=hardest.most_common(1)[0][0] if hardest else None,
                 seeds=sorted(r.seed for r in runs if r.seed is not None),
@@ -191,7 +185,7 @@ def _interval(stat: Stat | None, runs: list[RunInfo], at: str) -> tuple[float | 
 
     if not have_scipy():  # pragma: no cover - the test extra installs scipy
         return None, None
-    values = [v for r in runs if (v := (r.summary.get(at) or {}).get("test_acc")) is not None]
+    values = [v for r in runs if (v := r.figures(at).get("test_acc")) is not None]
     got = mean_interval(values)
     return (None, None) if got is None else (got.low, got.high)
 
@@ -230,7 +224,7 @@ def build_steps(experiments: list[ExperimentRow]) -> list[Step]:
         theirs, _ = split_runs(parent.spec, parent.runs)
 
         def accs(runs: list[RunInfo], at: str = at) -> list[float]:
-            return [v for r in runs if (v := (r.summary.get(at) or {}).get("test_acc")) is not None]
+            return [v for r in runs if (v := r.figures(at).get("test_acc")) is not None]
 
         a, b = accs(theirs), accs(mine)
         if a and b:

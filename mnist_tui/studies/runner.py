@@ -7,9 +7,8 @@ import os
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import asdict
 from pathlib import Path
-from typing import Any
+from typing import Any, Unpack
 
 import torch
 
@@ -21,62 +20,64 @@ from mnist_tui.runs.claim import claim, holder_of, release
 from mnist_tui.runs.io import process_start_time, write_json_atomic
 from mnist_tui.runs.provenance import environment
 from mnist_tui.runs.record import CANCEL_FLAG, RunInfo
-from mnist_tui.runs.steps import StepWriter, keep_epochs, step_row
+from mnist_tui.runs.steps import keep_epochs
 from mnist_tui.runs.store import RunHandle, RunStore
-from mnist_tui.train.events import BatchProgress, EpochEnded, Event, RunEnded, StepReport
+from mnist_tui.status import RunStatus
+from mnist_tui.studies.recorder import RunRecorder
+from mnist_tui.studies.run_options import RunOptionFields, RunOptions, options_of
 from mnist_tui.train.setup import device_name, resolve_device
 from mnist_tui.train.sysmon import SystemMonitor
-from mnist_tui.train.trainer import PER_EPOCH_ONLY, EventSink, Trainer
+from mnist_tui.train.trainer import EventSink, Trainer
 
 
 def run_experiment(
     spec: ExperimentSpec,
     store: RunStore,
+    options: RunOptions | None = None,
     *,
-    device: str = "auto",
-    data_dir: Path | None = None,
-    download: bool = True,
+    handle: RunHandle | None = None,
+    group: str | None = None,
+    extra_summary: dict[str, Any] | None = None,
+    resume_state: dict[str, Any] | None = None,
     on_event: EventSink | None = None,
     should_stop: Callable[[], bool] | None = None,
-    group: str | None = None,
-    handle: RunHandle | None = None,
-    engine: str = "auto",
-    resume_state: dict[str, Any] | None = None,
-    threads: int | None = None,
-    device_label: str | None = None,
-    env_extra: dict[str, Any] | None = None,
-    extra_summary: dict[str, Any] | None = None,
-    step_reports: int | None = None,
     mark_setup_errors: bool = True,
+    **fields: Unpack[RunOptionFields],
 ) -> RunInfo:
     """Train `spec` once, recording everything in `store`; returns the finished run.
 
-    A run directory that already exists (`handle`: a queued or resumed run) is failed with
-    the real reason when anything goes wrong before training, such as a missing dataset.
+    `options` say how it trains (RunOptions' fields may also be given as keywords, on top
+    of them); the rest is this call's: the run directory that already exists (`handle`:
+    a queued or resumed run), the group and extra summary fields of a new one, the
+    checkpoint it continues from, where its events go and when it stops.
+
+    A run directory that already exists is failed with the real reason when anything goes
+    wrong before training, such as a missing dataset (unless `mark_setup_errors` is off).
     Interrupting with Ctrl-C marks the run killed before re-raising.
     """
+    how = options_of(options, fields)
     if handle is None:
         check_runnable(spec)  # before the dataset: a name no run directory can have
     try:
-        dev = resolve_device(device)
-        if dev.type == "cpu" and threads:
-            torch.set_num_threads(threads)  # the worker's share of the cores
-        dataset = data_device.prepare(spec.data, spec.augment, dev, data_dir, download)
+        dev = resolve_device(how.device)
+        if dev.type == "cpu" and how.threads:
+            torch.set_num_threads(how.threads)  # the worker's share of the cores
+        dataset = data_device.prepare(spec.data, spec.augment, dev, how.data_dir, how.download)
     except MnistTuiError as exc:
         if handle is not None and mark_setup_errors:
-            _mark(handle, "failed", str(exc))
+            _mark(handle, RunStatus.FAILED, str(exc))
         raise
     except OSError as exc:  # an unreadable dataset file, a full cache disk: name the file
         from mnist_tui.runs.env_errors import EnvironmentFailure, describe
 
         reason = describe(exc, doing="read")
         if handle is not None and mark_setup_errors:
-            _mark(handle, "failed", reason)
+            _mark(handle, RunStatus.FAILED, reason)
         raise EnvironmentFailure(reason) from None
     except MemoryError:
         reason = _out_of_memory("loading the dataset")
         if handle is not None and mark_setup_errors:
-            _mark(handle, "failed", reason)
+            _mark(handle, RunStatus.FAILED, reason)
         raise TrainingError(reason) from None
     if handle is None:
         handle = store.create(
@@ -87,9 +88,9 @@ def run_experiment(
             group=group,
             extra={"epochs": spec.train.epochs, **(extra_summary or {})},
         )
-    label = device_label or device_name(dev)
+    label = how.device_label or device_name(dev)
     handle.update(
-        status="running",
+        status=RunStatus.RUNNING,
         device=label,
         pid=os.getpid(),
         pid_start=process_start_time(os.getpid()),
@@ -97,7 +98,7 @@ def run_experiment(
         threads=torch.get_num_threads() if dev.type == "cpu" else None,
     )
     env = environment(label, spec.train.seed)
-    env.update(threads=torch.get_num_threads(), **(env_extra or {}))
+    env.update(threads=torch.get_num_threads(), **how.env_extra)
     # which data exactly: a user's files can change under the same path
     env["data"] = {
         "dataset": spec.data.dataset,
@@ -109,48 +110,8 @@ def run_experiment(
     }
     write_json_atomic(handle.path / "env.json", env)
 
-    last_progress = [0.0]
-    steps = StepWriter(handle.path)
     monitor = SystemMonitor(dev)
-
-    def sink(event: Event) -> None:
-        if isinstance(event, StepReport):
-            steps.write(
-                step_row(
-                    event.epoch,
-                    event.step,
-                    event.steps,
-                    event.train_loss,
-                    event.train_acc,
-                    event.images,
-                    event.time,
-                )
-            )
-        elif isinstance(event, BatchProgress):
-            # the console shows progress within an epoch; at most one write a second
-            now = time.monotonic()
-            if now - last_progress[0] >= 1.0:
-                last_progress[0] = now
-                handle.update(epoch_in_progress=event.epoch, step=event.step, steps=event.steps)
-        elif isinstance(event, EpochEnded):
-            handle.append_metrics(event.metrics.to_json())
-            # best so far as well as the newest epoch: listings show what a run still
-            # training (or stopped) has reached, not a dash until it ends
-            best = next(
-                (m for m in trainer.state.history if m.epoch == event.best_epoch), event.metrics
-            )
-            handle.update(
-                epochs_done=event.metrics.epoch,
-                best_epoch=event.best_epoch,
-                last={k: v for k, v in asdict(event.metrics).items() if k != "test_confusion"},
-                best={k: v for k, v in best.to_json().items() if k not in PER_EPOCH_ONLY},
-                system=monitor.summary(),
-            )
-        elif isinstance(event, RunEnded):
-            monitor.stop()
-            handle.update(**event.summary, system=monitor.summary())
-        if on_event is not None:
-            on_event(event)
+    recorder = RunRecorder(handle, monitor, on_event)
 
     cancel_flag = handle.path / CANCEL_FLAG
 
@@ -165,12 +126,13 @@ def run_experiment(
             dataset,
             dev,
             run_id=handle.id,
-            on_event=sink,
+            on_event=recorder,
             should_stop=stop,
             checkpoint=handle.save_checkpoint,
-            engine=engine,
-            step_reports=step_reports,
+            engine=how.engine,
+            step_reports=how.step_reports,
         )
+        recorder.trainer = trainer
         if resume_state is not None:
             trainer.load_state_dict(resume_state)
     except BaseException as exc:
@@ -190,29 +152,29 @@ def run_experiment(
     try:
         trainer.run()
     except KeyboardInterrupt:
-        _mark(handle, "killed", "interrupted from the keyboard")
+        _mark(handle, RunStatus.KILLED, "interrupted from the keyboard")
         raise
     except MemoryError:
         reason = _out_of_memory("training")
-        _mark(handle, "failed", reason)
+        _mark(handle, RunStatus.FAILED, reason)
         raise TrainingError(reason) from None
     except RuntimeError as exc:
         if not _is_host_oom(exc):
-            _mark(handle, "failed", f"{type(exc).__name__}: {exc}")
+            _mark(handle, RunStatus.FAILED, f"{type(exc).__name__}: {exc}")
             raise
         reason = _out_of_memory("training")
-        _mark(handle, "failed", reason)
+        _mark(handle, RunStatus.FAILED, reason)
         raise TrainingError(reason) from None
     except Exception as exc:
         _mark(
             handle,
-            "failed",
+            RunStatus.FAILED,
             str(exc) if isinstance(exc, MnistTuiError) else f"{type(exc).__name__}: {exc}",
         )
         raise
     finally:
         monitor.stop()
-        steps.close()
+        recorder.close()
     return handle.info()
 
 
@@ -220,7 +182,7 @@ def _setup_failed(handle: RunHandle, exc: BaseException, dev: torch.device) -> B
     """Mark a run that failed while its model was built (out of memory above all) and
     return what to raise: a clear TrainingError for memory, the error itself otherwise."""
     if isinstance(exc, KeyboardInterrupt):
-        _mark(handle, "killed", "interrupted from the keyboard")
+        _mark(handle, RunStatus.KILLED, "interrupted from the keyboard")
         return exc
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
     if isinstance(exc, MemoryError) or (
@@ -232,10 +194,10 @@ def _setup_failed(handle: RunHandle, exc: BaseException, dev: torch.device) -> B
             + (f" ({text[:200]})" if text else "")
             + "; lower the model's width or batch size, or free memory"
         )
-        _mark(handle, "failed", reason)
+        _mark(handle, RunStatus.FAILED, reason)
         return TrainingError(reason)
     reason = str(exc) if isinstance(exc, MnistTuiError) else f"{type(exc).__name__}: {text}"
-    _mark(handle, "failed", f"while building the model: {reason}")
+    _mark(handle, RunStatus.FAILED, f"while building the model: {reason}")
     return exc
 
 
@@ -309,13 +271,13 @@ def check_resumable(info: RunInfo) -> tuple[ExperimentSpec, dict[str, Any] | Non
     from mnist_tui.errors import SpecError
 
     status = info.status
-    if status in ("running", "queued"):
-        hint = " (the worker starts it)" if status == "queued" else ""
-        holder = holder_of(info.path) if status == "running" else None
+    if status in (RunStatus.RUNNING, RunStatus.QUEUED):
+        hint = " (the worker starts it)" if status == RunStatus.QUEUED else ""
+        holder = holder_of(info.path) if status == RunStatus.RUNNING else None
         if holder is not None:  # name who trains it, as a lost claim race does
             hint = f", held by {holder.describe()}"
         raise StoreError(f"run {info.id} is {status}{hint}; only a stopped run can be resumed")
-    if status == "completed":
+    if status == RunStatus.COMPLETED:
         raise StoreError(f"run {info.id} already completed all its epochs")
     try:
         spec = load_spec_file(info.spec_path())
@@ -323,7 +285,7 @@ def check_resumable(info: RunInfo) -> tuple[ExperimentSpec, dict[str, Any] | Non
         raise StoreError(f"run {info.id}: its spec.toml no longer loads: {exc}") from None
     ckpt = info.path / "last.pt"
     if not ckpt.is_file():
-        if not info.summary.get("epochs_done"):
+        if not info.epochs_done:
             return spec, None  # cancelled or failed before its first epoch: simply start it
         raise StoreError(
             f"run {info.id} has no checkpoint ({ckpt}) although it finished epochs; "
@@ -374,40 +336,41 @@ def check_resumable(info: RunInfo) -> tuple[ExperimentSpec, dict[str, Any] | Non
 def resume_run(
     info: RunInfo,
     store: RunStore,
+    options: RunOptions | None = None,
     *,
-    device: str = "auto",
-    data_dir: Path | None = None,
-    download: bool = True,
     on_event: EventSink | None = None,
     should_stop: Callable[[], bool] | None = None,
-    threads: int | None = None,
+    **fields: Unpack[RunOptionFields],
 ) -> RunInfo:
-    """Continue a stopped run from its last checkpoint (model, optimizer, schedule, RNG).
+    """Continue a stopped run from its last checkpoint (model, optimizer, schedule, RNG),
+    trained as `options` (and RunOptions' fields as keywords) say.
 
     Validated first, then claimed: of two `resume`s started together exactly one trains,
     the other fails naming the holder. Neither touches the run before it holds it.
     """
+    how = options_of(options, fields)
     spec, state = check_resumable(info)
-    resolve_device(device)  # a device this machine lacks: refused before the run is touched
+    resolve_device(how.device)  # a device this machine lacks: refused before the run is touched
     holder = claim(info.path, "resume", " ".join(sys.argv))
-    ended = "failed"
+    ended = RunStatus.FAILED
     try:
         fresh = store.read_run(info.experiment, info.id)
-        if fresh is None or fresh.status in ("running", "queued", "completed"):
+        if fresh is None or fresh.status in (
+            RunStatus.RUNNING,
+            RunStatus.QUEUED,
+            RunStatus.COMPLETED,
+        ):
             now = fresh.status if fresh else "gone"
             raise StoreError(f"run {info.id} is {now} now; it was not resumed")
         fresh.path.joinpath(".cancel").unlink(missing_ok=True)
         done = run_experiment(
             spec,
             store,
-            device=device,
-            data_dir=data_dir,
-            download=download,
-            on_event=on_event,
-            should_stop=should_stop,
+            how,
             handle=store.handle(fresh),
             resume_state=state,
-            threads=threads,
+            on_event=on_event,
+            should_stop=should_stop,
             mark_setup_errors=False,  # a resume that cannot start leaves the run as it was
         )
         ended = done.status

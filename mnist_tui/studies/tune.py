@@ -35,6 +35,8 @@ from mnist_tui.config.overrides import with_overrides
 from mnist_tui.config.spec import ExperimentSpec
 from mnist_tui.errors import MnistTuiError
 from mnist_tui.runs.store import RunStore
+from mnist_tui.status import RunStatus
+from mnist_tui.studies.run_options import RunOptions
 from mnist_tui.studies.search_space import decode, suggest, toml_value
 from mnist_tui.studies.tune_parallel import QueuedTrials
 from mnist_tui.train.events import EpochEnded, Event
@@ -162,6 +164,7 @@ def tune(
         sampler=optuna.samplers.TPESampler(seed=spec.train.seed),
     )
     study.set_user_attr("metric", search.metric)  # what a trial's value is, for readers
+    options = RunOptions(device=device, data_dir=data_dir, download=download)
 
     def objective(trial: Any) -> float:
         from mnist_tui.studies.runner import run_experiment
@@ -183,12 +186,10 @@ def tune(
         info = run_experiment(
             trial_spec,
             store,
-            device=device,
-            data_dir=data_dir,
-            download=download,
+            options,
+            group=name,
             on_event=events,
             should_stop=lambda: pruned["flag"],
-            group=name,
         )
         store.handle(info).update(
             trial=trial.number,
@@ -206,8 +207,8 @@ def tune(
             if on_trial:
                 on_trial(row)
             raise optuna.TrialPruned()
-        if info.status != "completed":
-            raise MnistTuiError(f"trial {trial.number} {info.status}: {info.summary.get('reason')}")
+        if info.status != RunStatus.COMPLETED:
+            raise MnistTuiError(f"trial {trial.number} {info.status}: {info.reason}")
         best = info.summary.get("best") or {}
         value = best.get(search.metric)
         if value is None:

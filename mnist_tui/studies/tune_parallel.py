@@ -22,6 +22,7 @@ from mnist_tui.config.spec import ExperimentSpec
 from mnist_tui.errors import MnistTuiError
 from mnist_tui.runs.record import RunInfo
 from mnist_tui.runs.store import RunStore
+from mnist_tui.status import RunStatus
 from mnist_tui.studies.search_space import suggest, toml_value
 
 if TYPE_CHECKING:
@@ -119,7 +120,7 @@ class QueuedTrials:
             runs = list(self.inflight.values())
         for info in runs:
             fresh = self.store.read_run(info.experiment, info.id)
-            if fresh is not None and fresh.status in ("queued", "running"):
+            if fresh is not None and fresh.status in (RunStatus.QUEUED, RunStatus.RUNNING):
                 with contextlib.suppress(MnistTuiError):  # it ended meanwhile
                     cancel(self.store, fresh)
 
@@ -161,9 +162,9 @@ class QueuedTrials:
             if self.on_trial:
                 self.on_trial(row)
             raise self.optuna.TrialPruned()
-        if done.status != "completed":
-            raise MnistTuiError(f"trial {trial.number} {done.status}: {done.summary.get('reason')}")
-        value = (done.summary.get("best") or {}).get(search.metric)
+        if done.status != RunStatus.COMPLETED:
+            raise MnistTuiError(f"trial {trial.number} {done.status}: {done.reason}")
+        value = done.best(search.metric)
         if value is None:
             raise MnistTuiError(f"trial {trial.number}: no {search.metric} was recorded")
         row["value"] = value
@@ -188,19 +189,26 @@ class QueuedTrials:
                 if value is not None and not pruned:
                     trial.report(float(value), int(row["epoch"]))
                     # a run that already ended saves nothing by pruning: it keeps its value
-                    if fresh.status in ("queued", "running") and trial.should_prune():
+                    if (
+                        fresh.status in (RunStatus.QUEUED, RunStatus.RUNNING)
+                        and trial.should_prune()
+                    ):
                         with contextlib.suppress(MnistTuiError):  # it ended meanwhile
                             cancel(self.store, fresh)
                             pruned = True
             reported = len(rows)
-            stored = fresh.summary.get("status")
+            stored = fresh.stored_status
             held = (fresh.path / claims.CLAIM).exists()
-            if stored not in ("queued", "running") and not held:
+            if stored not in (RunStatus.QUEUED, RunStatus.RUNNING) and not held:
                 return fresh, pruned
             if self.stop.is_set():
                 raise _Stopped("the search was interrupted")
             self.keep_worker(fresh)
-            if stored == "running" and fresh.status == "interrupted" and self.no_worker():
+            if (
+                stored == RunStatus.RUNNING
+                and fresh.status == RunStatus.INTERRUPTED
+                and self.no_worker()
+            ):
                 # its trainer and its worker are both gone (give a worker time to reap it)
                 orphaned = orphaned or time.monotonic()
                 if time.monotonic() - orphaned > ORPHAN_WAIT:
@@ -219,7 +227,7 @@ class QueuedTrials:
         from mnist_tui.runs.worker import ensure_worker
 
         now = time.monotonic()
-        if info.summary.get("status") != "queued" or now - self.last_check < 10:
+        if info.stored_status != RunStatus.QUEUED or now - self.last_check < 10:
             return
         self.last_check = now
         if self.no_worker() and self.options is not None:

@@ -11,6 +11,8 @@ On the command line a side of `compare` (and `variants EXP...`) is any of:
     fnn1[optim.lr=0.05]     the experiment with these overrides (as -S would set them)
     fnn1@3f2a1b, 3f2a1b     a variant id, or a unique prefix of its hash part
     fnn1-8c0cb8             a group (the runs queued together, any definition)
+`show` takes the same forms but a bare hash prefix (it would read as a run id), and makes
+a page of one (`selection_page`): what made it, its runs, mean ± std.
 No scipy and no torch here: `variants` is a read-only listing.
 """
 
@@ -20,6 +22,7 @@ import json
 import re
 import statistics
 import tomllib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,7 +34,8 @@ from mnist_tui.runs.index import RunQuery
 from mnist_tui.runs.record import RunInfo
 from mnist_tui.runs.schema import DEFINITION_SECTIONS, SEED_KEYS, definition_hash
 from mnist_tui.runs.store import RunStore
-from mnist_tui.studies.catalog import _validated_hash
+from mnist_tui.status import RunStatus
+from mnist_tui.studies.definitions import validated_hash
 
 ID_DIGITS = 6
 # keys that never make runs differ (the seed is what a variant's runs differ in; the
@@ -81,13 +85,13 @@ class Variant:
 
     @property
     def completed(self) -> list[RunInfo]:
-        return [r for r in self.runs if r.status == "completed" and r.summary.get("final")]
+        return [r for r in self.runs if r.status == RunStatus.COMPLETED and r.summary.get("final")]
 
     def values(self, metric: str = "test_acc", at: str = "final") -> list[float]:
         """The metric of each completed run, at its final or best epoch."""
         out = []
         for r in self.completed:
-            v = (r.summary.get(at) or {}).get(metric)
+            v = r.figures(at).get(metric)
             if isinstance(v, int | float) and not isinstance(v, bool):
                 out.append(float(v))
         return out
@@ -105,16 +109,23 @@ class Variant:
             "run_ids": [r.id for r in self.runs],
             "seeds": sorted(r.seed for r in self.completed if r.seed is not None),
         }
-        for at in ("final", "best"):
-            for metric in FIGURES:
-                xs = self.values(metric, at)
-                if xs:
-                    out[f"{at}_{metric}"] = {
-                        "n": len(xs),
-                        "mean": statistics.fmean(xs),
-                        "std": statistics.stdev(xs) if len(xs) > 1 else 0.0,
-                    }
+        out.update(figure_stats(self.values))
         return out
+
+
+def figure_stats(values: Callable[[str, str], list[float]]) -> dict[str, dict[str, float]]:
+    """`final_test_acc`: {n, mean, std} ... for each figure some completed run has."""
+    out: dict[str, dict[str, float]] = {}
+    for at in ("final", "best"):
+        for metric in FIGURES:
+            xs = values(metric, at)
+            if xs:
+                out[f"{at}_{metric}"] = {
+                    "n": len(xs),
+                    "mean": statistics.fmean(xs),
+                    "std": statistics.stdev(xs) if len(xs) > 1 else 0.0,
+                }
+    return out
 
 
 def _raw_config(run: RunInfo) -> dict[str, Any]:
@@ -157,7 +168,7 @@ def build_variants(
             raw = r.definition_hash()
             if raw is None:
                 continue
-            resolved = raw if raw == target else (_validated_hash(r, raw) or raw)
+            resolved = raw if raw == target else (validated_hash(r, raw) or raw)
             groups.setdefault(resolved, []).append(r)
         variants = []
         for definition, members in groups.items():
@@ -202,12 +213,12 @@ class Selection:
     variant: Variant | None = None
 
     def completed(self) -> list[RunInfo]:
-        return [r for r in self.runs if r.status == "completed" and r.summary.get("final")]
+        return [r for r in self.runs if r.status == RunStatus.COMPLETED and r.summary.get("final")]
 
     def values(self, metric: str = "test_acc", at: str = "final") -> list[float]:
         out = []
         for r in self.completed():
-            v = (r.summary.get(at) or {}).get(metric)
+            v = r.figures(at).get(metric)
             if isinstance(v, int | float) and not isinstance(v, bool):
                 out.append(float(v))
         return out
@@ -298,4 +309,97 @@ def resolve_selection(
     raise StoreError(
         f"'{ref}' is not an experiment, a variant (EXP@id or EXP[key=value]) or a group."
         + (hint or " `mnist-tui variants` lists the variants.")
+    )
+
+
+# ----------------------------------------------------------------------------- show
+
+
+def find_selection(ref: str, experiments_dir: Path, store: RunStore) -> Selection | None:
+    """A variant (`EXP@digits`, `EXP[key=value,...]`) or a group, as `show` names them;
+    None when `ref` is neither form (an experiment or a run is looked up elsewhere). A
+    variant form that names nothing stored raises `compare`'s error (did-you-mean)."""
+    ref = ref.strip()
+    m = _WITH_KEYS.match(ref) or _VARIANT_ID.match(ref)
+    if m is not None and m.group(1):
+        variants = build_variants(experiments_dir, store, [m.group(1)])
+        return resolve_selection(ref, experiments_dir, store, variants)
+    if re.fullmatch(r"@?\d{1,3}|[0-9a-f]{1,8}", ref):
+        return None  # a run id prefix or a recency number; no group id looks like one
+    index = store.index
+    # an archived group still has a page (compare and variants leave archived runs out)
+    runs = index.runs(RunQuery(group=ref), brief=True) or index.runs(
+        RunQuery(group=ref, archived=None), brief=True, synced=True
+    )
+    return Selection(ref, "group", ref, runs) if runs else None
+
+
+def _unseeded(override: str) -> bool:
+    """An override that made the runs differ, not one that numbers them (seed, fold)."""
+    key = override.partition("=")[0].strip()
+    return key not in IGNORED_KEYS and key not in ("data.fold", "data.folds")
+
+
+@dataclass
+class SelectionPage:
+    """What `show GROUP` and `show VARIANT` say: the experiment(s), what made the runs
+    (overrides as -S takes them, seed and fold aside), the variants its runs belong to,
+    the groups they were queued in, the runs, and mean ± std of each figure."""
+
+    selection: Selection
+    experiments: list[str]
+    made_with: list[str]
+    variants: list[Variant]
+    groups: list[str]
+    runs: list[RunInfo]  # whole summaries (fold, trial), newest first
+
+    def to_json(self) -> dict[str, Any]:
+        sel = self.selection
+        return {
+            "kind": sel.kind,
+            "id": sel.key,
+            "label": sel.label,
+            "experiments": self.experiments,
+            "made_with": self.made_with,
+            "variants": [
+                {"id": v.id, "label": v.label, "runs": len(v.runs)} for v in self.variants
+            ],
+            "groups": self.groups,
+            "runs": [
+                {
+                    "id": r.id,
+                    "experiment": r.experiment,
+                    "status": r.status,
+                    **{k: r.summary.get(k) for k in ("seed", "fold", "trial", "group")},
+                    "final_test_acc": r.final("test_acc"),
+                    "best_test_acc": r.best("test_acc"),
+                }
+                for r in self.runs
+            ],
+            "completed": len(sel.completed()),
+            **figure_stats(sel.values),
+        }
+
+
+def selection_page(sel: Selection, experiments_dir: Path, store: RunStore) -> SelectionPage:
+    variants = (
+        [sel.variant]
+        if sel.kind == "variant" and sel.variant is not None
+        else build_variants(experiments_dir, store, runs=sel.runs)
+    )
+    runs = [r.full() for r in sel.runs]  # a group's handful: fold and trial are not brief
+    if sel.kind == "variant" and sel.variant is not None:
+        made = [f"{k}={show_value(v)}" for k, v in sel.variant.changes.items()]
+    else:
+        # the overrides every run of the group was queued with, in the first one's order
+        each = [[str(o) for o in r.summary.get("overrides") or ()] for r in runs]
+        made = [o for o in (each[0] if each else []) if all(o in e for e in each[1:])]
+        made = [o for o in made if _unseeded(o)]
+    return SelectionPage(
+        sel,
+        sorted({r.experiment for r in sel.runs}),
+        made,
+        variants,
+        sorted({str(g) for r in runs if (g := r.summary.get("group"))}),
+        runs,
     )

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import re
 import tomllib
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -48,7 +48,19 @@ RESULT_PARTS = ("final", "best", "last")  # best.test_acc, final.test_loss ...
 
 
 class WhereError(MnistTuiError):
-    """A filter expression that does not parse: says where, with a caret."""
+    """A filter expression that does not parse: says where, with a caret. `column`
+    (from 1) and `reason` let another face (the console's filter) say it its own way."""
+
+    def __init__(self, text: str, col: int, reason: str) -> None:
+        self.text, self.column, self.reason = text, col + 1, reason
+        super().__init__(self.render("--where"))
+
+    def render(self, label: str) -> str:
+        """The message, its place named by `label` (the option, or the console's filter)."""
+        return (
+            f"{label}, column {self.column}: {self.reason}\n"
+            f"  {self.text}\n  {' ' * (self.column - 1)}^"
+        )
 
 
 _TOKEN = re.compile(
@@ -107,7 +119,7 @@ def _number(raw: str) -> int | float:
 
 
 def _error(text: str, col: int, message: str) -> WhereError:
-    return WhereError(f"--where, column {col + 1}: {message}\n  {text}\n  {' ' * col}^")
+    return WhereError(text, col, message)
 
 
 Pred = Callable[[dict[str, Any]], bool]
@@ -289,6 +301,22 @@ def key_problem(key: str) -> str | None:
     )
 
 
+# a comparison outside quotes (`~` and `in (...)` included); a lone `=` is not one: the
+# runs table shows overrides as `optim.lr=0.05`, and typing that must keep finding them
+_LOOKS_COMPARED = re.compile(r"==|!=|<=|>=|<|>|~|\s=\s|\bin\s*\(", re.I)
+
+
+def is_expression(text: str) -> bool:
+    """Whether a filter box's text is a `--where` expression rather than text to look for:
+    it holds a comparison (==, !=, <, <=, >, >=, ~, ` = `, `in (`), outside quotes, or
+    starts with `not ` or `(`."""
+    stripped = text.strip()
+    if re.match(r"(?i)not\s|\(", stripped):
+        return True
+    unquoted = re.sub(r"'[^']*'?|\"[^\"]*\"?", "''", stripped)
+    return _LOOKS_COMPARED.search(unquoted) is not None
+
+
 def parse_where(text: str) -> Pred:
     """The filter as a predicate over `run_row(run)` dictionaries."""
     return _Parser(text, key_problem).parse()
@@ -323,7 +351,7 @@ def run_config(run: RunInfo) -> dict[str, Any]:
 def run_row(run: RunInfo) -> dict[str, Any]:
     """What `--where` can test of one run: configuration, figures (final unless named),
     status and identity."""
-    s = run.summary
+    s: Mapping[str, Any] = run.summary
     row = run_config(run)
     for part in RESULT_PARTS:
         for k, v in (s.get(part) or {}).items():
@@ -346,3 +374,10 @@ def run_row(run: RunInfo) -> dict[str, Any]:
 def filter_runs(runs: list[RunInfo], text: str) -> list[RunInfo]:
     pred = parse_where(text)
     return [r for r in runs if pred(run_row(r))]
+
+
+def matching(runs: list[RunInfo], text: str) -> tuple[frozenset[str], frozenset[str]]:
+    """The ids of the runs `text` matches, and their experiments (the console's filter
+    keeps an experiment's row when one of its runs matches)."""
+    found = filter_runs(runs, text)
+    return frozenset(r.id for r in found), frozenset(r.experiment for r in found)

@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from mnist_tui.status import RunStatus
+
 
 @dataclass(frozen=True)
 class EpochMetrics:
@@ -81,7 +83,7 @@ class EpochEnded:
 
 @dataclass(frozen=True)
 class RunEnded:
-    status: str  # completed, failed, killed
+    status: RunStatus  # completed, failed or killed
     reason: str
     summary: dict[str, Any]
 

@@ -20,6 +20,7 @@ from torch import nn
 from mnist_tui import models
 from mnist_tui.config.spec import ExperimentSpec
 from mnist_tui.data.device import DeviceData, batch_indices
+from mnist_tui.status import RunStatus
 from mnist_tui.train.allocator import keep_freed_memory
 from mnist_tui.train.engines import GRAPHABLE_OPTIMIZERS, make_engine
 from mnist_tui.train.events import (
@@ -293,7 +294,7 @@ class Trainer:
                 train_seconds = time.perf_counter() - t0
                 if not math.isfinite(train_loss):
                     return self._end(
-                        "failed",
+                        RunStatus.FAILED,
                         f"non-finite training loss ({train_loss}) in epoch {epoch}",
                         started,
                         last_eval,
@@ -340,15 +341,15 @@ class Trainer:
                 if self.should_stop():
                     raise Cancelled
         except Cancelled:
-            return self._end("killed", "cancelled by the user", started, last_eval)
+            return self._end(RunStatus.KILLED, "cancelled by the user", started, last_eval)
         except torch.cuda.OutOfMemoryError as exc:
             return self._end(
-                "failed",
+                RunStatus.FAILED,
                 f"out of memory on {self.device}: {str(exc).splitlines()[0]}",
                 started,
                 last_eval,
             )
-        return self._end("completed", "", started, last_eval)
+        return self._end(RunStatus.COMPLETED, "", started, last_eval)
 
     def _step_scheduler(self, m: EpochMetrics) -> None:
         if self.scheduler is None or self.per_step:
@@ -359,7 +360,7 @@ class Trainer:
             self.scheduler.step()
 
     def _end(
-        self, status: str, reason: str, started: float, last_eval: Evaluation | None
+        self, status: RunStatus, reason: str, started: float, last_eval: Evaluation | None
     ) -> dict[str, Any]:
         summary = summarize(self.state, last_eval, self.data.classes, self.best_metric)
         summary.update(

@@ -29,6 +29,7 @@ from mnist_tui.runs import scheduler
 from mnist_tui.runs.record import ACTIVE, RunInfo
 from mnist_tui.runs.store import RunStore, default_runs_dir
 from mnist_tui.runs.worker import WorkerOptions, ensure_worker, worker_info
+from mnist_tui.status import RunStatus
 from mnist_tui.tui.messages import (
     AskQueue,
     CancelRun,
@@ -277,7 +278,7 @@ class MnistTuiApp(App[None]):
     def _active(self) -> list[RunInfo]:
         """Running, then queued runs in order, read whole (the index's brief rows lack the
         queue position and progress); a handful of files, not the store (store thread)."""
-        brief = [r for r in self.reader.last_runs() if r.summary.get("status") in ACTIVE]
+        brief = [r for r in self.reader.last_runs() if r.stored_status in ACTIVE]
         full = [self.store.read_run(r.experiment, r.id) for r in brief]
         return scheduler.active_runs(self.store, [f for f in full if f is not None])
 
@@ -285,7 +286,7 @@ class MnistTuiApp(App[None]):
         """Runs are queued and no worker serves the store: start one (store thread)."""
         if scheduler.is_paused(self.store) or worker_info(self.store) is not None:
             return
-        if any(r.summary.get("status") == "queued" for r in self.reader.last_runs()):
+        if any(r.stored_status == RunStatus.QUEUED for r in self.reader.last_runs()):
             ensure_worker(self.store, self.worker_options)
 
     def _queue_rows(self) -> list[QueuedRun]:
@@ -294,8 +295,8 @@ class MnistTuiApp(App[None]):
             QueuedRun(
                 info.id,
                 info.experiment,
-                tuple(info.summary.get("overrides") or ()),
-                info.summary.get("started"),
+                tuple(info.overrides),
+                info.started,
                 info,
             )
             for info in self._active()
@@ -307,14 +308,19 @@ class MnistTuiApp(App[None]):
             before = self._statuses.get(info.id)
             status = info.status
             self._statuses[info.id] = status
-            if before in ("queued", "running") and status not in ("queued", "running"):
+            if before in (RunStatus.QUEUED, RunStatus.RUNNING) and status not in (
+                RunStatus.QUEUED,
+                RunStatus.RUNNING,
+            ):
                 acc = info.final("test_acc")
                 figure = f", test accuracy {100 * acc:.2f}%" if isinstance(acc, float) else ""
-                reason = info.summary.get("reason") or ""
+                reason = info.reason
                 text = f"{info.experiment}/{info.id} {status}{figure}"
-                if status != "completed" and reason:
+                if status != RunStatus.COMPLETED and reason:
                     text += f": {reason}"
-                self.notice(Notice(text, "information" if status == "completed" else "error"))
+                self.notice(
+                    Notice(text, "information" if status == RunStatus.COMPLETED else "error")
+                )
 
     # -- requests from the screens -------------------------------------------------------
 
@@ -355,7 +361,7 @@ class MnistTuiApp(App[None]):
     def cancel_requested(self, event: CancelRun) -> None:
         """A queued run goes at once (nothing is lost); a running one after a yes."""
         run = next((r for r in self.reader.last_runs() if r.id == event.run_id), None)
-        if run is None or run.status != "running" or run.stop_requested:
+        if run is None or run.status != RunStatus.RUNNING or run.stop_requested:
             self.cancel_run(event.run_id)
             return
 
@@ -372,7 +378,7 @@ class MnistTuiApp(App[None]):
         run = self._find(event.run_id)
         act = event.action
         if act == "again":
-            overrides = [str(o) for o in run.summary.get("overrides") or ()]
+            overrides = [str(o) for o in run.overrides]
 
             def queued(choice: QueueChoice | None) -> None:
                 if choice is not None:

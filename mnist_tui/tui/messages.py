@@ -150,6 +150,17 @@ class ReportBuilt(Message):
 
 
 @dataclass
+class WhereMatched(Message):
+    """The runs a filter expression matched (evaluated in a thread): their ids and
+    their experiments. `seq` tells a stale evaluation from the latest one."""
+
+    seq: int
+    text: str
+    runs: frozenset[str]
+    experiments: frozenset[str]
+
+
+@dataclass
 class ExperimentLoaded(Message):
     spec: ExperimentSpec | None
     runs: list[RunInfo]

@@ -18,7 +18,9 @@ from pathlib import Path
 from typing import Any
 
 from mnist_tui.runs.record import ACTIVE, RunInfo
+from mnist_tui.runs.schema import RunSummary
 from mnist_tui.runs.store import RunStore
+from mnist_tui.status import RunStatus
 from mnist_tui.studies.catalog import ExperimentRow, experiment_rows
 from mnist_tui.tui.messages import StoreRead
 from mnist_tui.views import fmt, run_tables, tables
@@ -138,7 +140,7 @@ class StoreReader:
         self._runs: list[RunInfo] = []  # newest first
         # runs-table rows of finished runs: the row, when its "3m ago" next changes, and
         # the summary it was built from (a row is reused only for an equal summary)
-        self._rows: dict[str, tuple[tables.Row, float, dict[str, Any]]] = {}
+        self._rows: dict[str, tuple[tables.Row, float, RunSummary]] = {}
         self._tick = -1
         self._ticks = 0  # rows rebuilt because their relative time changed
 
@@ -192,8 +194,8 @@ class StoreReader:
         if kept is not None and kept[1] > time.time() and kept[2] == r.summary:
             return kept[0]
         row = run_tables.run_row(r)
-        if r.summary.get("status") not in ACTIVE:
-            self._rows[key] = (row, fmt.ago_changes_at(r.summary.get("started")), r.summary)
+        if r.stored_status not in ACTIVE:
+            self._rows[key] = (row, fmt.ago_changes_at(r.started), r.summary)
         return row
 
     def _stale_rows(self) -> bool:
@@ -232,13 +234,13 @@ class StoreReader:
             moved
             or reload
             or "runs" not in self._sig
-            or any(r.summary.get("status") in ACTIVE for r in runs)
+            or any(r.stored_status in ACTIVE for r in runs)
         ):
             runs_sig = (
                 self._ticks,
                 *(
                     (r.id, tables.shown_status(r), r.summary.get("epochs_done"))
-                    if r.summary.get("status") in ACTIVE
+                    if r.stored_status in ACTIVE
                     else (r.id, r.status, r.summary.get("epochs_done"))
                     for r in runs
                 ),
@@ -296,15 +298,15 @@ def live_summary(runs: list[RunInfo], paused: bool = False) -> tuple[str, str]:
     newest_end = 0.0
     for r in runs:
         status = r.status
-        if status == "completed":
+        if status == RunStatus.COMPLETED:
             done += 1
             s = r.summary
             end = float(s.get("started") or r.created) + float(s.get("wall_seconds") or 0.0)
             if end >= newest_end:
                 newest, newest_end = r, end
-        elif status == "running":
+        elif status == RunStatus.RUNNING:
             running += 1
-        elif status == "queued":
+        elif status == RunStatus.QUEUED:
             queued += 1
         else:  # failed, killed, damaged: they need a look (or a resume)
             ended[status] = ended.get(status, 0) + 1

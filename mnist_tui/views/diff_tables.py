@@ -167,10 +167,12 @@ def diff_tables(
     here: the figure columns say which."""
     epochs = (_best_epoch(a), _best_epoch(b)) if a.run or b.run else None
     kinds = {s.kind for s in (a, b)}
-    title = {
-        frozenset({"experiment"}): "Reported results",
-        frozenset({"run"}): "Reproduced results",
-    }.get(frozenset(kinds), "Results: reported (experiment) vs reproduced (run)")
+    if kinds == {"experiment"}:
+        title = "Reported results"
+    elif "experiment" not in kinds:  # runs, or the mean of a variant's or group's runs
+        title = "Reproduced results"
+    else:
+        title = "Results: reported (experiment) vs reproduced (run)"
     return (
         diff_keys_table(a.label, b.label, changes),
         delta_table(
@@ -183,6 +185,8 @@ def diff_tables(
 
 
 def _figure_origin(s: Subject) -> str:
+    if s.selection is not None:
+        return "mean reproduced"
     return "reproduced" if s.run is not None else "reported"
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shlex
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -17,7 +18,7 @@ def save_run_png(
     path: Path,
     title: str,
     rows: list[dict[str, Any]],
-    summary: dict[str, Any],
+    summary: Mapping[str, Any],
     samples: Samples | None = None,
 ) -> Path:
     """Curves, per-class accuracy, confusion matrix and (optionally) sample predictions."""

@@ -4,7 +4,7 @@ tables (the console draws the same data as DataTables), run and experiment pages
 from __future__ import annotations
 
 import copy
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console, ConsoleOptions, RenderableType, RenderResult
 from rich.markup import escape
@@ -23,6 +23,7 @@ from rich.text import Text
 from mnist_tui.config.spec import ExperimentSpec
 from mnist_tui.runs.record import RunInfo
 from mnist_tui.runs.store import RunStore
+from mnist_tui.status import RunStatus
 from mnist_tui.studies.catalog import Subject
 from mnist_tui.studies.diff import Change, FigureDelta
 from mnist_tui.studies.report import ReportRow
@@ -47,6 +48,9 @@ from mnist_tui.views.live import step_line, system_lines
 from mnist_tui.views.provenance import provenance_lines
 from mnist_tui.views.tables import DATASET_SHORT, STATUS_STYLE, TableData
 from mnist_tui.views.visible import visible
+
+if TYPE_CHECKING:
+    from mnist_tui.studies.variants import SelectionPage
 
 __all__ = ["DATASET_SHORT", "STATUS_STYLE"]
 
@@ -137,7 +141,7 @@ class RunProgress:
                 self.progress.update(self.epoch_task, completed=m.epoch)
             if self.batch_task is not None:
                 self.progress.reset(self.batch_task, description=f"epoch {m.epoch + 1}")
-        elif isinstance(event, RunEnded) and event.status != "completed":
+        elif isinstance(event, RunEnded) and event.status != RunStatus.COMPLETED:
             self.console.print(f"[red]{event.status}[/]: {escape(visible(event.reason))}")
 
 
@@ -182,7 +186,7 @@ def rich_table(data: TableData) -> Table:
     natural = tables.widths(data)
     for col, w in zip(data.columns, natural, strict=True):
         t.add_column(
-            col.header,
+            escape(col.header),  # a variant's label in a header: `[optim.lr=0.05]` is text
             justify=col.justify,
             no_wrap=col.keep,
             min_width=w if col.keep else None,
@@ -338,10 +342,41 @@ def show_subject(console: Console, subject: Subject, store: RunStore) -> None:
     for line in system_lines(s.get("system")):
         console.print(f"[dim]{escape(line)}[/]", soft_wrap=True)
     classes = run_tables.class_names(s, rows)
-    if s.get("per_class_acc"):
-        console.print(per_class_table(classes, s["per_class_acc"]))
-    if s.get("confusion"):
-        console.print(confusion_heatmap(classes, s["confusion"]))
+    if per_class := s.get("per_class_acc"):
+        console.print(per_class_table(classes, per_class))
+    if confusion := s.get("confusion"):
+        console.print(confusion_heatmap(classes, confusion))
+
+
+def show_selection(console: Console, page: SelectionPage) -> None:
+    """`show GROUP` / `show VARIANT`: what made the runs, the variants or groups they
+    belong to, mean ± std, then the runs."""
+    from mnist_tui.views.variant_tables import figures_table, selection_runs_table
+
+    sel = page.selection
+    done = len(sel.completed())
+    head = f"[bold]{sel.kind} {escape(visible(sel.key))}[/]"
+    if sel.label != sel.key:
+        head += f"  {escape(visible(sel.label))}"
+    console.print(f"{head}  [dim]{fmt.plural(len(page.runs), 'run')}, {done} completed[/]")
+    console.print(f"experiment {escape(visible(', '.join(page.experiments)))}")
+    if page.made_with:
+        made = "  ".join(f"-S {o}" for o in page.made_with)
+    elif sel.variant is not None and sel.variant.own:
+        made = "the experiment file's own definition"
+    else:
+        made = "no overrides"
+    console.print(f"made with: {escape(visible(made))}", soft_wrap=True)
+    if sel.kind == "group":
+        # one variant for seeds; folds and trials are each their own definition
+        for v in page.variants:
+            console.print(
+                f"variant {escape(visible(v.id))}  {escape(visible(v.label))}", soft_wrap=True
+            )
+    elif page.groups:
+        console.print(f"groups: {escape(visible(', '.join(page.groups)))}", soft_wrap=True)
+    print_table(console, figures_table(sel.values))
+    print_table(console, selection_runs_table(page.runs, len(page.experiments) > 1))
 
 
 def print_diff(

@@ -9,6 +9,7 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from mnist_tui.data.sources import short_name
+from mnist_tui.status import RunStatus
 from mnist_tui.views import fmt
 from mnist_tui.views.tables import (
     Cell,
@@ -193,7 +194,7 @@ RUN_COLUMNS = [
 
 def run_row(r: RunInfo) -> Row:
     """One run's row of the runs table, without its recency number (see `runs_table`)."""
-    done = r.summary.get("epochs_done", 0)
+    done = r.epochs_done
     total = r.summary.get("epochs", "?")
     return Row(
         r.id,
@@ -215,7 +216,7 @@ def run_row(r: RunInfo) -> Row:
 
 def _started(r: RunInfo) -> float | None:
     """When training started: a queued run has not (its queueing time is not a start)."""
-    started = r.summary.get("started")
+    started = r.started
     return float(started) if isinstance(started, int | float) else None
 
 
@@ -373,12 +374,16 @@ def run_header(
     status = run.status
     done, total = s.get("epochs_done", len(rows)), s.get("epochs", "?")
     eta = ""
-    if status == "running":
+    if status == RunStatus.RUNNING:
         left = eta_seconds(s, time.time(), [r["seconds"] for r in rows if "seconds" in r])
         eta = f"  ETA {fmt.seconds(left)}" if left is not None else ""
     lr = f"  lr {rows[-1]['lr']:.3g}" if rows else ""
     at = f"epoch {done}/{total}"
-    if status == "running" and s.get("steps") and s.get("epoch_in_progress", 0) > len(rows):
+    if (
+        status == RunStatus.RUNNING
+        and s.get("steps")
+        and (s.get("epoch_in_progress") or 0) > len(rows)
+    ):
         # the epoch under way and its step, not the last one done
         at = f"epoch {s['epoch_in_progress']}/{total} step {s.get('step')}/{s['steps']}"
     last = rows[-1] if rows else {}
@@ -421,16 +426,20 @@ def queue_table(entries: Sequence[QueuedRun], now: float | None = None) -> Table
     for i, e in enumerate(entries, 1):
         info = e.info
         status = shown_status(info) if info else "?"
-        done = info.summary.get("epochs_done", 0) if info else 0
+        done = info.epochs_done if info else 0
         total = info.summary.get("epochs", "?") if info else "?"
         eta = "—"
-        if info is not None and status in ("running", "stopping"):
+        if info is not None and status in (RunStatus.RUNNING, RunStatus.STOPPING):
             summary = dict(info.summary)
             summary.setdefault("started", e.started)
             left = eta_seconds(summary, now)
             eta = fmt.seconds(left) if left is not None else "—"
         progress = f"{done}/{total}"
-        if info is not None and status in ("running", "stopping") and info.summary.get("steps"):
+        if (
+            info is not None
+            and status in (RunStatus.RUNNING, RunStatus.STOPPING)
+            and info.summary.get("steps")
+        ):
             progress += f" · step {info.summary.get('step')}/{info.summary['steps']}"
         rows.append(
             Row(

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Literal
 
 from mnist_tui.data.sources import SHORT
+from mnist_tui.status import RunStatus
 from mnist_tui.views.visible import visible
 
 if TYPE_CHECKING:
@@ -25,14 +26,14 @@ if TYPE_CHECKING:
 
 Justify = Literal["left", "center", "right"]
 
-STATUS_STYLE = {
-    "completed": "green",
-    "running": "cyan",
-    "queued": "blue",
-    "failed": "red",
-    "killed": "yellow",
-    "interrupted": "magenta",
-    "damaged": "bold red",
+STATUS_STYLE: dict[str, str] = {
+    RunStatus.COMPLETED: "green",
+    RunStatus.RUNNING: "cyan",
+    RunStatus.QUEUED: "blue",
+    RunStatus.FAILED: "red",
+    RunStatus.KILLED: "yellow",
+    RunStatus.INTERRUPTED: "magenta",
+    RunStatus.DAMAGED: "bold red",
 }
 
 TRIAL_STYLE = {"complete": "green", "running": "cyan", "pruned": "yellow", "fail": "red"}
@@ -103,12 +104,12 @@ def status_cell(status: str | None) -> Cell:
     return Cell(status or "", STATUS_STYLE.get(status or "", ""))
 
 
-def shown_status(r: RunInfo) -> str:
+def shown_status(r: RunInfo) -> RunStatus:
     """The status as views show it: a running run that was asked to stop says so at
     once ("stopping"), before its trainer has seen the request and ended."""
     status = r.status
-    if status == "running" and r.stop_requested:
-        return "stopping"
+    if status == RunStatus.RUNNING and r.stop_requested:
+        return RunStatus.STOPPING
     return status
 
 
@@ -231,6 +232,11 @@ def filtered(data: TableData, text: str) -> TableData:
     if not text:
         return data
     return replace(data, rows=[r for r in data.rows if r.matches(text)])
+
+
+def only_keys(data: TableData, keys: Collection[str]) -> TableData:
+    """The rows whose key is in `keys` (a filter decided elsewhere, e.g. by an expression)."""
+    return replace(data, rows=[r for r in data.rows if r.key in keys])
 
 
 def sorted_by(data: TableData, index: int, reverse: bool = False) -> TableData:

@@ -113,6 +113,81 @@ def variants_table(
     return config_columns(data, keys, lambda row, k: by_id[row].config.get(k))
 
 
+def figures_table(values: Callable[[str, str], list[float]]) -> TableData:
+    """Mean ± std of each figure the completed runs have, at the final and the best epoch
+    (`values(metric, "final" | "best")`: one number per completed run)."""
+    columns = [
+        Column("figure", keep=True),
+        Column("n", "right"),
+        Column("final", "right"),
+        Column("best", "right"),
+    ]
+    rows = []
+    for metric in ("test_acc", "test_loss", "val_acc", "val_loss"):
+        final, best = values(metric, "final"), values(metric, "best")
+        if final or best:
+            rows.append(
+                Row(
+                    metric,
+                    (
+                        Cell(metric.replace("_", " ")),
+                        Cell(str(len(final)), "", len(final)),
+                        _mean_std(final, metric),
+                        _mean_std(best, metric),
+                    ),
+                )
+            )
+    return TableData(
+        "mean ± std over the completed runs",
+        columns,
+        rows,
+        empty="no completed run yet: nothing to average",
+    )
+
+
+def selection_runs_table(runs: Sequence[RunInfo], show_experiment: bool = False) -> TableData:
+    """The runs of a variant or a group (`show`): what tells them apart (seed, fold or
+    trial; the overrides they share are said above the table), status, final and best
+    test accuracy."""
+    from mnist_tui.views.run_tables import run_context
+    from mnist_tui.views.tables import shown_status, status_cell, without
+
+    columns = [
+        Column("id", keep=True),
+        *([Column("experiment", keep=True)] if show_experiment else []),
+        Column("seed", "right"),
+        Column("fold / trial", drop=1),
+        Column("status"),
+        Column("epochs", "right", drop=2),
+        Column("final acc", "right"),
+        Column("best acc", "right"),
+    ]
+    rows = []
+    for r in runs:
+        done, total = r.summary.get("epochs_done", 0), r.summary.get("epochs", "?")
+        final, best = r.final("test_acc"), r.best("test_acc")
+        rows.append(
+            Row(
+                r.id,
+                (
+                    Cell(r.id),
+                    *([Cell(r.experiment)] if show_experiment else []),
+                    Cell("—" if r.seed is None else str(r.seed), "", r.seed),
+                    Cell(run_context(r, overrides=False)),
+                    status_cell(shown_status(r)),
+                    Cell(f"{done}/{total}", "", done),
+                    Cell(fmt.pct(final), "", final),
+                    Cell(fmt.pct(best), "", best),
+                ),
+            )
+        )
+    data = TableData(fmt.plural(len(runs), "run"), columns, rows)
+    at = data.column_index("fold / trial")
+    if not any(r.cells[at].text for r in rows):  # seeds alone tell these runs apart
+        data = without(data, "fold / trial")
+    return data
+
+
 def run_config_columns(
     data: TableData, infos: Sequence[RunInfo], keys: Sequence[str], config: Callable[..., Any]
 ) -> TableData:

@@ -200,7 +200,7 @@ class ConfirmStop(ModalScreen[bool]):
 
     def compose(self) -> ComposeResult:
         r = self.run
-        done, total = r.summary.get("epochs_done", 0), r.summary.get("epochs", "?")
+        done, total = r.epochs_done, r.summary.get("epochs", "?")
         with Vertical(classes="dialog"):
             yield Label(Text(f"Stop {r.experiment}/{r.id}?", style="bold"))
             yield Label(f"It is running: epoch {done} of {total} done.")

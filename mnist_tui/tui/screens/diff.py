@@ -16,6 +16,7 @@ from mnist_tui.errors import MnistTuiError
 from mnist_tui.runs.record import RunInfo
 from mnist_tui.runs.steps import read_steps
 from mnist_tui.runs.store import RunStore
+from mnist_tui.status import RunStatus
 from mnist_tui.studies.catalog import compared, resolve_subject
 from mnist_tui.studies.diff import diff_definitions, result_deltas
 from mnist_tui.tui.grid import DataGrid
@@ -134,11 +135,14 @@ class OverlayScreen(ConsoleScreen):
         """One of these runs moved on (an epoch, its end): its curves again."""
         event.stop()
         if event.read.runs is not None and any(
-            (r.id in self.run_ids and r.status in ("running", "queued")) or r.id in self._active
+            (r.id in self.run_ids and r.status in (RunStatus.RUNNING, RunStatus.QUEUED))
+            or r.id in self._active
             for r in event.read.runs
         ):
             self._active = {
-                r.id for r in event.read.runs if r.id in self.run_ids and r.status == "running"
+                r.id
+                for r in event.read.runs
+                if r.id in self.run_ids and r.status == RunStatus.RUNNING
             }
             self.load()
 
@@ -211,11 +215,7 @@ def run_groups(
         if r.group:
             key = f"{r.experiment} {r.group}"
         else:
-            overrides = [
-                str(o)
-                for o in r.summary.get("overrides") or ()
-                if not str(o).startswith("train.seed=")
-            ]
+            overrides = [str(o) for o in r.overrides if not str(o).startswith("train.seed=")]
             key = " ".join([r.experiment, *overrides])
         groups.setdefault(key, []).append(rows)
     return list(groups.items())

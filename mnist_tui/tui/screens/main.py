@@ -1,5 +1,10 @@
 """The main screen: experiments, runs, queue and report tabs, a filter and marks.
 
+The filter is text to look for, or a `--where` expression (`optim.lr > 0.01 and
+test_acc >= 0.85`, the same grammar as `runs --where`, studies/where.py): an expression
+is evaluated over the runs in a thread (each run's resolved configuration is read from
+its spec.toml); the experiments and report tabs keep the experiments with a matching run.
+
 It shows what the app's store thread reads (`apply`) and asks the app for everything
 else with messages. Keys that do nothing on the current tab are hidden from the footer
 and refused (`check_action`).
@@ -10,6 +15,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Literal
 
+from rich.markup import escape
 from textual import events, on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -18,6 +24,7 @@ from textual.widgets import DataTable, Footer, Header, Input, Static, TabbedCont
 
 from mnist_tui.runs.record import RunInfo
 from mnist_tui.studies.catalog import ExperimentRow
+from mnist_tui.studies.where import WhereError, is_expression, matching, parse_where
 from mnist_tui.tui.devices_strip import DevicesStrip
 from mnist_tui.tui.grid import DataGrid, is_data_key
 from mnist_tui.tui.messages import (
@@ -35,6 +42,7 @@ from mnist_tui.tui.messages import (
     ReportBuilt,
     StoreRead,
     TogglePause,
+    WhereMatched,
 )
 from mnist_tui.tui.screens.base import ConsoleScreen
 from mnist_tui.views import report_tables, tables
@@ -107,12 +115,20 @@ class MainScreen(ConsoleScreen):
         self.summary = "reading the run store…"
         self._report_stale = True
         self._filter_timer: Timer | None = None
+        # an expression filter: what it matched (None until its thread answers), or why
+        # it does not parse; `_where_seq` numbers the evaluations, the latest one counts
+        self.where: WhereMatched | None = None
+        self.where_error: WhereError | None = None
+        self._where_seq = 0
 
     # -- layout ----------------------------------------------------------------------
 
     def compose(self) -> ComposeResult:
         yield Header()
-        yield Input(placeholder="filter (esc clears)", id="filter")
+        yield Input(
+            placeholder="filter: text, or optim.lr > 0.01 and test_acc >= 0.85 (esc clears)",
+            id="filter",
+        )
         with TabbedContent(initial="experiments", id="tabs"):
             for tab, title in zip(TABS, ("Experiments", "Runs", "Queue", "Report"), strict=True):
                 with TabPane(f"{title} [{TABS.index(tab) + 1}]", id=tab):
@@ -156,6 +172,8 @@ class MainScreen(ConsoleScreen):
             self.redraw("runs")
             known = {r.id for r in read.runs}
             self.marked["runs"] = {k: None for k in self.marked["runs"] if k in known}
+            if self.expression and self.where_error is None and self._filter_timer is None:
+                self.evaluate_where()  # new runs, or figures that changed
         if read.queue_table is not None:
             self.base["queue"] = read.queue_table
             self.redraw("queue")
@@ -175,8 +193,7 @@ class MainScreen(ConsoleScreen):
         if tab in self.marked:
             data = tables.with_marks(data, self.marked[tab])
         if self.filter_text and tab in ACTION_TABS["filter"]:
-            data = tables.filtered(data, self.filter_text)
-            data.empty = f"nothing matches '{self.filter_text}'"
+            data = self._filtered(tab, data)
         data = self._sorted(tab, data)
         self.grid(tab).show(data)
         if tab == "report":
@@ -184,6 +201,57 @@ class MainScreen(ConsoleScreen):
             self.query_one("#report-notes", Static).update("  ".join(data.notes))
         if tab == self.active_tab:
             self.show_status()
+
+    @property
+    def expression(self) -> bool:
+        return bool(self.filter_text) and is_expression(self.filter_text)
+
+    def _filtered(self, tab: str, data: TableData) -> TableData:
+        """Text: the rows that contain it. An expression: the runs it matched, and on the
+        other tabs the experiments with such a run; none while it is evaluated, and none
+        with the reason when it does not parse."""
+        text = self.filter_text
+        if not self.expression:
+            data = tables.filtered(data, text)
+            data.empty = f"nothing matches '{text}'"
+            return data
+        if self.where_error is not None:
+            data = tables.only_keys(data, ())
+            data.empty = f"filter: {where_problem(self.where_error)}"
+            return data
+        where = self.where
+        if where is None or where.text != text:
+            data = tables.only_keys(data, ())
+            data.empty = "filtering…"
+            return data
+        data = tables.only_keys(data, where.runs if tab == "runs" else where.experiments)
+        data.empty = (
+            f"no run matches {text}"
+            if tab == "runs"
+            else f"no experiment has a run that matches {text}"
+        )
+        return data
+
+    @work(thread=True, exclusive=True, group="where", exit_on_error=False)
+    def _evaluate(self, seq: int, text: str, runs: list[RunInfo]) -> None:
+        """An expression over every run (a spec.toml read per definition): a thread, so
+        10,000 runs never hold up the keys."""
+        ids, experiments = matching(runs, text)
+        self.post_message(WhereMatched(seq, text, ids, experiments))
+
+    def evaluate_where(self) -> None:
+        self._where_seq += 1
+        self._evaluate(self._where_seq, self.filter_text, self.runs)
+
+    @on(WhereMatched)
+    def where_matched(self, event: WhereMatched) -> None:
+        event.stop()
+        if event.seq != self._where_seq or event.text != self.filter_text:
+            return  # the filter changed since: a newer evaluation is on its way
+        self.where = event
+        for tab in ACTION_TABS["filter"]:
+            self.redraw(tab)
+        self.show_status()
 
     def _sorted(self, tab: str, data: TableData) -> TableData:
         """The tab's sort applied, its column's header with the direction (▼ / ▲) and
@@ -217,13 +285,26 @@ class MainScreen(ConsoleScreen):
                 text += f" ({hidden} hidden by the filter, not acted on)"
             parts.append(text + " · esc clears")
         if self.filter_text:
-            where = "" if tab in ACTION_TABS["filter"] else " (not on this tab)"
-            parts.append(f"filter '{self.filter_text}'{where}")
+            parts.append(self._filter_status(tab))
         if grid.dropped:
             parts.append(f"not shown (narrow): {', '.join(grid.dropped)}")
         if grid.hidden_rows:
             parts.append(f"{grid.hidden_rows:,} more rows: / filters")
         self.query_one("#status-line", Static).update(" · ".join(parts))
+
+    def _filter_status(self, tab: str) -> str:
+        """`filter 'optim.lr > 0.01' (3 of 120 runs)`, or where it does not parse (as
+        markup: what was typed is escaped, `[32,32]` is text, not a style)."""
+        text = escape(self.filter_text)
+        if tab not in ACTION_TABS["filter"]:
+            return f"filter '{text}' (not on this tab)"
+        if not self.expression:
+            return f"filter '{text}'"
+        if self.where_error is not None:
+            return f"filter error: {escape(where_problem(self.where_error))}"
+        if self.where is None or self.where.text != text:
+            return f"filter '{text}' (filtering…)"
+        return f"filter '{text}' ({len(self.where.runs):,} of {len(self.runs):,} runs)"
 
     def on_resize(self) -> None:
         self.call_after_refresh(self.show_status)  # columns left out change with the width
@@ -297,6 +378,7 @@ class MainScreen(ConsoleScreen):
         box.value = ""
         box.remove_class("visible")
         self.filter_text = ""
+        self.where = self.where_error = None
         for tab in ACTION_TABS["filter"]:
             self.redraw(tab)
         self.set_focus(self.grid(self.active_tab))
@@ -319,6 +401,19 @@ class MainScreen(ConsoleScreen):
 
     def _apply_filter(self) -> None:
         self._filter_timer = None
+        self.where_error = None
+        if self.expression:
+            # parsed here (it is quick): a typo is said at once, with its column
+            try:
+                parse_where(self.filter_text)
+            except WhereError as exc:
+                self.where_error = exc
+            else:
+                # the tables stay as they are until the thread answers: one redraw, not
+                # an empty one first (at 10,000 runs each costs a few tenths of a second)
+                self.evaluate_where()
+                self.show_status()
+                return
         for tab in ACTION_TABS["filter"]:
             self.redraw(tab)
         self.show_status()
@@ -333,6 +428,12 @@ class MainScreen(ConsoleScreen):
     @on(Input.Submitted, "#filter")
     def filter_submitted(self) -> None:
         self.set_focus(self.grid(self.active_tab))  # now: keys typed after enter reach it
+        if self._filter_timer is not None:  # enter before the pause: filter now
+            self._filter_timer.stop()
+            self._apply_filter()
+        if self.where_error is not None:  # the whole message, with its caret
+            text = escape(self.where_error.render("filter"))
+            self.post_message(Notice(text, "warning", subject="filter"))
 
     def action_mark(self) -> None:
         tab, key = self.active_tab, self.current_key
@@ -461,3 +562,8 @@ class MainScreen(ConsoleScreen):
 
     def action_quit(self) -> None:
         self.post_message(QuitRequested())
+
+
+def where_problem(exc: WhereError) -> str:
+    """A filter expression's error on one line: the column and what was expected."""
+    return f"column {exc.column}: {exc.reason}"

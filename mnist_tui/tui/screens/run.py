@@ -25,6 +25,7 @@ from mnist_tui.runs.io import read_json
 from mnist_tui.runs.record import RunInfo
 from mnist_tui.runs.steps import STEPS
 from mnist_tui.runs.store import RunStore
+from mnist_tui.status import RunStatus
 from mnist_tui.studies.diagnose import chance_note
 from mnist_tui.tui.grid import DataGrid
 from mnist_tui.tui.messages import (
@@ -67,7 +68,7 @@ class RunScreen(ConsoleScreen):
         Binding("D", "act('delete')", "Delete (to the trash)", show=False, id="run.delete"),
     ]
 
-    RESUMABLE = ("killed", "failed", "interrupted")
+    RESUMABLE = (RunStatus.KILLED, RunStatus.FAILED, RunStatus.INTERRUPTED)
 
     def __init__(self, run_id: str, store: RunStore, poll_interval: float = 1.0) -> None:
         super().__init__()
@@ -174,7 +175,7 @@ class RunScreen(ConsoleScreen):
         """Stop only an active run, resume only a stopped one: other keys are hidden."""
         status = self.run.status if self.run is not None else None
         if action == "cancel":
-            return status in ("running", "queued")
+            return status in (RunStatus.RUNNING, RunStatus.QUEUED)
         if action == "act" and parameters == ("resume",):
             return status in self.RESUMABLE
         return True
