@@ -102,6 +102,14 @@ def runs(
     where: Where = None,
     columns: Columns = None,
     json_out: JsonOut = False,
+    check: Annotated[
+        bool,
+        typer.Option(
+            "--check",
+            help="Check every run's files first (edits made by hand; a store of many "
+            "thousand runs does this itself every few minutes).",
+        ),
+    ] = False,
 ) -> None:
     """Stored runs, newest first: the newest 20 unless --all or --limit N.
 
@@ -114,7 +122,10 @@ def runs(
 
     exp_dir, store = context_stores(ctx, None, runs_dir)
     index = store.index
-    index.sync()
+    if check:
+        index.sync()
+    else:
+        index.refresh()
     names = check_experiments([n for n in [experiment, *(experiments or [])] if n], exp_dir, store)
     query = RunQuery(
         experiments=tuple(names),

@@ -4,18 +4,22 @@
 
 The run directories stay the source of truth; the index only saves reading them all.
 Every write through the store (`RunStore.create`, `RunHandle.update`, tags, notes, archive)
-records the run at once. Before answering, `sync()` compares the index with the disk:
-each experiment directory is listed and each run's summary.json stat'ed (inode, mtime,
-size), so a run directory copied in shows up, a deleted one disappears and a summary
-edited behind the store's back is read again. A deleted, truncated or foreign index file
-is rebuilt from the directories; a store the index cannot be written to gets an index
-in memory, as does every store when MNIST_TUI_INDEX=memory (a store shared by several
-hosts over NFS, where SQLite's WAL does not work). The index never imports torch.
+records the run at once. Before answering, a listing's `refresh()` compares the index
+with the disk. Its full check, `sync()`, lists each experiment directory and stats each
+run's cached files (inode, mtime, size), so a run directory copied in shows up, a deleted
+one disappears and a file edited behind the store's back is read again. In a store where
+that check costs more than CHEAP_CHECK (thousands of runs) it runs only every few minutes
+(any process's check counts); in between, the experiment directories whose mtime moved
+are listed again (runs copied in or removed), and `runs --check` forces the full check.
+A deleted, truncated or foreign index file is rebuilt from the directories; a store the
+index cannot be written to gets an index in memory, as does every store when
+MNIST_TUI_INDEX=memory (a store shared by several hosts over NFS, where SQLite's WAL does
+not work). The index never imports torch.
 
 For a console that polls, once a second:
     instance, gen = index.state()        one small read: moves with every store write
     dirs = index.dirs_token()            a stat per experiment dir: runs copied in/removed
-    if dirs changed, or 30 s passed:     index.sync()  (a stat per run: edits in place)
+    if dirs changed, or 30 s passed:     index.refresh()  (see above: full when due)
     if (instance, gen) changed:          ch = index.changes(old_instance, old_gen)
         ch is None -> index.runs(brief=True) again; else apply ch.runs / ch.removed
 `changes` returns only what was written since, so a run's progress writes cost the console
@@ -31,6 +35,7 @@ import re
 import secrets
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -48,6 +53,16 @@ from mnist_tui.runs.schema import (
 from mnist_tui.status import RunStatus
 
 INDEX_FILE = ".index.sqlite"
+# How fresh a listing's view of the disk is (`refresh`). A full check stats every cached
+# file of every run (seconds at 100,000 runs); while it costs under CHEAP_CHECK CPU seconds
+# (a few thousand runs) every listing makes one. Beyond that a listing trusts the index
+# (every write through the store is in it at once), reads the membership of experiment
+# folders whose mtime moved (runs copied in or removed), and makes a full check only when
+# the last one, by any process, is older than its cost / CHECK_SHARE: 25 s at 10,000 runs,
+# about 6 minutes at 100,000. `sync()` is always the full check (`runs --check` asks for it).
+CHEAP_CHECK = 0.05
+CHECK_SHARE = 0.01
+CHECK_KEY = "full_check"
 SCHEMA_VERSION = 11  # 11: fingerprints cover meta.json, env.json, spec.toml
 # What listings, the report and the experiments table read of a summary: kept in columns,
 # so listing 10,000 runs builds small dictionaries instead of parsing 10,000 summaries.
@@ -448,9 +463,98 @@ class RunIndex:
                     continue
                 yield f"{exp.name}/{run.name}", run.path, files_fingerprint(run.path)
 
-    def sync(self) -> int:
-        """Bring the index in line with the run directories; returns how many runs changed."""
+    def refresh(self) -> int:
+        """The disk check a listing makes before it answers (see CHEAP_CHECK): a full
+        `sync()` in a small store or when one is due, else the membership of the
+        experiment folders that changed. Returns how many runs changed."""
+        if self._in_memory:
+            return self.sync()
+        last = self._last_check()
+        if last is None:
+            return self.sync()
+        cost, age = float(last["cost"]), time.time() - float(last["at"])
+        if cost < CHEAP_CHECK or not 0 <= age < cost / CHECK_SHARE:
+            return self.sync()
+        dirs = self.dirs_token()
+        known = {str(name): int(mtime) for name, mtime in last["dirs"]}
+        moved = {name for name, mtime in dirs if known.pop(name, None) != mtime} | set(known)
+        if not moved:
+            return 0
+        changed = self._sync_members(moved)
+        self._record_check(dict(last, dirs=dirs))
+        return changed
 
+    def _last_check(self) -> dict[str, Any] | None:
+        raw = self.get_value(CHECK_KEY)
+        try:
+            last = json.loads(raw) if raw else None
+            if isinstance(last, dict) and {"at", "cost", "dirs"} <= set(last):
+                float(last["at"]), float(last["cost"]), list(last["dirs"])
+                return last
+        except (ValueError, TypeError):
+            pass
+        return None  # never checked, or a record this code cannot read: check now
+
+    def _record_check(self, record: dict[str, Any]) -> None:
+        def write(conn: sqlite3.Connection) -> None:
+            # a note for later listings, never worth waiting for another's write lock
+            conn.execute("PRAGMA busy_timeout = 100")
+            try:
+                with _transaction(conn):
+                    conn.execute(
+                        "INSERT OR REPLACE INTO kv VALUES (?, ?)", (CHECK_KEY, json.dumps(record))
+                    )
+            finally:
+                conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT * 1000)}")
+
+        self._best_effort(write)
+
+    def _sync_members(self, experiments: set[str]) -> int:
+        """Runs added to or removed from these experiment folders (one listing each, no
+        stat per run): a folder copied in or deleted behind the store's back."""
+
+        def run(conn: sqlite3.Connection) -> int:
+            names = sorted(experiments)
+            marks = ", ".join("?" * len(names))
+            known = {
+                k
+                for (k,) in conn.execute(
+                    f"SELECT key FROM runs WHERE experiment IN ({marks})", names
+                )
+            }
+            present: dict[str, str] = {}
+            for name in names:
+                if name.startswith(".") or not SAFE_NAME.fullmatch(name):
+                    continue
+                with contextlib.suppress(OSError):
+                    for entry in os.scandir(self.root / name):
+                        if RUN_ID.match(entry.name) and entry.is_dir():
+                            present[f"{name}/{entry.name}"] = entry.path
+            added = [load_run(Path(path)) for key, path in present.items() if key not in known]
+            gone = [k for k in known if k not in present]
+            if not added and not gone:
+                return 0
+            with _transaction(conn):
+                _write(conn, added, gone)
+            return len(added) + len(gone)
+
+        result: int = self._with_db(run, 0)
+        return result
+
+    def sync(self) -> int:
+        """Bring the index in line with the run directories (the full check: a stat per
+        cached file of every run); returns how many runs changed."""
+        dirs = self.dirs_token()  # before the scan: a change during it shows next time
+        started = time.process_time()
+        changed = self._sync()
+        cost = time.process_time() - started
+        # only where it decides anything: a small store checks every time, and writes
+        # nothing when nothing changed (a listing never waits on another's write lock)
+        if not self._in_memory and cost >= CHEAP_CHECK / 2:
+            self._record_check({"at": time.time(), "cost": cost, "dirs": dirs})
+        return changed
+
+    def _sync(self) -> int:
         def run(conn: sqlite3.Connection) -> int:
             # read the index before the disk: a run recorded meanwhile is then never taken
             # for a vanished one
@@ -635,7 +739,7 @@ class RunIndex:
         show (no per-class figures or confusion); `synced`: skip the disk check."""
         q = query or RunQuery()
         if not synced:
-            self.sync()
+            self.refresh()
         where, params, check = self._where(q)
         wanted = ", ".join(_BRIEF_COLUMNS) if brief else "summary"
         joined = "runs" if brief else "runs JOIN summaries USING (key)"
@@ -660,7 +764,7 @@ class RunIndex:
     def count(self, query: RunQuery | None = None, *, synced: bool = True) -> int:
         q = query or RunQuery()
         if not synced:
-            self.sync()
+            self.refresh()
         where, params, check = self._where(q)
         if check:
             return len(self.runs(q, brief=True, synced=True))

@@ -4,12 +4,13 @@ Every write through the store records its run in the index at once and moves the
 generation (runs/index.py), so a poll needs only:
     index.state()        one small read: did anything write through the store?
     index.dirs_token()   a stat per experiment folder: run folders copied in or removed?
-and reads the queue (a status-filtered query, a few rows) only when one of them moved. A
-full check of the run directories (`index.sync()`, a stat per run file: summaries edited
-behind the store's back) runs when a folder changed and every `RECONCILE` seconds, or
-less often in a store so large that a check would cost more than `CHECK_BUDGET` of a core
-on average (at 100,000 runs one check takes seconds): the period stretches to the check's
-own duration / CHECK_BUDGET, so an idle worker's cost stays bounded at any size.
+and reads the queue (a status-filtered query, a few rows) only when one of them moved;
+moved folders are read again by `index.refresh()` (their membership, or a full check in a
+small store). A full check of the run directories (`index.sync()`, a stat per run file:
+summaries edited behind the store's back) runs every `RECONCILE` seconds, or less often
+in a store so large that a check would cost more than `CHECK_BUDGET` of a core on average
+(at 100,000 runs one check takes seconds): the period stretches to the check's own
+duration / CHECK_BUDGET, so an idle worker's cost stays bounded at any size.
 An index kept in memory (MNIST_TUI_INDEX=memory, a store shared over NFS) sees no other
 process's writes: there every poll checks the directories, as before.
 
@@ -60,13 +61,18 @@ class QueueWatch:
         index = self.store.index
         now = time.monotonic()
         dirs = index.dirs_token()
-        if index.in_memory or dirs != self._dirs or now - self._last_full >= self.period:
+        if index.in_memory or self._dirs is None or now - self._last_full >= self.period:
             started = time.process_time()
             index.sync()  # copies in, removals, edits behind the store's back
             cost = time.process_time() - started
             self._dirs, self._last_full = dirs, time.monotonic()
             self._check_cost = cost
             self.full_checks += 1
+        elif dirs != self._dirs:
+            # run folders came or went (a `queue add` elsewhere, a copy): the index reads
+            # the folders that moved, not every run (a full check where that is cheap)
+            self._dirs = dirs
+            index.refresh()
         token = index.state()
         if token != self._token or index.in_memory:
             query = RunQuery(archived=False, stored=SCHEDULER_STATUSES)

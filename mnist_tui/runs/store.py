@@ -242,7 +242,7 @@ class RunStore:
         """
         ref = ref.strip()
         index = self.index
-        index.sync()
+        index.refresh()
         recency = ref[1:] if ref.startswith("@") else ref
         if recency.isdigit() and len(recency) <= 3:
             k = int(recency)

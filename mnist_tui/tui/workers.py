@@ -110,7 +110,7 @@ def _experiment_files(experiments_dir: Path) -> tuple[tuple[str, int], ...]:
         return ()
 
 
-RELIST = 30.0  # seconds between full checks of the directories (edits behind the store)
+RELIST = 30.0  # seconds between disk checks (`RunIndex.refresh`: edits behind the store)
 TICK = 15.0  # seconds between redraws of relative times ("3m ago") when nothing else moved
 
 
@@ -123,9 +123,10 @@ class StoreReader:
 
     It follows the run index as runs/index.py describes for a console: a small read of
     the index's state every tick, `changes` since the last generation when it moved (a
-    training run's progress costs one small query, not a re-read of every run), a sync
-    when run directories came or went, and a full check every RELIST seconds. Table rows
-    of finished runs are kept until they change."""
+    training run's progress costs one small query, not a re-read of every run), and the
+    index's disk check (`refresh`: full in a small store, at most every few minutes in a
+    large one) when run directories came or went and every RELIST seconds; what it finds
+    arrives through `changes` too. Table rows of finished runs are kept until they change."""
 
     def __init__(self, experiments_dir: Path, store: RunStore) -> None:
         self.experiments_dir = experiments_dir
@@ -148,17 +149,19 @@ class StoreReader:
         """Bring the runs up to date with the index; True when any changed."""
         index = self.store.index
         now = time.monotonic()
-        if self._state is None or now - self._synced > RELIST:
-            # the first read, or the periodic full check: every run again
-            self._state, self._dirs, self._synced = None, index.dirs_token(), now
-            runs = self.store.runs(brief=True)  # syncs the index with the directories
+        if self._state is None:
+            # the first read: every run
+            self._dirs, self._synced = index.dirs_token(), now
+            runs = self.store.runs(brief=True)  # checks the index against the disk first
             self._state = index.state()
             self._by_key = {_key(r): r for r in runs}
         else:
             dirs = index.dirs_token()
-            if dirs != self._dirs:  # run directories copied in or removed
-                self._dirs = dirs
-                index.sync()
+            if dirs != self._dirs or now - self._synced > RELIST:
+                # run directories copied in or removed, or time for the disk check: what it
+                # finds is written to the index, and so reaches us through `changes`
+                self._dirs, self._synced = dirs, now
+                index.refresh()
             state = index.state()
             if state == self._state:
                 return False

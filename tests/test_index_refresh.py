@@ -1,0 +1,118 @@
+"""How fresh a listing is in a large store: the full disk check (a stat per cached file of
+every run, seconds at 100,000 runs) runs only when due; between checks a listing trusts
+the index, reads the folders that gained or lost runs, and `runs --check` forces it."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+import types
+from pathlib import Path
+
+import pytest
+
+from mnist_tui.cli import main
+from mnist_tui.runs import index as index_mod
+from mnist_tui.runs.index import RunIndex
+from mnist_tui.runs.store import RunStore
+
+from .test_store import write_run
+
+
+def _ids(store: RunStore) -> set[str]:
+    return {r.id for r in store.runs()}
+
+
+@pytest.fixture
+def costly(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every full check appears to cost one CPU second, as at some 30,000 runs: the next
+    one is due after 1 / CHECK_SHARE seconds."""
+    ticks = iter(range(0, 100_000))
+    clock = types.SimpleNamespace(time=time.time, process_time=lambda: float(next(ticks)))
+    monkeypatch.setattr(index_mod, "time", clock)
+
+
+def _store(root: Path, n: int = 3) -> RunStore:
+    for i in range(n):
+        write_run(root, "fnn1", "", run_id=f"{i + 1:08x}", created=float(i + 1))
+    store = RunStore(root)
+    store.runs()  # the first listing: a full check, recorded
+    return store
+
+
+def _edit_status(root: Path, run_id: str, status: str) -> None:
+    path = root / "fnn1" / run_id / "summary.json"
+    summary = json.loads(path.read_text())
+    summary["status"] = status
+    with path.open("r+") as fh:  # in place: the folder's mtime does not move
+        fh.truncate(0)
+        fh.write(json.dumps(summary))
+
+
+def test_a_small_store_is_checked_before_every_listing(tmp_path: Path) -> None:
+    store = _store(tmp_path)
+    _edit_status(tmp_path, "00000001", "failed")
+    (run,) = [r for r in store.runs() if r.id == "00000001"]
+    assert run.status == "failed"
+    assert store.index.get_value(index_mod.CHECK_KEY) is None  # nothing to decide: no note
+
+
+def test_a_large_store_trusts_its_index_until_the_check_is_due(
+    tmp_path: Path, costly: None
+) -> None:
+    store = _store(tmp_path)
+    record = json.loads(store.index.get_value(index_mod.CHECK_KEY) or "{}")
+    assert record["cost"] == pytest.approx(1.0)
+    _edit_status(tmp_path, "00000001", "failed")
+    listed = {r.id: r for r in store.runs()}
+    assert listed["00000001"].status == "completed"  # not due: the index answers
+    # the run's own page reads its files
+    assert store.resolve("00000001").status == "failed"
+
+    # due: the record is older than cost / CHECK_SHARE
+    record["at"] -= 1.0 / index_mod.CHECK_SHARE + 1
+    store.index.set_value(index_mod.CHECK_KEY, json.dumps(record))
+    listed = {r.id: r for r in store.runs()}
+    assert listed["00000001"].status == "failed"
+
+
+def test_runs_copied_in_or_removed_show_at_once_without_a_full_check(
+    tmp_path: Path, costly: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = _store(tmp_path)
+    time.sleep(0.01)  # a folder mtime that differs from the recorded one
+
+    def no_full_check(self: RunIndex) -> int:
+        raise AssertionError("a full check was made")
+
+    monkeypatch.setattr(RunIndex, "_sync", no_full_check)
+    shutil.copytree(tmp_path / "fnn1" / "00000002", tmp_path / "fnn1" / "0000000a")
+    write_run(tmp_path, "logreg", "", run_id="0000000b", created=9.0)  # a new folder
+    shutil.rmtree(tmp_path / "fnn1" / "00000003")
+    assert _ids(store) == {"00000001", "00000002", "0000000a", "0000000b"}
+    assert _ids(store) == {"00000001", "00000002", "0000000a", "0000000b"}  # noted
+    shutil.rmtree(tmp_path / "logreg")  # a whole experiment folder removed
+    assert _ids(store) == {"00000001", "00000002", "0000000a"}
+
+
+def test_runs_check_forces_the_full_check(
+    tmp_path: Path, costly: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _store(tmp_path)
+    _edit_status(tmp_path, "00000002", "killed")
+    for args, expected in ((["runs"], "completed"), (["runs", "--check"], "killed")):
+        with pytest.raises(SystemExit) as done:
+            main(["--runs-dir", str(tmp_path), *args, "--json"])
+        assert done.value.code in (0, None)
+        rows = {r["id"]: r for r in json.loads(capsys.readouterr().out)}
+        assert rows["00000002"]["status"] == expected, args
+
+
+def test_a_record_it_cannot_read_means_a_full_check(tmp_path: Path, costly: None) -> None:
+    store = _store(tmp_path)
+    _edit_status(tmp_path, "00000003", "failed")
+    for junk in ("not json", '{"at": "x", "cost": 1, "dirs": []}', "[1, 2]"):
+        store.index.set_value(index_mod.CHECK_KEY, junk)
+        listed = {r.id: r for r in store.runs()}
+        assert listed["00000003"].status == "failed", junk
