@@ -116,3 +116,54 @@ def test_a_record_it_cannot_read_means_a_full_check(tmp_path: Path, costly: None
         store.index.set_value(index_mod.CHECK_KEY, junk)
         listed = {r.id: r for r in store.runs()}
         assert listed["00000003"].status == "failed", junk
+
+
+def test_the_experiments_digest_gives_the_rows_a_full_listing_gives(tmp_path: Path) -> None:
+    """`list` reads a few runs per experiment (its newest, the best of each definition)
+    instead of every run: the rows must say exactly what the full read says."""
+    from mnist_tui.config.loading import load_experiment
+    from mnist_tui.config.overrides import with_overrides
+    from mnist_tui.runs import manage
+    from mnist_tui.studies.catalog import ExperimentRow, experiment_rows
+
+    from .conftest import EXPERIMENTS
+
+    fnn1 = load_experiment("fnn1", EXPERIMENTS)
+    own, variant = fnn1.to_toml(), with_overrides(fnn1, ["optim.lr=0.05"]).to_toml()
+    other = with_overrides(fnn1, ["optim.lr=0.2"]).to_toml()
+    logreg = load_experiment("logreg", EXPERIMENTS).to_toml()
+    plan = [  # experiment, spec, accuracy, status, created
+        ("fnn1", own, 0.80, "completed", 1.0),
+        ("fnn1", own, 0.86, "completed", 2.0),
+        ("fnn1", own, 0.83, "completed", 3.0),
+        ("fnn1", variant, 0.90, "completed", 4.0),
+        ("fnn1", variant, 0.70, "completed", 5.0),
+        ("fnn1", other, 0.95, "failed", 6.0),
+        ("fnn1", own, 0.99, "completed", 7.0),  # archived below: counts only with archived
+        ("logreg", logreg, 0.70, "killed", 8.0),
+        ("logreg", logreg, 0.72, "completed", 0.5),
+    ]
+    for i, (exp, spec, acc, status, created) in enumerate(plan):
+        write_run(tmp_path, exp, spec, run_id=f"{i + 1:08x}", acc=acc, status=status,
+                  created=created)  # fmt: skip
+    store = RunStore(tmp_path)
+    manage.set_archived(store, store.resolve("00000007"))
+
+    def shown(rows: list[ExperimentRow]) -> list[tuple[object, ...]]:
+        return [
+            (r.name, r.count, r.best_run and r.best_run.id, r.other_variants,
+             r.latest and r.latest.id)
+            for r in rows if r.name in ("fnn1", "logreg")
+        ]  # fmt: skip
+
+    for archived in (False, True):
+        full = shown(experiment_rows(EXPERIMENTS, store, archived=archived))
+        digest = shown(experiment_rows(EXPERIMENTS, store, archived=archived, digest=True))
+        assert digest == full, archived
+    assert shown(experiment_rows(EXPERIMENTS, store, digest=True)) == [
+        ("fnn1", 6, "00000002", 1, "00000006"),
+        ("logreg", 2, "00000009", 0, "00000008"),
+    ]
+    assert shown(experiment_rows(EXPERIMENTS, store, archived=True, digest=True))[0] == (
+        "fnn1", 7, "00000007", 1, "00000007"
+    )  # fmt: skip

@@ -43,7 +43,7 @@ def list_(
     from mnist_tui.views.render import print_table
 
     exp_dir, store = context_stores(ctx, experiments_dir, runs_dir)
-    rows = experiment_rows(exp_dir, store)
+    rows = experiment_rows(exp_dir, store, digest=True)
     if json_out:
         print_json(
             [
@@ -59,7 +59,7 @@ def list_(
                     "reported_test_acc": r.spec.reference.test_accuracy if r.spec else None,
                     "best_test_acc": r.best_run.final("test_acc") if r.best_run else None,
                     "best_run": r.best_run.id if r.best_run else None,
-                    "runs": len(r.runs),
+                    "runs": r.count,
                 }
                 for r in rows
             ]

@@ -761,6 +761,53 @@ class RunIndex:
             rows = rows[offset : None if limit is None else offset + limit]
         return [self._info(r, brief) for r in rows]
 
+    def digest(self, *, archived: bool = False) -> tuple[dict[str, int], list[RunInfo]]:
+        """What an experiments listing shows, without a row per run: the runs each
+        experiment has, and (brief) its newest run and, per definition (spec.toml hash),
+        its completed run with the best final test accuracy. Archived runs count only
+        with `archived`. Checks the disk first, as `runs` does."""
+        self.refresh()
+        where = "" if archived else " WHERE archived = 0"
+        best_where = (
+            f"{where} {'AND' if where else 'WHERE'} status = 'completed' AND damaged IS NULL "
+            "AND final_test_acc IS NOT NULL"
+        )
+        columns = ", ".join(_BRIEF_COLUMNS)
+
+        def read(conn: sqlite3.Connection) -> tuple[dict[str, int], list[Any]]:
+            counts = dict(
+                conn.execute(f"SELECT experiment, count(*) FROM runs{where} GROUP BY experiment")
+            )
+            # SQLite takes the other columns of a max() aggregate from the row with the max
+            keys = {
+                k
+                for (k, _) in conn.execute(
+                    f"SELECT key, max(created) FROM runs{where} GROUP BY experiment"
+                )
+            }
+            keys |= {
+                k
+                for (k, _) in conn.execute(
+                    f"SELECT key, max(final_test_acc) FROM runs{best_where} "
+                    "GROUP BY experiment, definition"
+                )
+            }
+            rows: list[Any] = []
+            names = sorted(keys)
+            for start in range(0, len(names), 500):  # SQLite's bound on parameters
+                part = names[start : start + 500]
+                rows += conn.execute(
+                    "SELECT id, experiment, status, host, pid, damaged, definition, meta, "
+                    f"{columns} FROM runs WHERE key IN ({', '.join('?' * len(part))})",
+                    part,
+                ).fetchall()
+            return counts, rows
+
+        counts, rows = self._with_db(read, ({}, []))
+        infos = [self._info(r, True) for r in rows]
+        infos.sort(key=lambda r: (r.created, r.id), reverse=True)
+        return counts, infos
+
     def count(self, query: RunQuery | None = None, *, synced: bool = True) -> int:
         q = query or RunQuery()
         if not synced:

@@ -34,6 +34,12 @@ class ExperimentRow:
     runs: list[RunInfo]
     origin: str = "shipped"  # "shipped" with the package, or "user" (the experiments dir)
     shadows: bool = False  # a user file that hides a shipped experiment of the same name
+    # how many runs it has, where `runs` holds only those a listing shows (digest=True)
+    run_count: int | None = None
+
+    @property
+    def count(self) -> int:
+        return len(self.runs) if self.run_count is None else self.run_count
 
     @property
     def best_run(self) -> RunInfo | None:
@@ -65,13 +71,19 @@ def experiment_rows(
     *,
     archived: bool = False,
     runs: list[RunInfo] | None = None,
+    digest: bool = False,
 ) -> list[ExperimentRow]:
     """Every experiment file (or those in `names`); a broken one becomes a row with its
     error, not a crash. Archived runs count only with `archived`. A caller that has just
-    listed the runs (newest first) passes them as `runs`, so they are not listed twice."""
+    listed the runs (newest first) passes them as `runs`, so they are not listed twice.
+    `digest`: each row holds only the runs a listing shows (its newest, and the best of
+    each definition) and their number: the same row from a few runs, at any store size."""
     from mnist_tui.config.validate import parameter_count
 
     by_exp: dict[str, list[RunInfo]] = {}
+    counts: dict[str, int] | None = None
+    if digest and runs is None:
+        counts, runs = store.index.digest(archived=archived)
     # the index's brief summaries: all a row shows, without reading 10,000 files
     for run in store.runs(brief=True, archived=archived) if runs is None else runs:
         by_exp.setdefault(run.experiment, []).append(run)
@@ -83,13 +95,13 @@ def experiment_rows(
         try:
             spec = load_experiment(name, experiments_dir)
             params = parameter_count(spec)
-            rows.append(
-                ExperimentRow(name, spec, None, params, by_exp.get(name, []), origin, shadows)
-            )
+            found = by_exp.get(name, [])
+            count = None if counts is None else counts.get(name, 0)
+            rows.append(ExperimentRow(name, spec, None, params, found, origin, shadows, count))
         except SpecError as exc:
-            rows.append(
-                ExperimentRow(name, None, str(exc), None, by_exp.get(name, []), origin, shadows)
-            )
+            found = by_exp.get(name, [])
+            count = None if counts is None else counts.get(name, 0)
+            rows.append(ExperimentRow(name, None, str(exc), None, found, origin, shadows, count))
     return rows
 
 

@@ -68,7 +68,7 @@ def experiments_table(rows: Sequence[ExperimentRow]) -> TableData:
                     num_cell(spec.train.epochs, str(spec.train.epochs)),
                     num_cell(ref_acc, fmt.pct(ref_acc)),
                     num_cell(best_acc, fmt.pct(best_acc)),
-                    num_cell(len(r.runs), _runs_text(r)),
+                    num_cell(r.count, _runs_text(r)),
                     status_cell(r.latest.status if r.latest else None),
                 ),
                 f"{r.name} {spec.data.dataset} {spec.model.name}",
@@ -94,7 +94,7 @@ def _runs_text(r: ExperimentRow) -> str:
     """All runs, and how many other variants (definitions) they hold besides the file's."""
     from mnist_tui.views.report_tables import variants_text
 
-    return variants_text(len(r.runs), r.other_variants) if r.runs else ""
+    return variants_text(r.count, r.other_variants) if r.runs else ""
 
 
 def _name_cell(r: ExperimentRow, mixed: bool) -> Cell:
