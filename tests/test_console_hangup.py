@@ -33,6 +33,9 @@ class Console:
     def __init__(self, env: dict[str, str]) -> None:
         self.pid, self.fd = pty.fork()
         if self.pid == 0:  # the child: the console, as a user starts it
+            # from a login shell: a hang-up ends it (an ignored signal survives exec, and
+            # this test process may have run a worker that ignores hang-ups)
+            signal.signal(signal.SIGHUP, signal.SIG_DFL)
             os.execvpe(env["PYTHON"], [env["PYTHON"], "-m", "mnist_tui"], env)
         fcntl.ioctl(self.fd, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 120, 0, 0))
         self.output = bytearray()

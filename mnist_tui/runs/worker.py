@@ -155,6 +155,9 @@ class Worker:
     def run(self) -> int:
         with writing(_lock_path(self.store)):  # read-only or full store: one clear line
             lock = _take_lock(self.store, self.options, self.launcher.devices)
+        # restored when it returns: a worker run inside another program (a test, a
+        # notebook) must not leave that process deaf to hang-ups
+        before = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGHUP)}
         signal.signal(signal.SIGTERM, self._on_term)
         signal.signal(signal.SIGHUP, signal.SIG_IGN)  # a closing terminal is no reason to stop
         self.log(f"serving {self.store.root}: {self.launcher.describe()}")
@@ -185,6 +188,9 @@ class Worker:
         finally:
             self.launcher.stop_all(self.reap)
             lock.close()
+            for sig, handler in before.items():
+                if handler is not None:
+                    signal.signal(sig, handler)
         return 0
 
     def _on_term(self, *_: Any) -> None:
