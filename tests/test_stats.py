@@ -135,7 +135,7 @@ def test_verdicts() -> None:
     assert loss.better == "B"
     close = S.compare_two("A", [0.90, 0.91, 0.92], "B", [0.905, 0.915, 0.92])
     text = S.verdict(close, "test_acc")
-    assert text.startswith("not distinguishable with 3 and 3 runs; about ")
+    assert text.startswith("B and A: not distinguishable with 3 and 3 runs; about ")
     assert "at 80% power" in text
 
 

@@ -425,7 +425,8 @@ def verdict(c: Comparison, metric: str) -> str:
             ci = ""
         adjusted = " (Holm-adjusted)" if c.p_adjusted is not None else ""
         return f"{c.better} is better than {worse} by {size}{ci}, p {p_text(c.p_used)}{adjusted}"
-    text = f"not distinguishable with {c.n_a} and {c.n_b} runs"
+    # named: with more than two sides the verdicts are a list of pairs
+    text = f"{c.b} and {c.a}: not distinguishable with {c.n_b} and {c.n_a} runs"
     if c.seeds_needed is not None and c.power_delta is not None:
         text += (
             f"; about {seeds_text(c.seeds_needed)} runs a side would detect "
