@@ -167,3 +167,45 @@ def test_the_experiments_digest_gives_the_rows_a_full_listing_gives(tmp_path: Pa
     assert shown(experiment_rows(EXPERIMENTS, store, archived=True, digest=True))[0] == (
         "fnn1", 7, "00000007", 1, "00000007"
     )  # fmt: skip
+
+
+def test_the_report_from_completed_records_equals_the_report_from_every_run(
+    tmp_path: Path,
+) -> None:
+    """`report` reads small records of the completed runs (`RunIndex.completed`) instead of
+    listing rows of every run: the same rows and steps, archived runs in or out."""
+    from mnist_tui.config.loading import load_experiment
+    from mnist_tui.config.overrides import with_overrides
+    from mnist_tui.runs import manage
+    from mnist_tui.studies.catalog import experiment_rows
+    from mnist_tui.studies.report import build_steps, report_rows
+
+    from .conftest import EXPERIMENTS
+
+    specs = {name: load_experiment(name, EXPERIMENTS) for name in ("task0", "task1", "fnn1")}
+    plan = [  # experiment, overrides, accuracy, status, seed
+        ("task0", [], 0.90, "completed", 0),
+        ("task0", [], 0.91, "completed", 1),
+        ("task0", [], 0.92, "failed", 2),
+        ("task1", [], 0.93, "completed", 0),
+        ("task1", [], 0.95, "completed", 1),
+        ("task1", ["optim.lr=0.05"], 0.80, "completed", 0),
+        ("fnn1", [], 0.84, "completed", 0),
+        ("fnn1", [], 0.99, "completed", 5),  # archived below
+    ]
+    for i, (exp, overrides, acc, status, seed) in enumerate(plan):
+        spec = with_overrides(specs[exp], overrides).to_toml()
+        write_run(tmp_path, exp, spec, run_id=f"{i + 1:08x}", acc=acc, status=status,
+                  seed=seed, created=float(i + 1))  # fmt: skip
+    store = RunStore(tmp_path)
+    manage.set_archived(store, store.resolve("00000008"))
+    for archived in (False, True):
+        full = experiment_rows(EXPERIMENTS, store, archived=archived)
+        small = experiment_rows(EXPERIMENTS, store, archived=archived, completed=True)
+        assert [r.to_json() for r in report_rows(small)] == [r.to_json() for r in report_rows(full)]
+        steps = [(s.child, s.comparison.to_json()) for s in build_steps(small)]
+        assert steps == [(s.child, s.comparison.to_json()) for s in build_steps(full)]
+        assert any(child == "task1" for child, _ in steps)
+    rows = {r.name: r for r in report_rows(experiment_rows(EXPERIMENTS, store, completed=True))}
+    assert (rows["task1"].runs, rows["task1"].other_definition_runs) == (2, 1)
+    assert rows["fnn1"].runs == 1

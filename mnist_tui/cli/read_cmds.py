@@ -399,7 +399,9 @@ def report(
     exp_dir, store = context_stores(ctx, experiments_dir, runs_dir)
     for name in experiments or []:
         find_experiment(name, exp_dir)  # a typo is an error, not an empty table
-    experiment_list = experiment_rows(exp_dir, store, experiments or None, archived=archived)
+    experiment_list = experiment_rows(
+        exp_dir, store, experiments or None, archived=archived, completed=True
+    )
     rows = report_rows(experiment_list, experiments or None)
     steps = build_steps(experiment_list)
     if json_out:

@@ -808,6 +808,43 @@ class RunIndex:
         infos.sort(key=lambda r: (r.created, r.id), reverse=True)
         return counts, infos
 
+    def completed(self, *, archived: bool = False) -> list[RunInfo]:
+        """Completed runs with final figures, newest first, each carrying only what a
+        report compares (seed, final and best test figures, hardest class, training time,
+        definition): a report of 100,000 runs builds small records, not listings' rows.
+        Archived runs only with `archived`. Checks the disk first, as `runs` does."""
+        self.refresh()
+        sql = (
+            "SELECT id, experiment, definition, created, seed, hardest_class, train_seconds, "
+            "final_test_acc, final_test_loss, best_test_acc, best_test_loss FROM runs "
+            "WHERE status = 'completed' AND damaged IS NULL AND final_test_acc IS NOT NULL"
+            + ("" if archived else " AND archived = 0")
+            + " ORDER BY created DESC, key DESC"
+        )
+
+        def read(conn: sqlite3.Connection) -> list[Any]:
+            return conn.execute(sql).fetchall()
+
+        rows: list[Any] = self._with_db(read, [])
+        root = str(self.root)
+        out = []
+        for run_id, exp, definition, created, seed, hardest, seconds, fa, fl, ba, bl in rows:
+            summary: RunSummary = {
+                "status": RunStatus.COMPLETED,
+                "created": created,
+                "final": {"test_acc": fa, "test_loss": fl},
+                "best": {"test_acc": ba, "test_loss": bl},
+            }
+            if seed is not None:
+                summary["seed"] = seed
+            if hardest is not None:
+                summary["hardest_class"] = hardest
+            if seconds is not None:
+                summary["train_seconds"] = seconds
+            path = Path(f"{root}/{exp}/{run_id}")
+            out.append(RunInfo(run_id, exp, path, summary, definition=definition, brief=True))
+        return out
+
     def count(self, query: RunQuery | None = None, *, synced: bool = True) -> int:
         q = query or RunQuery()
         if not synced:

@@ -124,7 +124,7 @@ def build_report(
     archived: bool = False,
 ) -> list[ReportRow]:
     """The report of `names` (default: every experiment); archived runs only if asked."""
-    rows = experiment_rows(experiments_dir, store, names, archived=archived)
+    rows = experiment_rows(experiments_dir, store, names, archived=archived, completed=True)
     return report_rows(rows, names)
 
 
