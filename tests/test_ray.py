@@ -35,9 +35,9 @@ pytest.importorskip("ray")
 TINY = ["-S", "data.subset=1000", "-S", "data.test_subset=500", "--epochs", "1"]
 # long enough (about 10 s of training on one thread) to be caught running
 LONG = ["-S", "data.subset=10000", "-S", "data.test_subset=500", "--epochs", "3"]
-# the run cancelled mid-training: ten times longer, so a quiet machine never finishes it
-# before the cancel arrives (it ends at the cancel, so the test is no longer)
-LONGER = ["-S", "data.subset=10000", "-S", "data.test_subset=500", "--epochs", "30"]
+# the run cancelled mid-training: far longer than the test waits, since it ends at the
+# cancel (a 3-epoch logreg can finish before the cancel arrives on a quiet machine)
+LONGER = ["-S", "data.subset=10000", "-S", "data.test_subset=500", "--epochs", "1000"]
 START_TIMEOUT = 120.0
 LOOPBACK = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}  # Ray on 127.0.0.1 only
 
@@ -172,8 +172,10 @@ def test_ray_worker_trains_queued_runs_cancels_one_and_loses_one_task(
 ) -> None:
     env = cluster_env
     root = str(store.root)
-    for long in (LONGER, LONG):  # the one cancelled, the one whose task is lost
-        out = cli(env, "queue", "add", "logreg", *long, "--no-start-worker", "--runs-dir", root)
+    # the one cancelled, and the one whose task is lost: a CNN, slow enough per epoch to be
+    # caught training, and resumed to its 3 epochs below
+    for name, long in (("logreg", LONGER), ("lenet5", LONG)):
+        out = cli(env, "queue", "add", name, *long, "--no-start-worker", "--runs-dir", root)
         assert out.returncode == 0, out.stderr
     out = cli(env, "queue", "add", "logreg", "fnn1", "logreg", *TINY, "--no-start-worker",
               "--runs-dir", root)  # fmt: skip
