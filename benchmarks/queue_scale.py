@@ -176,6 +176,7 @@ def idle_worker_cpu(store: RunStore, seconds: float) -> float:
     proc = subprocess.Popen(
         [sys.executable, "-m", "mnist_tui", "worker", "--forever", "--runs-dir", str(store.root)],
         env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        cwd=TREE,  # `python -m` looks in the working directory before PYTHONPATH
     )  # fmt: skip
 
     def cpu() -> float:

@@ -81,11 +81,17 @@ def phase_child(experiment: str, asked: float) -> None:
 
 
 def tree_env(tree: Path | None, **extra: str) -> dict[str, str]:
-    """The environment of a child that imports `tree`'s mnist_tui (None: this checkout)."""
+    """The environment of a child that imports `tree`'s mnist_tui (None: this checkout).
+    Such a child must also start in `tree` (`tree_cwd`): `python -m` puts the working
+    directory before PYTHONPATH, so a child started in this checkout imports this one."""
     env = {**os.environ, **extra}
     if tree is not None:
         env["PYTHONPATH"] = str(tree)
     return env
+
+
+def tree_cwd(tree: Path | None) -> str | None:
+    return str(tree) if tree is not None else None
 
 
 def phases(experiment: str, repeats: int, tree: Path | None) -> dict[str, list[float]]:
@@ -113,12 +119,12 @@ def drain(
     subprocess.run(
         [*base, "queue", "add", experiment, "--repeats", str(runs), *TINY, "--device", "cpu",
          "--no-start-worker", "--runs-dir", str(store)],
-        env=env, capture_output=True, check=True,
+        env=env, capture_output=True, check=True, cwd=tree_cwd(tree),
     )  # fmt: skip
     t0 = time.monotonic()
     subprocess.run(
         [*base, "worker", "--idle-exit", "0.3", "--runs-dir", str(store)],
-        env=env, capture_output=True, check=True,
+        env=env, capture_output=True, check=True, cwd=tree_cwd(tree),
     )  # fmt: skip
     wall = time.monotonic() - t0
     to_running, to_step, to_end = [], [], []

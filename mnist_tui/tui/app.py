@@ -172,7 +172,8 @@ class MnistTuiApp(App[None]):
         except NoMatches:
             # a read that lands while the console closes finds its tables gone: nothing
             # is left to show it on (any other time a missing table is a bug)
-            if self._exit or not self.main.is_attached:
+            closing = self._exit or not self.is_running or not self.main.is_running
+            if closing or not self.main.is_attached:
                 return
             raise
         if event.runs is not None:
