@@ -51,3 +51,34 @@ def test_version() -> None:
         [sys.executable, "-m", "mnist_tui", "--version"], capture_output=True, text=True, check=True
     )
     assert out.stdout.strip() == f"mnist-tui {__version__}"
+
+
+def test_a_command_line_builds_only_the_command_it_names() -> None:
+    """`mnist-tui runs` builds one command, not the 30-odd; the global options that take
+    a value are skipped with their value, and `--help` or a misspelt name get the tree."""
+    from mnist_tui.cli import invoked_name, only
+    from mnist_tui.cli.options import ROOT_VALUE_OPTIONS
+
+    root = typer.main.get_command(app)
+    taking_values = sorted(
+        o for p in root.params if not getattr(p, "is_flag", False) for o in p.opts
+    )
+    assert taking_values == sorted(ROOT_VALUE_OPTIONS)
+    assert invoked_name(["--runs-dir", "runs", "show", "abc"]) == "show"
+    assert invoked_name(["--json"]) is None
+    assert invoked_name([]) is None
+    slim = typer.main.get_command(only("runs"))
+    assert list(getattr(slim, "commands", {})) == ["runs"]
+    queue = typer.main.get_command(only("queue"))
+    assert list(getattr(queue, "commands", {})) == ["queue"]
+    assert only("rnus") is app
+    assert only(None) is app
+
+
+def test_a_slim_tree_runs_the_command_with_global_options(
+    tmp_path: object, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exc:
+        main(["--runs-dir", str(tmp_path), "runs", "--json"])
+    assert exc.value.code == 0
+    assert capsys.readouterr().out.strip() == "[]"

@@ -123,6 +123,19 @@ def _print_version(value: bool) -> None:
         raise typer.Exit()
 
 
+# the global options that take a value: the command line's command is the first word
+# that is not one of these or its value (cli.invoked_name); a test keeps it in step
+ROOT_VALUE_OPTIONS = (
+    "--data-dir",
+    "--runs-dir",
+    "--experiments-dir",
+    "--device",
+    "--concurrency",
+    "--backend",
+    "--address",
+)
+
+
 @app.callback(invoke_without_command=True)
 def _root(
     ctx: typer.Context,
