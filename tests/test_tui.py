@@ -20,6 +20,7 @@ from textual.widgets._footer import FooterKey
 
 from mnist_tui.config import loading
 from mnist_tui.runs import scheduler
+from mnist_tui.runs.index import RunIndex
 from mnist_tui.runs.record import RunInfo
 from mnist_tui.runs.store import RunStore
 from mnist_tui.runs.worker import stop_worker
@@ -567,7 +568,7 @@ async def test_blocking_reads_run_off_the_event_loop(
 
         monkeypatch.setattr(cls, name, wrapper)
 
-    spy(RunStore, "runs")
+    spy(RunIndex, "runs")
     spy(RunStore, "resolve")
     import mnist_tui.studies.tune as tune
 
@@ -859,3 +860,39 @@ def test_snapshot_overlay_view(snap_compare: Any, tmp_path: Path) -> None:
         await pilot.pause(0.2)
 
     assert snap_compare(make_app(tmp_path), terminal_size=(120, 40), run_before=run_before)
+
+
+def test_a_large_store_shows_its_newest_runs_first_then_all(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The first read takes the newest FIRST runs (the console is up at once at 100,000
+    runs) with the experiments' counts from the index; the next takes every run. A run
+    that ends is told from the runs the reader watches, not from a look at every run."""
+    from mnist_tui.tui import workers
+
+    monkeypatch.setattr(workers, "FIRST", 2)
+    shutil.copytree(RUNS, tmp_path / "runs")
+    store = RunStore(tmp_path / "runs")
+    reader = workers.StoreReader(EXPERIMENTS, store)
+    first = reader.read([])
+    assert first is not None and first.runs_table is not None and first.experiments
+    assert [r.key for r in first.runs_table.rows] == RUN_IDS[:2]
+    assert not reader.complete and "3 runs: reading them" in first.summary
+    assert {e.name: e.count for e in first.experiments}["fnn1"] == 3
+    rest = reader.read([])
+    assert rest is not None and rest.runs_table is not None and rest.experiments
+    assert reader.complete and [r.key for r in rest.runs_table.rows] == RUN_IDS
+    assert {e.name: e.count for e in rest.experiments}["fnn1"] == 3
+    assert "3 runs: reading" not in rest.summary
+    run = store.read_run("fnn1", "f0000001")
+    assert run is not None
+    store.handle(run).update(status="queued")
+    queued = reader.read([])
+    assert queued is not None and [r.id for r in queued.watched] == ["f0000001"] * 2
+    assert [r.id for r in reader.active_runs()] == ["f0000001"]
+    store.handle(run).update(status="failed", reason="boom")
+    ended = reader.read([])
+    assert ended is not None and [(r.id, r.status) for r in ended.watched] == [
+        ("f0000001", "failed")
+    ]
+    assert reader.active_runs() == []

@@ -390,6 +390,7 @@ def report(
     95% interval of the mean; then each experiment against the one it extends."""
     from mnist_tui.config.loading import find_experiment
     from mnist_tui.studies.catalog import experiment_rows
+    from mnist_tui.studies.completed import IndexRuns
     from mnist_tui.studies.report import build_steps, report_rows
     from mnist_tui.views import report_tables
     from mnist_tui.views.render import markdown_table, print_table, report_table
@@ -400,10 +401,11 @@ def report(
     for name in experiments or []:
         find_experiment(name, exp_dir)  # a typo is an error, not an empty table
     experiment_list = experiment_rows(
-        exp_dir, store, experiments or None, archived=archived, completed=True
+        exp_dir, store, experiments or None, archived=archived, without_runs=True
     )
-    rows = report_rows(experiment_list, experiments or None)
-    steps = build_steps(experiment_list)
+    completed = IndexRuns(store, archived=archived)
+    rows = report_rows(experiment_list, completed, experiments or None)
+    steps = build_steps(experiment_list, completed)
     if json_out:
         # each experiment that extends another carries its step (against the parent)
         by_child = {s.child: s for s in steps}

@@ -72,23 +72,23 @@ def experiment_rows(
     archived: bool = False,
     runs: list[RunInfo] | None = None,
     digest: bool = False,
-    completed: bool = False,
+    without_runs: bool = False,
 ) -> list[ExperimentRow]:
     """Every experiment file (or those in `names`); a broken one becomes a row with its
     error, not a crash. Archived runs count only with `archived`. A caller that has just
     listed the runs (newest first) passes them as `runs`, so they are not listed twice.
     `digest`: each row holds only the runs a listing shows (its newest, and the best of
     each definition) and their number: the same row from a few runs, at any store size.
-    `completed`: each row holds only its completed runs with final figures, as small
-    records (what `report` compares; no count, newest or best run)."""
+    `without_runs`: no runs at all (`report` reads its figures from the index itself:
+    studies.report.completed_records)."""
     from mnist_tui.config.validate import parameter_count
 
     by_exp: dict[str, list[RunInfo]] = {}
     counts: dict[str, int] | None = None
     if digest and runs is None:
         counts, runs = store.index.digest(archived=archived)
-    elif completed and runs is None:
-        runs = store.index.completed(archived=archived)
+    elif without_runs:
+        runs = []
     # the index's brief summaries: all a row shows, without reading 10,000 files
     for run in store.runs(brief=True, archived=archived) if runs is None else runs:
         by_exp.setdefault(run.experiment, []).append(run)

@@ -12,7 +12,7 @@ from mnist_tui.config.loading import load_spec_file
 from mnist_tui.errors import SpecError
 from mnist_tui.runs.index import index_for
 from mnist_tui.runs.record import RunInfo
-from mnist_tui.runs.schema import definition_hash
+from mnist_tui.runs.schema import SPEC, definition_hash
 
 _VALIDATED: dict[str, str | None] = {}
 
@@ -32,14 +32,19 @@ def validated_hash(run: RunInfo, raw: str) -> str | None:
     """The hash of a run's definition once validated (defaults filled in), which tells a
     spec.toml written before a key existed from another definition; None when it does
     not validate. Remembered per raw hash here and in the index, for this code."""
+    return validated_hash_at(run.path, raw)
+
+
+def validated_hash_at(run_dir: Path, raw: str) -> str | None:
+    """`validated_hash` of the run stored in `run_dir` (STORE/EXPERIMENT/ID)."""
     if raw in _VALIDATED:
         return _VALIDATED[raw]
-    index = index_for(run.path.parent.parent)
+    index = index_for(run_dir.parent.parent)
     key = f"validated-definition:{_code_version()}:{raw}"
     cached = index.get_value(key)
     if cached is None:
         try:
-            cached = definition_hash(load_spec_file(run.spec_path()).to_dict())
+            cached = definition_hash(load_spec_file(run_dir / SPEC).to_dict())
         except SpecError:
             cached = ""
         index.set_value(key, cached)

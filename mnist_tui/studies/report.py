@@ -6,22 +6,18 @@ seed) count, so a quick `-S train.epochs=1` run never pollutes the statistics.
 
 from __future__ import annotations
 
-import statistics
-from collections import Counter
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 from mnist_tui.config.spec import ExperimentSpec
 from mnist_tui.data.sources import display_name
-from mnist_tui.runs.record import RunInfo
+from mnist_tui.runs.schema import definition_hash
 from mnist_tui.runs.store import RunStore
-from mnist_tui.studies.catalog import (
-    ExperimentRow,
-    count_variants,
-    experiment_rows,
-    split_by_definition,
-)
+from mnist_tui.studies.catalog import ExperimentRow, experiment_rows
+from mnist_tui.studies.completed import CompletedRuns, Group, IndexRuns, Moments
+from mnist_tui.studies.definitions import validated_hash_at
+from mnist_tui.studies.stats import mean_and_std
 
 SEED_KEYS = ("seed", "repeats")
 
@@ -44,8 +40,8 @@ class Stat:
     def of(cls, xs: list[float]) -> Stat | None:
         if not xs:
             return None
-        std = statistics.stdev(xs) if len(xs) > 1 else 0.0
-        return cls(statistics.fmean(xs), std, len(xs), min(xs), max(xs))
+        mean, std = mean_and_std(xs)
+        return cls(mean, std, len(xs), min(xs), max(xs))
 
     def contains(self, x: float) -> bool:
         """Inside mean ± 2 std (about 95% of seeds), or equal to a single run's value."""
@@ -111,9 +107,35 @@ class ReportRow:
         return out
 
 
-def split_runs(spec: ExperimentSpec, runs: list[RunInfo]) -> tuple[list[RunInfo], list[RunInfo]]:
-    """Completed runs of this exact definition (any seed), and those of another one."""
-    return split_by_definition(spec, runs)
+def split_groups(
+    spec: ExperimentSpec, groups: list[Group], root: Path
+) -> tuple[Group | None, list[Group], int]:
+    """The runs of this exact definition (any seed) as one group, the groups of other
+    definitions, and how many other definitions those are. As
+    `catalog.split_by_definition`: a hash that differs is validated once (an older
+    spec.toml can be the same definition), and runs whose spec.toml does not validate
+    count in neither."""
+    target = definition_hash(spec.to_dict())
+    same: Group | None = None
+    other: list[Group] = []
+    variants: set[str] = set()
+    for g in groups:
+        run_dir = root / g.experiment / g.sample
+        resolved = (
+            g.definition if g.definition == target else validated_hash_at(run_dir, g.definition)
+        )
+        if resolved is None:
+            continue
+        if resolved == target:
+            same = g if same is None else same.merged(g)
+        else:
+            other.append(g)
+            variants.add(resolved)
+    return same, other, len(variants)
+
+
+def _stat(m: Moments | None) -> Stat | None:
+    return None if m is None else Stat(m.mean, m.std, m.n, m.low, m.high)
 
 
 def build_report(
@@ -124,29 +146,26 @@ def build_report(
     archived: bool = False,
 ) -> list[ReportRow]:
     """The report of `names` (default: every experiment); archived runs only if asked."""
-    rows = experiment_rows(experiments_dir, store, names, archived=archived, completed=True)
-    return report_rows(rows, names)
+    rows = experiment_rows(experiments_dir, store, names, archived=archived, without_runs=True)
+    return report_rows(rows, IndexRuns(store, archived=archived), names)
 
 
 def report_rows(
-    experiments: list[ExperimentRow], names: list[str] | None = None
+    experiments: list[ExperimentRow],
+    completed: CompletedRuns,
+    names: list[str] | None = None,
 ) -> list[ReportRow]:
-    """One row per valid experiment (optionally only `names`), from already loaded rows."""
+    """One row per valid experiment (optionally only `names`), from its completed runs."""
     rows = []
     for er in experiments:
         if er.spec is None or (names and er.name not in names):
             continue
         spec = er.spec
-        runs, other = split_runs(spec, er.runs)
-
-        def col(where: str, key: str, runs: list[RunInfo] = runs) -> Stat | None:
-            return Stat.of([v for r in runs if (v := r.figures(where).get(key)) is not None])
-
-        hardest = Counter(
-            r.summary.get("hardest_class") for r in runs if r.summary.get("hardest_class")
-        )
+        same, other, variants = split_groups(spec, completed.groups(er.name), completed.root)
+        figures = same.figures if same is not None else {}
         ref = spec.reference
-        ci = _interval(col(ref.at, "test_acc"), runs, ref.at)
+        compared = figures.get(f"{ref.at}_test_acc")
+        ci = _interval(compared)
         rows.append(
             ReportRow(
                 name=spec.name,
@@ -157,37 +176,34 @@ def report_rows(
                 reported_loss=ref.test_loss,
                 reported_at=ref.at,
                 reported_hardest=ref.hardest_class,
-                runs=len(runs),
-                other_definition_runs=len(other),
-                final_acc=col("final", "test_acc"),
-                best_acc=col("best", "test_acc"),
-                final_loss=col("final", "test_loss"),
-                best_loss=col("best", "test_loss"),
-                train_seconds=Stat.of(
-                    [v for r in runs if (v := r.summary.get("train_seconds")) is not None]
-                ),
-                hardest=hardest.most_common(1)[0][0] if hardest else None,
-                seeds=sorted(r.seed for r in runs if r.seed is not None),
+                runs=same.runs if same is not None else 0,
+                other_definition_runs=sum(g.runs for g in other),
+                final_acc=_stat(figures.get("final_test_acc")),
+                best_acc=_stat(figures.get("best_test_acc")),
+                final_loss=_stat(figures.get("final_test_loss")),
+                best_loss=_stat(figures.get("best_test_loss")),
+                train_seconds=_stat(figures.get("train_seconds")),
+                hardest=same.most_common_hardest() if same is not None else None,
+                seeds=sorted(same.seeds) if same is not None else [],
                 ci_low=ci[0],
                 ci_high=ci[1],
-                other_variants=count_variants(other),
+                other_variants=variants,
             )
         )
     return rows
 
 
-def _interval(stat: Stat | None, runs: list[RunInfo], at: str) -> tuple[float | None, float | None]:
-    """The 95% t interval of the mean test accuracy at `at`; (None, None) below two runs
-    or without scipy (the report still works, without the interval)."""
-    if stat is None or stat.n < 2:
+def _interval(m: Moments | None) -> tuple[float | None, float | None]:
+    """The 95% t interval of the mean test accuracy; (None, None) below two runs or
+    without scipy (the report still works, without the interval)."""
+    if m is None or m.n < 2:
         return None, None
-    from mnist_tui.studies.stats import have_scipy, mean_interval
+    from mnist_tui.studies.stats import have_scipy, interval_of
 
     if not have_scipy():  # pragma: no cover - the test extra installs scipy
         return None, None
-    values = [v for r in runs if (v := r.figures(at).get("test_acc")) is not None]
-    got = mean_interval(values)
-    return (None, None) if got is None else (got.low, got.high)
+    got = interval_of(m.n, m.mean, m.std)
+    return got.low, got.high
 
 
 # ----------------------------------------------------------------------------- steps
@@ -203,7 +219,7 @@ class Step:
     comparison: Any  # studies.stats.Comparison
 
 
-def build_steps(experiments: list[ExperimentRow]) -> list[Step]:
+def build_steps(experiments: list[ExperimentRow], completed: CompletedRuns) -> list[Step]:
     """Each experiment that extends another, both with completed runs of their current
     definitions, compared on test accuracy (Welch; Holm over all the steps, since together
     they ask which of the changes made a difference). Needs scipy: [] without it."""
@@ -219,16 +235,29 @@ def build_steps(experiments: list[ExperimentRow]) -> list[Step]:
             continue
         parent = by_name[spec.extends]
         assert parent.spec is not None
-        at = spec.reference.at
-        mine, _ = split_runs(spec, er.runs)
-        theirs, _ = split_runs(parent.spec, parent.runs)
-
-        def accs(runs: list[RunInfo], at: str = at) -> list[float]:
-            return [v for r in runs if (v := r.figures(at).get("test_acc")) is not None]
-
-        a, b = accs(theirs), accs(mine)
+        figure = f"{spec.reference.at}_test_acc"
+        sides = []
+        for side in (parent, er):
+            assert side.spec is not None
+            groups = completed.groups(side.name)
+            same, _, _ = split_groups(side.spec, groups, completed.root)
+            # the raw definitions that validate to this one (an older spec.toml may)
+            raws = _same_definitions(side.spec, groups, completed.root) if same else []
+            sides.append(completed.values(side.name, raws, figure) if raws else [])
+        a, b = sides
         if a and b:
-            steps.append(Step(parent.name, er.name, at, compare_two(parent.name, a, er.name, b)))
+            comparison = compare_two(parent.name, a, er.name, b)
+            steps.append(Step(parent.name, er.name, spec.reference.at, comparison))
     for step, adjusted in zip(steps, holm([s.comparison.p for s in steps]), strict=True):
         step.comparison.p_adjusted = adjusted
     return steps
+
+
+def _same_definitions(spec: ExperimentSpec, groups: list[Group], root: Path) -> list[str]:
+    target = definition_hash(spec.to_dict())
+    return [
+        g.definition
+        for g in groups
+        if g.definition == target
+        or validated_hash_at(root / g.experiment / g.sample, g.definition) == target
+    ]

@@ -57,6 +57,19 @@ def _t_quantile(p: float, df: int) -> float:
 # ----------------------------------------------------------------------------- one sample
 
 
+def mean_and_std(xs: Sequence[float]) -> tuple[float, float]:
+    """The mean and sample standard deviation (0 for one value) of a non-empty sample.
+
+    Two passes over floats with exactly rounded sums (math.fsum): equal to the
+    statistics module's exact-fraction results to the last digit or two, a hundred times
+    faster, which a report of 100,000 runs needs."""
+    n = len(xs)
+    mean = math.fsum(xs) / n
+    if n < 2:
+        return mean, 0.0
+    return mean, math.sqrt(math.fsum((x - mean) ** 2 for x in xs) / (n - 1))
+
+
 @dataclass(frozen=True)
 class MeanInterval:
     """A sample's mean with its 95% confidence interval (Student's t, n - 1 df)."""
@@ -78,15 +91,19 @@ def mean_interval(xs: Sequence[float], level: float = 0.95) -> MeanInterval | No
     values = [float(x) for x in xs]
     if not values:
         return None
-    mean = statistics.fmean(values)
-    if len(values) < 2:
+    mean, std = mean_and_std(values)
+    return interval_of(len(values), mean, std, level)
+
+
+def interval_of(n: int, mean: float, std: float, level: float = 0.95) -> MeanInterval:
+    """`mean_interval` from a sample's size, mean and standard deviation (a report's
+    groups carry these, not their values)."""
+    if n < 2:
         return MeanInterval(1, mean, 0.0, None, None)
-    std = statistics.stdev(values)
     if std == 0:
-        return MeanInterval(len(values), mean, 0.0, mean, mean)
-    q = _t_quantile(0.5 + level / 2, len(values) - 1)
-    half = q * std / math.sqrt(len(values))
-    return MeanInterval(len(values), mean, std, mean - half, mean + half)
+        return MeanInterval(n, mean, 0.0, mean, mean)
+    half = _t_quantile(0.5 + level / 2, n - 1) * std / math.sqrt(n)
+    return MeanInterval(n, mean, std, mean - half, mean + half)
 
 
 # ----------------------------------------------------------------------------- two samples
@@ -156,11 +173,11 @@ def hedges_g(a: Sequence[float], b: Sequence[float]) -> float | None:
     na, nb = len(a), len(b)
     if na < 2 or nb < 2:
         return None
-    va, vb = statistics.variance(a), statistics.variance(b)
-    pooled = math.sqrt(((na - 1) * va + (nb - 1) * vb) / (na + nb - 2))
+    (ma, sa), (mb, sb) = mean_and_std(a), mean_and_std(b)
+    pooled = math.sqrt(((na - 1) * sa**2 + (nb - 1) * sb**2) / (na + nb - 2))
     if pooled == 0:
         return None
-    d = (statistics.fmean(b) - statistics.fmean(a)) / pooled
+    d = (mb - ma) / pooled
     return d * (1 - 3 / (4 * (na + nb) - 9))
 
 
@@ -244,9 +261,7 @@ def compare_two(
             f"nothing to compare: {a_label if not xa else b_label} has no completed runs"
         )
     na, nb = len(xa), len(xb)
-    sa = statistics.stdev(xa) if na > 1 else 0.0
-    sb = statistics.stdev(xb) if nb > 1 else 0.0
-    ma, mb = statistics.fmean(xa), statistics.fmean(xb)
+    (ma, sa), (mb, sb) = mean_and_std(xa), mean_and_std(xb)
     c = Comparison(a_label, b_label, na, nb, ma, mb, sa, sb, mb - ma, higher_is_better)
     if na < 2 or nb < 2:
         one = " and ".join(label for label, n in ((a_label, na), (b_label, nb)) if n < 2)

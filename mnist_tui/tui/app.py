@@ -26,7 +26,7 @@ from textual.worker import Worker, get_current_worker
 from mnist_tui.config.loading import default_experiments_dir
 from mnist_tui.config.spec import ExperimentSpec
 from mnist_tui.runs import scheduler
-from mnist_tui.runs.record import ACTIVE, RunInfo
+from mnist_tui.runs.record import RunInfo
 from mnist_tui.runs.store import RunStore, default_runs_dir
 from mnist_tui.runs.worker import WorkerOptions, ensure_worker, worker_info
 from mnist_tui.status import RunStatus
@@ -70,6 +70,10 @@ from mnist_tui.views.visible import visible
 
 Job = Callable[[], str | None]  # runs on the store thread; returns what to tell the user
 _STOP: Job = lambda: None  # noqa: E731 - a sentinel the store thread recognises by identity
+
+
+def _read_now() -> None:
+    """A job that does nothing: it wakes the store thread for its next read at once."""
 
 
 class MnistTuiApp(App[None]):
@@ -117,7 +121,7 @@ class MnistTuiApp(App[None]):
         self._notices: dict[str, Notification] = {}  # the last notice shown per subject
 
     def get_default_screen(self) -> Screen[None]:
-        return MainScreen()
+        return MainScreen(self.store.root)
 
     @property
     def main(self) -> MainScreen:
@@ -165,8 +169,7 @@ class MnistTuiApp(App[None]):
     @on(StoreRead)
     def store_read(self, event: StoreRead) -> None:
         self.in_flight = event.in_flight
-        if event.runs is not None:
-            self._notify_endings(event.runs)
+        self._notify_endings(event.watched)
         try:
             self.main.apply(event)
         except NoMatches:
@@ -181,6 +184,10 @@ class MnistTuiApp(App[None]):
             # search's trials): none stays as it was when it was opened
             for screen in self.screen_stack[1:]:
                 screen.post_message(StoreChanged(event))
+        if not self.reader.complete:
+            # the first read showed the newest runs: once they are on screen, the store
+            # thread reads them all (before, it would hold up the first drawing)
+            self.call_after_refresh(self._jobs.put, _read_now)
         if event.title and event.title != self._title_shown:
             self._title_shown = event.title
             self._terminal_title(f"mnist-tui: {event.title}")
@@ -279,7 +286,7 @@ class MnistTuiApp(App[None]):
     def _active(self) -> list[RunInfo]:
         """Running, then queued runs in order, read whole (the index's brief rows lack the
         queue position and progress); a handful of files, not the store (store thread)."""
-        brief = [r for r in self.reader.last_runs() if r.stored_status in ACTIVE]
+        brief = self.reader.active_runs()
         full = [self.store.read_run(r.experiment, r.id) for r in brief]
         return scheduler.active_runs(self.store, [f for f in full if f is not None])
 
@@ -287,7 +294,7 @@ class MnistTuiApp(App[None]):
         """Runs are queued and no worker serves the store: start one (store thread)."""
         if scheduler.is_paused(self.store) or worker_info(self.store) is not None:
             return
-        if any(r.stored_status == RunStatus.QUEUED for r in self.reader.last_runs()):
+        if any(r.stored_status == RunStatus.QUEUED for r in self.reader.active_runs()):
             ensure_worker(self.store, self.worker_options)
 
     def _queue_rows(self) -> list[QueuedRun]:

@@ -112,12 +112,14 @@ class StoreRead(Message):
     in_flight: int
     title: str = ""  # the one-line live summary for the terminal title and the header
     paused: bool = False  # the queue starts no new run
+    # the runs whose status may have moved (the active ones and those that changed)
+    watched: list[RunInfo] = field(default_factory=list)
 
     def can_replace(self, message: Message) -> bool:
         # Textual drops this (older, unread) snapshot for `message` (newer) when this is
         # True: only when the newer one carries every part this one had
-        if not isinstance(message, StoreRead):
-            return False
+        if not isinstance(message, StoreRead) or self.watched:
+            return False  # (a run that ended is told once, from the read that saw it)
         return all(
             theirs is not None or mine is None
             for mine, theirs in (

@@ -17,6 +17,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from mnist_tui.runs.index import RunQuery
 from mnist_tui.runs.record import ACTIVE, RunInfo
 from mnist_tui.runs.schema import RunSummary
 from mnist_tui.runs.store import RunStore
@@ -111,6 +112,9 @@ def _experiment_files(experiments_dir: Path) -> tuple[tuple[str, int], ...]:
 
 
 RELIST = 30.0  # seconds between disk checks (`RunIndex.refresh`: edits behind the store)
+# runs the first read takes (the newest; the runs tab shows as many): the console is up
+# in a second at 100,000 runs, and the next read, right after, takes every run
+FIRST = 200
 TICK = 15.0  # seconds between redraws of relative times ("3m ago") when nothing else moved
 
 
@@ -144,17 +148,29 @@ class StoreReader:
         self._rows: dict[str, tuple[tables.Row, float, RunSummary]] = {}
         self._tick = -1
         self._ticks = 0  # rows rebuilt because their relative time changed
+        self._total = 0  # runs in the store (not archived): more than _by_key until complete
+        self.complete = False  # every run read (the first read takes the newest FIRST)
+        self._active: dict[str, RunInfo] = {}  # runs stored as queued or running
+        self._changed: list[RunInfo] = []  # runs the index changed since the last read
 
     def _follow(self) -> bool:
         """Bring the runs up to date with the index; True when any changed."""
         index = self.store.index
         now = time.monotonic()
-        if self._state is None:
-            # the first read: every run
-            self._dirs, self._synced = index.dirs_token(), now
-            runs = self.store.runs(brief=True)  # checks the index against the disk first
+        if self._state is None or not self.complete:
+            # the first read: the newest FIRST runs, then (the next read) every run; the
+            # state is taken first, so a change made while they are read comes again
+            first = self._state is None
+            if first:
+                self._dirs, self._synced = index.dirs_token(), now
             self._state = index.state()
+            query = RunQuery(archived=False)
+            # the first one checks the index against the disk
+            runs = index.runs(query, brief=True, limit=FIRST if first else None, synced=not first)
+            self._total = index.count(query) if first else len(runs)
+            self.complete = len(runs) >= self._total
             self._by_key = {_key(r): r for r in runs}
+            self._active = {k: r for k, r in self._by_key.items() if r.stored_status in ACTIVE}
         else:
             dirs = index.dirs_token()
             if dirs != self._dirs or now - self._synced > RELIST:
@@ -168,17 +184,24 @@ class StoreReader:
             changed = index.changes(*self._state)
             if changed is None:  # another index file: read everything
                 self._by_key = {_key(r): r for r in self.store.runs(brief=True)}
+                self._active = {k: r for k, r in self._by_key.items() if r.stored_status in ACTIVE}
                 self._rows.clear()
             else:
                 for r in changed.runs:
-                    self._rows.pop(_key(r), None)
+                    key = _key(r)
+                    self._rows.pop(key, None)
+                    self._changed.append(r)
                     if r.archived:
-                        self._by_key.pop(_key(r), None)
+                        self._by_key.pop(key, None)
                     else:
-                        self._by_key[_key(r)] = r
+                        self._by_key[key] = r
+                    if r.stored_status in ACTIVE and not r.archived:
+                        self._active[key] = r
+                    else:
+                        self._active.pop(key, None)
                 for experiment, run_id in changed.removed:
-                    self._by_key.pop(f"{experiment}/{run_id}", None)
-                    self._rows.pop(f"{experiment}/{run_id}", None)
+                    for kept in (self._by_key, self._rows, self._active):
+                        kept.pop(f"{experiment}/{run_id}", None)
                 state = (state[0], max(state[1], changed.generation))
             self._state = state
         self._runs = sorted(self._by_key.values(), key=lambda r: (r.created, r.id), reverse=True)
@@ -187,6 +210,17 @@ class StoreReader:
     def last_runs(self) -> list[RunInfo]:
         """The runs as of the last read (brief summaries), newest first."""
         return self._runs
+
+    def active_runs(self) -> list[RunInfo]:
+        """The runs stored as queued or running, as of the last read (brief summaries)."""
+        return list(self._active.values())
+
+    def watched(self) -> list[RunInfo]:
+        """The runs whose status may have moved since the last call: the active ones (a
+        run's process can die without a write) and those the index changed. What a
+        notice of a run that ended needs, without a look at every run."""
+        changed, self._changed = self._changed, []
+        return [*self._active.values(), *changed]
 
     def _row(self, r: RunInfo) -> tables.Row:
         """A run's table row, kept while the run is finished and unchanged and its
@@ -229,16 +263,15 @@ class StoreReader:
         reload = files != self._files
         if reload:
             self._files = files
-            self._experiments = experiment_rows(self.experiments_dir, self.store, runs=runs)
+            self._experiments = (
+                experiment_rows(self.experiments_dir, self.store, runs=runs)
+                if self.complete
+                else experiment_rows(self.experiments_dir, self.store, digest=True)
+            )
         # the step counter moves every second during a run: it only redraws the queue; a
         # run's status can change without a write (its process died), so active runs are
         # looked at on every tick
-        if (
-            moved
-            or reload
-            or "runs" not in self._sig
-            or any(r.stored_status in ACTIVE for r in runs)
-        ):
+        if moved or reload or "runs" not in self._sig or self._active:
             runs_sig = (
                 self._ticks,
                 *(
@@ -273,11 +306,24 @@ class StoreReader:
             by_exp: dict[str, list[RunInfo]] = {}
             for r in runs:
                 by_exp.setdefault(r.experiment, []).append(r)
-            experiments = [replace(row, runs=by_exp.get(row.name, [])) for row in self._experiments]
+            # the experiments' counts and figures from all their runs (a first, partial
+            # read keeps the index's digest: counts and best runs of every run)
+            experiments = (
+                [
+                    replace(row, runs=by_exp.get(row.name, []), run_count=None)
+                    for row in self._experiments
+                ]
+                if self.complete
+                else self._experiments
+            )
             exp_table = run_tables.experiments_table(experiments)
             run_list = runs
             runs_table = run_tables.runs_table(runs, row_of=self._row)
         summary, title = live_summary(runs, paused)
+        if not self.complete:
+            summary = (
+                f"{self._total:,} runs: reading them (the newest {len(runs):,} shown) · ? help"
+            )
         return StoreRead(
             experiments=experiments,
             experiments_table=exp_table,
@@ -288,6 +334,7 @@ class StoreReader:
             title=title,
             in_flight=len(queue),
             paused=paused,
+            watched=self.watched(),
         )
 
 

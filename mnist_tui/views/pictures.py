@@ -14,7 +14,6 @@ from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
 
-import plotext as plt
 from rich.console import Group
 from rich.table import Table
 from rich.text import Text
@@ -85,6 +84,8 @@ def plot(curve: Curve, *, width: int, height: int) -> str:
             return f"{curve.title}: no plottable values"
         return f"{curve.title}: {curve.empty_note or 'no epochs yet'}"
     legend = legend_lines(curve, max(width, 20))
+    import plotext as plt  # a quarter of a second: only where a curve is drawn
+
     fig = plt.figure
     fig.clear()
     fig.plot_size(max(width, 20), max(height - len(legend), 6))

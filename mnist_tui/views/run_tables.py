@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from mnist_tui.data.sources import short_name
@@ -196,6 +196,13 @@ def run_row(r: RunInfo) -> Row:
     """One run's row of the runs table, without its recency number (see `runs_table`)."""
     done = r.epochs_done
     total = r.summary.get("epochs", "?")
+    context = run_context(r)
+    latest, best, duration, started = (
+        r.latest("test_acc"),
+        r.best("test_acc"),
+        r.duration(),
+        _started(r),
+    )
     return Row(
         r.id,
         (
@@ -204,13 +211,13 @@ def run_row(r: RunInfo) -> Row:
             status_cell(shown_status(r)),
             num_cell(r.seed, "—" if r.seed is None else str(r.seed)),
             num_cell(done, f"{done}/{total}"),
-            num_cell(r.latest("test_acc"), fmt.pct(r.latest("test_acc"))),
-            num_cell(r.best("test_acc"), fmt.pct(r.best("test_acc"))),
-            num_cell(r.duration(), fmt.seconds(r.duration())),
-            num_cell(_started(r), fmt.ago(_started(r))),
-            Cell(abbreviate(run_context(r), 40), "dim"),
+            num_cell(latest, fmt.pct(latest)),
+            num_cell(best, fmt.pct(best)),
+            num_cell(duration, fmt.seconds(duration)),
+            num_cell(started, fmt.ago(started)),
+            Cell(abbreviate(context, 40), "dim"),
         ),
-        f"{r.id} {r.experiment} {r.status} {run_context(r)}",
+        f"{r.id} {r.experiment} {r.status} {context}",
     )
 
 
@@ -234,7 +241,7 @@ def runs_table(
     rows = []
     for i, r in enumerate(infos, start):
         row = row_of(r)
-        rows.append(replace(row, cells=(num_cell(-i, str(i)), *row.cells)))
+        rows.append(Row(row.key, (num_cell(-i, str(i)), *row.cells), row.search))
     data = TableData(fmt.plural(len(infos), "run"), list(RUN_COLUMNS), rows, empty=NO_RUNS)
     return data if show_experiment else without(data, "experiment")
 

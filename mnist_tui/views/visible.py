@@ -35,6 +35,8 @@ def visible(text: object, *, multiline: bool = False) -> str:
 
     A CR before a newline (a Windows line end) is dropped where newlines are kept."""
     s = text if isinstance(text, str) else str(text)
+    if s.isprintable():  # no control character (and no newline): the common case, in C
+        return s
     if multiline:
         return _CONTROL_MULTILINE.sub(_escape, s.replace("\r\n", "\n"))
     return _CONTROL.sub(_escape, s)

@@ -13,6 +13,7 @@ and refused (`check_action`).
 from __future__ import annotations
 
 from dataclasses import replace
+from pathlib import Path
 from typing import Literal
 
 from rich.markup import escape
@@ -96,8 +97,9 @@ class MainScreen(ConsoleScreen):
         Binding("q", "quit", "Quit", id="main.quit"),
     ]
 
-    def __init__(self) -> None:
+    def __init__(self, store_root: Path) -> None:
         super().__init__(id="main")
+        self.store_root = store_root  # the run store the app reads (its report's runs)
         self.base: dict[str, TableData] = {}  # as read, before marks, filter and sort
         self.experiments: list[ExperimentRow] = []
         self.runs: list[RunInfo] = []
@@ -312,9 +314,12 @@ class MainScreen(ConsoleScreen):
     @work(thread=True, exclusive=True, group="report", exit_on_error=False)
     def build_report(self, experiments: list[ExperimentRow]) -> None:
         """Reported vs reproduced reads every run's definition: a thread, only when shown."""
+        from mnist_tui.studies.completed import ListedRuns
         from mnist_tui.studies.report import report_rows
 
-        self.post_message(ReportBuilt(report_tables.report_table(report_rows(experiments))))
+        listed = ListedRuns(self.store_root, (r for er in experiments for r in er.runs))
+        rows = report_rows(experiments, listed)
+        self.post_message(ReportBuilt(report_tables.report_table(rows)))
 
     @on(ReportBuilt)
     def report_built(self, event: ReportBuilt) -> None:
