@@ -233,3 +233,48 @@ def _rounded(value: object) -> object:
     if isinstance(value, list):
         return [_rounded(v) for v in value]
     return value
+
+
+def test_a_command_leaves_a_costly_due_check_to_a_process_of_its_own(
+    tmp_path: Path, costly: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A due full check that costs seconds (100,000 runs) does not stall a command: it
+    answers from the index, and a detached process makes the check for the next one."""
+    from mnist_tui.runs.index import RunQuery
+
+    store = _store(tmp_path)
+    _edit_status(tmp_path, "00000002", "killed")
+    record = json.loads(store.index.get_value(index_mod.CHECK_KEY) or "{}")
+    record["at"] -= record["cost"] / index_mod.CHECK_SHARE + 1  # due
+    store.index.set_value(index_mod.CHECK_KEY, json.dumps(record))
+    with pytest.raises(SystemExit) as done:
+        main(["--runs-dir", str(tmp_path), "runs", "--json"])
+    assert done.value.code in (0, None)
+    rows = {r["id"]: r for r in json.loads(capsys.readouterr().out)}
+    assert rows["00000002"]["status"] == "completed"  # answered at once, from the index
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        found = {r.id: r for r in store.index.runs(RunQuery(), synced=True)}
+        if found["00000002"].stored_status == "killed":
+            break
+        time.sleep(0.1)
+    assert found["00000002"].stored_status == "killed"  # the detached check found it
+    assert (tmp_path / index_mod.CHECK_LOCK).exists()
+
+
+def test_the_detached_check_leaves_when_another_holds_the_lock(tmp_path: Path) -> None:
+    import fcntl
+
+    from mnist_tui.runs import index_check
+
+    store = _store(tmp_path)
+    _edit_status(tmp_path, "00000001", "failed")
+    with open(tmp_path / index_mod.CHECK_LOCK, "a") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        assert index_check.main([str(tmp_path)]) == 0
+    assert {r.id: r for r in store.index.runs(synced=True)}["00000001"].stored_status == (
+        "completed"
+    )
+    assert index_check.main([str(tmp_path)]) == 0
+    assert {r.id: r for r in store.index.runs(synced=True)}["00000001"].stored_status == "failed"
+    assert index_check.main([]) == 2

@@ -28,7 +28,7 @@ from mnist_tui.cli.completion import attach
 from mnist_tui.cli.options import ROOT_VALUE_OPTIONS, app, err
 from mnist_tui.cli.panels import group_commands
 from mnist_tui.errors import MnistTuiError
-from mnist_tui.runs.index import BUILD_BATCH, BUILD_PROGRESS
+from mnist_tui.runs.index import BUILD_BATCH, BUILD_PROGRESS, deferred_checks
 
 __all__ = ["app", "main"]
 
@@ -132,7 +132,8 @@ def main(argv: list[str] | None = None, command: Any = None) -> None:
         group_commands(app)
         tree = only(invoked_name(sys.argv[1:] if argv is None else argv))
         command = command or attach(readable_metavars(typer.main.get_command(tree)))
-        command.main(args=argv, prog_name="mnist-tui", standalone_mode=True)
+        with deferred_checks():  # a command never stalls on the store's periodic full check
+            command.main(args=argv, prog_name="mnist-tui", standalone_mode=True)
     except MnistTuiError as exc:
         err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False)
         raise SystemExit(exc.exit_code) from None

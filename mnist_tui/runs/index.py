@@ -63,6 +63,14 @@ INDEX_FILE = ".index.sqlite"
 CHEAP_CHECK = 0.05
 CHECK_SHARE = 0.01
 CHECK_KEY = "full_check"
+# A due full check that last cost more than this (CPU seconds) is not made inside a
+# short-lived command (the CLI, under `deferred_checks`): the command starts a detached
+# process that makes it (runs/index_check.py) and answers from the index at once, with
+# the folders that gained or lost runs read as usual; the next command sees what the
+# check found. At 100,000 runs the check takes seconds: no command should stall on it.
+DEFER_ABOVE = 0.25
+CHECK_LOCK = ".index.check.lock"  # held by the process making a deferred check
+_DEFER = threading.local()
 SCHEMA_VERSION = 11  # 11: fingerprints cover meta.json, env.json, spec.toml
 # What listings, the report and the experiments table read of a summary: kept in columns,
 # so listing 10,000 runs builds small dictionaries instead of parsing 10,000 summaries.
@@ -112,8 +120,22 @@ _BRIEF_COLUMNS = [
 _KEYS = ["key", "id", "experiment"]
 _REST = ["archived", "tags", "definition", "damaged", "meta", "fp"]
 _COLUMNS = ", ".join([*_KEYS, *_BRIEF_COLUMNS, *_REST, "gen"])
+
+
 # Whole summaries live in a table of their own: the rows that listings and the disk check
 # read stay small, a dozen to a page.
+@contextlib.contextmanager
+def deferred_checks() -> Iterator[None]:
+    """Within this, in this thread, a costly due full check is made by a detached process
+    (DEFER_ABOVE): what a command line does, and a long-lived worker or console does not."""
+    before = getattr(_DEFER, "on", False)
+    _DEFER.on = True
+    try:
+        yield
+    finally:
+        _DEFER.on = before
+
+
 # the completed runs a report compares and a listing ranks: with final figures, undamaged
 _COMPLETED = "status = 'completed' AND damaged IS NULL AND final_test_acc IS NOT NULL"
 # the figures a report compares, as index columns (studies.completed names them)
@@ -497,7 +519,8 @@ class RunIndex:
     def refresh(self) -> int:
         """The disk check a listing makes before it answers (see CHEAP_CHECK): a full
         `sync()` in a small store or when one is due, else the membership of the
-        experiment folders that changed. Returns how many runs changed."""
+        experiment folders that changed. Returns how many runs changed. A costly due
+        check in a short-lived command is left to a process of its own (DEFER_ABOVE)."""
         if self._in_memory:
             return self.sync()
         last = self._last_check()
@@ -505,7 +528,9 @@ class RunIndex:
             return self.sync()
         cost, age = float(last["cost"]), time.time() - float(last["at"])
         if cost < CHEAP_CHECK or not 0 <= age < cost / CHECK_SHARE:
-            return self.sync()
+            if not (getattr(_DEFER, "on", False) and cost >= DEFER_ABOVE):
+                return self.sync()
+            self._check_elsewhere()
         dirs = self.dirs_token()
         known = {str(name): int(mtime) for name, mtime in last["dirs"]}
         moved = {name for name, mtime in dirs if known.pop(name, None) != mtime} | set(known)
@@ -514,6 +539,22 @@ class RunIndex:
         changed = self._sync_members(moved)
         self._record_check(dict(last, dirs=dirs))
         return changed
+
+    def _check_elsewhere(self) -> None:
+        """Start the full check in a detached process (one at a time: it takes
+        CHECK_LOCK, and one started while another runs leaves at once)."""
+        import subprocess
+        import sys
+
+        with contextlib.suppress(OSError):
+            subprocess.Popen(
+                [sys.executable, "-m", "mnist_tui.runs.index_check", str(self.root)],
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                start_new_session=True,  # not stopped by the terminal's Ctrl-C or hang-up
+                close_fds=True,
+            )
 
     def _last_check(self) -> dict[str, Any] | None:
         raw = self.get_value(CHECK_KEY)

@@ -148,6 +148,7 @@ class StoreReader:
         self._rows: dict[str, tuple[tables.Row, float, RunSummary]] = {}
         self._tick = -1
         self._ticks = 0  # rows rebuilt because their relative time changed
+        self._moves = 0  # reads that found runs changed in the index
         self._total = 0  # runs in the store (not archived): more than _by_key until complete
         self.complete = False  # every run read (the first read takes the newest FIRST)
         self._active: dict[str, RunInfo] = {}  # runs stored as queued or running
@@ -163,10 +164,10 @@ class StoreReader:
             first = self._state is None
             if first:
                 self._dirs, self._synced = index.dirs_token(), now
+                index.refresh()  # the index checked against the disk, before its state
             self._state = index.state()
             query = RunQuery(archived=False)
-            # the first one checks the index against the disk
-            runs = index.runs(query, brief=True, limit=FIRST if first else None, synced=not first)
+            runs = index.runs(query, brief=True, limit=FIRST if first else None, synced=True)
             self._total = index.count(query) if first else len(runs)
             self.complete = len(runs) >= self._total
             self._by_key = {_key(r): r for r in runs}
@@ -270,19 +271,17 @@ class StoreReader:
             )
         # the step counter moves every second during a run: it only redraws the queue; a
         # run's status can change without a write (its process died), so active runs are
-        # looked at on every tick
-        if moved or reload or "runs" not in self._sig or self._active:
-            runs_sig = (
-                self._ticks,
-                *(
-                    (r.id, tables.shown_status(r), r.summary.get("epochs_done"))
-                    if r.stored_status in ACTIVE
-                    else (r.id, r.status, r.summary.get("epochs_done"))
-                    for r in runs
-                ),
-            )
-        else:
-            runs_sig = self._sig["runs"]
+        # looked at on every tick, and only they: a finished run changes through the index
+        if moved:
+            self._moves += 1
+        runs_sig = (
+            self._ticks,
+            self._moves,
+            *(
+                (r.id, tables.shown_status(r), r.summary.get("epochs_done"))
+                for r in self._active.values()
+            ),
+        )
         queue_sig = (
             paused,
             *(
