@@ -117,7 +117,6 @@ def runs(
     """
     from mnist_tui.runs.index import RunQuery, parse_since
     from mnist_tui.runs.manage import check_experiments, check_statuses
-    from mnist_tui.studies.where import run_row
     from mnist_tui.views.render import runs_table
 
     exp_dir, store = context_stores(ctx, None, runs_dir)
@@ -150,6 +149,8 @@ def runs(
         total = index.count(query)
         infos = index.runs(query, limit=shown, synced=True, brief=not json_out)
     out = err if json_out else console
+    if keys:  # (the expression module: only where columns or --where need it)
+        from mnist_tui.studies.where import run_row
     if json_out:
         print_json(
             [

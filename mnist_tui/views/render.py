@@ -26,7 +26,6 @@ from mnist_tui.runs.store import RunStore
 from mnist_tui.status import RunStatus
 from mnist_tui.studies.catalog import Subject
 from mnist_tui.studies.diff import Change, FigureDelta
-from mnist_tui.studies.report import ReportRow
 from mnist_tui.train.events import (
     BatchProgress,
     EpochEnded,
@@ -49,7 +48,8 @@ from mnist_tui.views.provenance import provenance_lines
 from mnist_tui.views.tables import DATASET_SHORT, STATUS_STYLE, TableData
 from mnist_tui.views.visible import visible
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # (imported where used: `runs` and `show` need neither)
+    from mnist_tui.studies.report import ReportRow
     from mnist_tui.studies.variants import SelectionPage
 
 __all__ = ["DATASET_SHORT", "STATUS_STYLE"]
