@@ -222,8 +222,11 @@ class Step:
 def build_steps(experiments: list[ExperimentRow], completed: CompletedRuns) -> list[Step]:
     """Each experiment that extends another, both with completed runs of their current
     definitions, compared on test accuracy (Welch; Holm over all the steps, since together
-    they ask which of the changes made a difference). Needs scipy: [] without it."""
-    from mnist_tui.studies.stats import compare_two, have_scipy, holm
+    they ask which of the changes made a difference). Needs scipy: [] without it.
+
+    From each side's group (size, mean, spread): the accuracies themselves are read only
+    for a side of fewer than five runs, whose bootstrap interval resamples them."""
+    from mnist_tui.studies.stats import Sample, compare_samples, have_scipy, holm
 
     if not have_scipy():  # pragma: no cover - the test extra installs scipy
         return []
@@ -234,20 +237,35 @@ def build_steps(experiments: list[ExperimentRow], completed: CompletedRuns) -> l
         if spec is None or not spec.extends or spec.extends not in by_name:
             continue
         parent = by_name[spec.extends]
-        assert parent.spec is not None
         figure = f"{spec.reference.at}_test_acc"
-        sides = []
+        sides: list[tuple[Sample, ExperimentRow, list[str]]] = []
         for side in (parent, er):
             assert side.spec is not None
             groups = completed.groups(side.name)
             same, _, _ = split_groups(side.spec, groups, completed.root)
-            # the raw definitions that validate to this one (an older spec.toml may)
-            raws = _same_definitions(side.spec, groups, completed.root) if same else []
-            sides.append(completed.values(side.name, raws, figure) if raws else [])
-        a, b = sides
-        if a and b:
-            comparison = compare_two(parent.name, a, er.name, b)
-            steps.append(Step(parent.name, er.name, spec.reference.at, comparison))
+            moments = same.figures.get(figure) if same is not None else None
+            if moments is None:
+                break
+            raws = _same_definitions(side.spec, groups, completed.root)
+            sides.append((Sample(moments.n, moments.mean, moments.std), side, raws))
+        if len(sides) < 2:
+            continue
+        (a, a_row, a_raws), (b, b_row, b_raws) = sides
+
+        def values(
+            a_row: ExperimentRow = a_row,
+            a_raws: list[str] = a_raws,
+            b_row: ExperimentRow = b_row,
+            b_raws: list[str] = b_raws,
+            figure: str = figure,
+        ) -> tuple[list[float], list[float]]:
+            return (
+                completed.values(a_row.name, a_raws, figure),
+                completed.values(b_row.name, b_raws, figure),
+            )
+
+        comparison = compare_samples(parent.name, a, er.name, b, values=values)
+        steps.append(Step(parent.name, er.name, spec.reference.at, comparison))
     for step, adjusted in zip(steps, holm([s.comparison.p for s in steps]), strict=True):
         step.comparison.p_adjusted = adjusted
     return steps

@@ -12,8 +12,7 @@ from __future__ import annotations
 
 import math
 import statistics
-import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -42,16 +41,21 @@ def have_scipy() -> bool:
     return importlib.util.find_spec("scipy") is not None  # found, not imported (1.5 s)
 
 
-def _t_quantile(p: float, df: int) -> float:
-    """Student's t quantile from scipy.special (a third of scipy.stats' import time: the
-    report needs only this one number per experiment)."""
+def _special() -> Any:
+    """scipy.special: the t and noncentral t distributions a test and its power need, a
+    third of scipy.stats' import time (which builds every distribution's docstring)."""
     try:
-        from scipy.special import stdtrit
+        from scipy import special
     except ImportError:  # pragma: no cover - the test extra installs scipy
         raise MnistTuiError(
             "statistics need scipy: pip install 'mnist-tui[stats]' (or pip install scipy)"
         ) from None
-    return float(stdtrit(df, p))
+    return special
+
+
+def _t_quantile(p: float, df: float) -> float:
+    """Student's t quantile (scipy.stats.t.ppf, from scipy.special)."""
+    return float(_special().stdtrit(df, p))
 
 
 # ----------------------------------------------------------------------------- one sample
@@ -170,15 +174,18 @@ def _clean(x: Any) -> float | None:
 def hedges_g(a: Sequence[float], b: Sequence[float]) -> float | None:
     """(mean b - mean a) / pooled std, times the small-sample correction
     J = 1 - 3 / (4 (n_a + n_b) - 9). None without spread or with a single run a side."""
-    na, nb = len(a), len(b)
-    if na < 2 or nb < 2:
+    if len(a) < 2 or len(b) < 2:
         return None
-    (ma, sa), (mb, sb) = mean_and_std(a), mean_and_std(b)
-    pooled = math.sqrt(((na - 1) * sa**2 + (nb - 1) * sb**2) / (na + nb - 2))
+    return _hedges_g(Sample.of(a), Sample.of(b))
+
+
+def _hedges_g(a: Sample, b: Sample) -> float | None:
+    if a.n < 2 or b.n < 2:
+        return None
+    pooled = math.sqrt(((a.n - 1) * a.std**2 + (b.n - 1) * b.std**2) / (a.n + b.n - 2))
     if pooled == 0:
         return None
-    d = (mb - ma) / pooled
-    return d * (1 - 3 / (4 * (na + nb) - 9))
+    return (b.mean - a.mean) / pooled * (1 - 3 / (4 * (a.n + b.n) - 9))
 
 
 def seeds_needed(
@@ -196,15 +203,15 @@ def seeds_needed(
     s = math.sqrt((va + vb) / 2)
     if s == 0 or delta == 0 or not math.isfinite(delta):
         return None
-    st = _scipy_stats()
+    special = _special()  # nctdtr: scipy.stats.nct.cdf, without scipy.stats' import
     effect = abs(delta) / s
     df_per_run = (va + vb) ** 2 / (va**2 + vb**2)  # Welch's df is this times (n - 1)
 
     def power_at(n: int) -> float:
         df = df_per_run * (n - 1)
-        crit = st.t.ppf(1 - alpha / 2, df)
+        crit = special.stdtrit(df, 1 - alpha / 2)
         nc = effect * math.sqrt(n / 2)
-        return float(st.nct.sf(crit, df, nc) + st.nct.cdf(-crit, df, nc))
+        return float(1 - special.nctdtr(df, nc, crit) + special.nctdtr(df, nc, -crit))
 
     lo, hi = 2, 2
     while power_at(hi) < power:
@@ -242,6 +249,19 @@ def bootstrap_interval(
     return (lo, hi) if lo is not None and hi is not None else None
 
 
+@dataclass(frozen=True)
+class Sample:
+    """What Welch's test, the effect size and the power need of one side."""
+
+    n: int
+    mean: float
+    std: float  # sample standard deviation; 0 for one value
+
+    @classmethod
+    def of(cls, xs: Sequence[float]) -> Sample:
+        return cls(len(xs), *mean_and_std(xs))
+
+
 def compare_two(
     a_label: str,
     a: Sequence[float],
@@ -260,14 +280,37 @@ def compare_two(
         raise MnistTuiError(
             f"nothing to compare: {a_label if not xa else b_label} has no completed runs"
         )
-    na, nb = len(xa), len(xb)
-    (ma, sa), (mb, sb) = mean_and_std(xa), mean_and_std(xb)
+    return compare_samples(
+        a_label,
+        Sample.of(xa),
+        b_label,
+        Sample.of(xb),
+        higher_is_better=higher_is_better,
+        delta=delta,
+        values=lambda: (xa, xb),
+    )
+
+
+def compare_samples(
+    a_label: str,
+    a: Sample,
+    b_label: str,
+    b: Sample,
+    *,
+    higher_is_better: bool = True,
+    delta: float | None = None,
+    values: Callable[[], tuple[Sequence[float], Sequence[float]]] | None = None,
+) -> Comparison:
+    """`compare_two` from each side's size, mean and spread (a report's groups carry
+    these); `values` gives both sides' values, asked for only where a side has fewer
+    than BOOTSTRAP_BELOW runs (the bootstrap interval resamples them)."""
+    na, nb, ma, mb, sa, sb = a.n, b.n, a.mean, b.mean, a.std, b.std
     c = Comparison(a_label, b_label, na, nb, ma, mb, sa, sb, mb - ma, higher_is_better)
     if na < 2 or nb < 2:
         one = " and ".join(label for label, n in ((a_label, na), (b_label, nb)) if n < 2)
         c.problem = f"only one run of {one}: no seed spread to test against; run more seeds"
         return c
-    c.hedges_g = hedges_g(xa, xb)
+    c.hedges_g = _hedges_g(a, b)
     if sa == 0 and sb == 0:
         c.problem = (
             "every run of each side gave the same figure: no seed spread to test against"
@@ -275,16 +318,18 @@ def compare_two(
             else "every run of both sides gave the same figure"
         )
         return c
-    st = _scipy_stats()
-    with warnings.catch_warnings():
-        # one side without spread: scipy warns of precision loss, the test still holds
-        warnings.simplefilter("ignore", RuntimeWarning)
-        res = st.ttest_ind(xb, xa, equal_var=False)
-        ci = res.confidence_interval(confidence_level=0.95)
-    c.t, c.df, c.p = _clean(res.statistic), _clean(res.df), _clean(res.pvalue)
-    c.ci_low, c.ci_high = _clean(ci.low), _clean(ci.high)
-    if min(na, nb) < BOOTSTRAP_BELOW:
-        boot = bootstrap_interval(xa, xb)
+    # Welch's test by its formulas (scipy.stats.ttest_ind(b, a, equal_var=False) gives
+    # the same figures; its import costs three times scipy.special's)
+    wa, wb = sa**2 / na, sb**2 / nb
+    se = math.sqrt(wa + wb)
+    df = (wa + wb) ** 2 / (wa**2 / (na - 1) + wb**2 / (nb - 1))
+    t = (mb - ma) / se
+    special = _special()
+    half = float(special.stdtrit(df, 0.975)) * se
+    c.t, c.df, c.p = _clean(t), _clean(df), _clean(2 * special.stdtr(df, -abs(t)))
+    c.ci_low, c.ci_high = _clean(c.diff - half), _clean(c.diff + half)
+    if min(na, nb) < BOOTSTRAP_BELOW and values is not None:
+        boot = bootstrap_interval(*values())
         if boot is not None:
             c.boot_low, c.boot_high = boot
     c.power_delta = c.diff if delta is None else delta
