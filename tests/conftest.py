@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import os
 import struct
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -15,6 +16,16 @@ from mnist_tui.data import files as data_files
 REPO = Path(__file__).resolve().parent.parent
 EXPERIMENTS = REPO / "experiments"
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
+
+
+@pytest.fixture(autouse=True)
+def _close_indexes() -> Iterator[None]:
+    """The run indexes a test opened are closed after it: a session of a thousand tests
+    would otherwise hold thousands of open files (select() refuses any above 1023)."""
+    from mnist_tui.runs.index import close_indexes
+
+    yield
+    close_indexes()
 
 
 def _real_data_dir() -> Path | None:

@@ -1067,3 +1067,14 @@ def index_for(root: Path) -> RunIndex:
         if index is None:
             index = _INDEXES[key] = RunIndex(Path(root))
         return index
+
+
+def close_indexes() -> None:
+    """Close every index connection this process holds (each reopens on its next use): a
+    process that has opened many stores, a test session among them, does not keep three
+    open files for each."""
+    with _INDEXES_LOCK:
+        indexes = list(_INDEXES.values())
+        _INDEXES.clear()
+    for index in indexes:
+        index.close()

@@ -96,8 +96,12 @@ class WarmParent:
         if self.dead:
             return
         if timeout > 0:
+            # poll, not select: select refuses a descriptor above 1023 (a process with
+            # many open files, a test run among them)
+            poller = select.poll()
+            poller.register(self._out, select.POLLIN)
             with contextlib.suppress(InterruptedError):
-                select.select([self._out], [], [], timeout)
+                poller.poll(timeout * 1000)
         while True:
             try:
                 chunk = os.read(self._out, 65536)
