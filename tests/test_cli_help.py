@@ -66,6 +66,7 @@ def test_a_command_line_builds_only_the_command_it_names() -> None:
     assert taking_values == sorted(ROOT_VALUE_OPTIONS)
     assert invoked_name(["--runs-dir", "runs", "show", "abc"]) == "show"
     assert invoked_name(["--json"]) is None
+    assert invoked_name(["--help", "runs"]) is None  # the root's help, every command
     assert invoked_name([]) is None
     slim = typer.main.get_command(only("runs"))
     assert list(getattr(slim, "commands", {})) == ["runs"]

@@ -896,3 +896,23 @@ def test_a_large_store_shows_its_newest_runs_first_then_all(
         ("f0000001", "failed")
     ]
     assert reader.active_runs() == []
+
+
+def test_a_run_that_ends_between_the_first_read_and_the_full_one_is_told(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mnist_tui.tui import workers
+
+    monkeypatch.setattr(workers, "FIRST", 2)
+    shutil.copytree(RUNS, tmp_path / "runs")
+    store = RunStore(tmp_path / "runs")
+    run = store.read_run("fnn1", "f0000003")
+    assert run is not None
+    store.handle(run).update(status="queued")
+    reader = workers.StoreReader(EXPERIMENTS, store)
+    first = reader.read([])
+    assert first is not None and [r.id for r in first.watched] == ["f0000003"]
+    store.handle(run).update(status="failed", reason="boom")
+    rest = reader.read([])
+    assert rest is not None and reader.complete
+    assert [(r.id, r.status) for r in rest.watched] == [("f0000003", "failed")]

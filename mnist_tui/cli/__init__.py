@@ -93,6 +93,8 @@ def invoked_name(argv: list[str]) -> str | None:
     nor the value of one (`--runs-dir DIR runs`). None for the console, `--help` and the like."""
     words = iter(argv)
     for word in words:
+        if word == "--help":
+            return None  # `mnist-tui --help runs`: the root's help, with every command
         if word in ROOT_VALUE_OPTIONS:
             next(words, None)
         elif not word.startswith("-"):

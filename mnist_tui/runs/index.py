@@ -540,7 +540,8 @@ class RunIndex:
         if not moved:
             return 0
         changed = self._sync_members(moved)
-        self._record_check(dict(last, dirs=dirs))
+        # read again: a detached check may have finished meanwhile (its time is kept)
+        self._record_check(dict(self._last_check() or last, dirs=dirs))
         return changed
 
     def _check_elsewhere(self) -> None:
@@ -915,9 +916,13 @@ class RunIndex:
         )
 
         def read(conn: sqlite3.Connection) -> CompletedGroups:
-            return CompletedGroups(
-                conn.execute(groups_sql).fetchall(), conn.execute(hardest_sql).fetchall()
-            )
+            conn.execute("BEGIN")  # one snapshot: the hardest classes of the same groups
+            try:
+                return CompletedGroups(
+                    conn.execute(groups_sql).fetchall(), conn.execute(hardest_sql).fetchall()
+                )
+            finally:
+                conn.execute("COMMIT")
 
         empty = CompletedGroups([], [])
         found: CompletedGroups = self._with_db(read, empty)

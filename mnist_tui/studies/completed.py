@@ -134,7 +134,9 @@ class IndexRuns:
                 self._groups.setdefault(exp, []).append(group)
             by_key = {(g.experiment, g.definition): g for gs in self._groups.values() for g in gs}
             for exp, definition, cls, count, newest in found.hardest:
-                by_key[(exp, definition)].hardest[cls] = (count, newest)
+                # (one snapshot with the groups: a miss would be a run changed between)
+                if (exp, definition) in by_key:
+                    by_key[(exp, definition)].hardest[cls] = (count, newest)
         return self._groups.get(experiment, [])
 
     def values(self, experiment: str, definitions: Iterable[str], figure: str) -> list[float]:

@@ -171,7 +171,7 @@ class StoreReader:
             self._total = index.count(query) if first else len(runs)
             self.complete = len(runs) >= self._total
             self._by_key = {_key(r): r for r in runs}
-            self._active = {k: r for k, r in self._by_key.items() if r.stored_status in ACTIVE}
+            self._renew_active()
         else:
             dirs = index.dirs_token()
             if dirs != self._dirs or now - self._synced > RELIST:
@@ -185,7 +185,7 @@ class StoreReader:
             changed = index.changes(*self._state)
             if changed is None:  # another index file: read everything
                 self._by_key = {_key(r): r for r in self.store.runs(brief=True)}
-                self._active = {k: r for k, r in self._by_key.items() if r.stored_status in ACTIVE}
+                self._renew_active()
                 self._rows.clear()
             else:
                 for r in changed.runs:
@@ -207,6 +207,15 @@ class StoreReader:
             self._state = state
         self._runs = sorted(self._by_key.values(), key=lambda r: (r.created, r.id), reverse=True)
         return True
+
+    def _renew_active(self) -> None:
+        """The active runs from a whole new read; those active before are watched once
+        more as they are now (one may have ended between the two reads)."""
+        for key in self._active:
+            now = self._by_key.get(key)
+            if now is not None:
+                self._changed.append(now)
+        self._active = {k: r for k, r in self._by_key.items() if r.stored_status in ACTIVE}
 
     def last_runs(self) -> list[RunInfo]:
         """The runs as of the last read (brief summaries), newest first."""
