@@ -26,7 +26,7 @@ from mnist_tui.cli import (  # noqa: F401
 )
 from mnist_tui.cli.completion import attach
 from mnist_tui.cli.options import ROOT_VALUE_OPTIONS, app, err
-from mnist_tui.cli.panels import group_commands
+from mnist_tui.cli.panels import command_name, group_commands
 from mnist_tui.errors import MnistTuiError
 from mnist_tui.runs.index import BUILD_BATCH, BUILD_PROGRESS, deferred_checks
 
@@ -107,7 +107,7 @@ def only(name: str | None) -> typer.Typer:
     Click command for each of the 30-odd commands is a fifth of a second that `runs` or
     `show` would pay on every call. `--help`, the console and a misspelt name (whose error
     suggests the right one) get the whole tree."""
-    commands = [c for c in app.registered_commands if _name_of(c) == name]
+    commands = [c for c in app.registered_commands if command_name(c) == name]
     groups = [g for g in app.registered_groups if g.name == name]
     if name is None or not (commands or groups):
         return app
@@ -115,13 +115,6 @@ def only(name: str | None) -> typer.Typer:
     slim.registered_commands = commands
     slim.registered_groups = groups
     return slim
-
-
-def _name_of(command: typer.models.CommandInfo) -> str:
-    if command.name:
-        return command.name
-    callback = command.callback.__name__ if command.callback else ""
-    return callback.replace("_", "-")
 
 
 def main(argv: list[str] | None = None, command: Any = None) -> None:

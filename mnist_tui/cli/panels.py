@@ -36,16 +36,15 @@ def panel_of(name: str) -> str:
     return list(PANELS)[rank] if rank < len(PANELS) else MORE
 
 
+def command_name(cmd: typer.models.CommandInfo) -> str:
+    """The name a command line types: its own, or its function's with dashes."""
+    return (cmd.name or (cmd.callback.__name__ if cmd.callback else "")).replace("_", "-")
+
+
 def group_commands(app: typer.Typer) -> None:
     """Put each command and command group in its panel, in the panels' order."""
     for cmd in app.registered_commands:
-        name = cmd.name or (cmd.callback.__name__ if cmd.callback else "")
-        cmd.rich_help_panel = panel_of(name.replace("_", "-"))
+        cmd.rich_help_panel = panel_of(command_name(cmd))
     for group in app.registered_groups:
         group.rich_help_panel = panel_of(group.name or "")
-
-    def command_key(cmd: typer.models.CommandInfo) -> tuple[int, int, str]:
-        name = cmd.name or (cmd.callback.__name__ if cmd.callback else "")
-        return _place(name.replace("_", "-"))
-
-    app.registered_commands.sort(key=command_key)
+    app.registered_commands.sort(key=lambda cmd: _place(command_name(cmd)))

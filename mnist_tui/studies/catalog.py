@@ -80,7 +80,7 @@ def experiment_rows(
     `digest`: each row holds only the runs a listing shows (its newest, and the best of
     each definition) and their number: the same row from a few runs, at any store size.
     `without_runs`: no runs at all (`report` reads its figures from the index itself:
-    studies.report.completed_records)."""
+    studies.completed.IndexRuns)."""
     from mnist_tui.config.validate import parameter_count
 
     by_exp: dict[str, list[RunInfo]] = {}

@@ -167,6 +167,7 @@ class ListedRuns:
     def __init__(self, root: Path, runs: Iterable[RunInfo]) -> None:
         self.root = root
         self._by_exp: dict[str, list[Completed]] = {}
+        self._groups: dict[str, list[Group]] = {}  # a parent is asked for by each step
         for r in runs:
             acc = r.final("test_acc")
             definition = r.definition_hash()
@@ -193,6 +194,11 @@ class ListedRuns:
             )
 
     def groups(self, experiment: str) -> list[Group]:
+        if experiment not in self._groups:
+            self._groups[experiment] = self._grouped(experiment)
+        return self._groups[experiment]
+
+    def _grouped(self, experiment: str) -> list[Group]:
         by_definition: dict[str, list[Completed]] = {}
         for c in self._by_exp.get(experiment, []):
             by_definition.setdefault(c.definition, []).append(c)

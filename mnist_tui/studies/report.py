@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from mnist_tui.config.spec import ExperimentSpec
 from mnist_tui.data.sources import display_name
@@ -107,16 +107,22 @@ class ReportRow:
         return out
 
 
-def split_groups(
-    spec: ExperimentSpec, groups: list[Group], root: Path
-) -> tuple[Group | None, list[Group], int]:
-    """The runs of this exact definition (any seed) as one group, the groups of other
-    definitions, and how many other definitions those are. As
-    `catalog.split_by_definition`: a hash that differs is validated once (an older
+class Split(NamedTuple):
+    """An experiment's completed runs seen from its current definition."""
+
+    same: Group | None  # the runs of this definition (any seed), as one group
+    same_definitions: list[str]  # the raw spec.toml hashes those runs have
+    other: list[Group]  # the groups of other definitions
+    variants: int  # how many other definitions those are
+
+
+def split_groups(spec: ExperimentSpec, groups: list[Group], root: Path) -> Split:
+    """As `catalog.split_by_definition`: a hash that differs is validated once (an older
     spec.toml can be the same definition), and runs whose spec.toml does not validate
-    count in neither."""
+    count in neither part."""
     target = definition_hash(spec.to_dict())
     same: Group | None = None
+    raws: list[str] = []
     other: list[Group] = []
     variants: set[str] = set()
     for g in groups:
@@ -128,10 +134,11 @@ def split_groups(
             continue
         if resolved == target:
             same = g if same is None else same.merged(g)
+            raws.append(g.definition)
         else:
             other.append(g)
             variants.add(resolved)
-    return same, other, len(variants)
+    return Split(same, raws, other, len(variants))
 
 
 def _stat(m: Moments | None) -> Stat | None:
@@ -161,7 +168,7 @@ def report_rows(
         if er.spec is None or (names and er.name not in names):
             continue
         spec = er.spec
-        same, other, variants = split_groups(spec, completed.groups(er.name), completed.root)
+        same, _, other, variants = split_groups(spec, completed.groups(er.name), completed.root)
         figures = same.figures if same is not None else {}
         ref = spec.reference
         compared = figures.get(f"{ref.at}_test_acc")
@@ -241,12 +248,10 @@ def build_steps(experiments: list[ExperimentRow], completed: CompletedRuns) -> l
         sides: list[tuple[Sample, ExperimentRow, list[str]]] = []
         for side in (parent, er):
             assert side.spec is not None
-            groups = completed.groups(side.name)
-            same, _, _ = split_groups(side.spec, groups, completed.root)
+            same, raws, _, _ = split_groups(side.spec, completed.groups(side.name), completed.root)
             moments = same.figures.get(figure) if same is not None else None
             if moments is None:
                 break
-            raws = _same_definitions(side.spec, groups, completed.root)
             sides.append((Sample(moments.n, moments.mean, moments.std), side, raws))
         if len(sides) < 2:
             continue
@@ -269,13 +274,3 @@ def build_steps(experiments: list[ExperimentRow], completed: CompletedRuns) -> l
     for step, adjusted in zip(steps, holm([s.comparison.p for s in steps]), strict=True):
         step.comparison.p_adjusted = adjusted
     return steps
-
-
-def _same_definitions(spec: ExperimentSpec, groups: list[Group], root: Path) -> list[str]:
-    target = definition_hash(spec.to_dict())
-    return [
-        g.definition
-        for g in groups
-        if g.definition == target
-        or validated_hash_at(root / g.experiment / g.sample, g.definition) == target
-    ]
